@@ -1,0 +1,5 @@
+"""Allows `python -m mailguard`."""
+
+from mailguard.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,269 @@
+"""The `mailguard` command: serve, check-config, check, quarantine …, events, purge, passwd."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import getpass
+import json
+import os
+import re
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from mailguard import config
+from mailguard.config import ConfigError, Settings
+
+DEFAULT_CONFIG = os.environ.get("MAILGUARD_CONFIG", "config/mailguard.toml")
+
+
+def parse_age(text: str) -> float:
+    """'90m', '12h', '1d', '2w' → seconds."""
+    m = re.fullmatch(r"(\d+)([smhdw])", text.strip())
+    if not m:
+        raise argparse.ArgumentTypeError(f"{text!r}: use a number and s, m, h, d or w, e.g. 1d")
+    return int(m.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[m.group(2)]
+
+
+def _when(ts: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(ts))
+
+
+def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    if not rows:
+        return "(none)"
+    widths = {c: max(len(c), *(len(str(r.get(c, ""))) for r in rows)) for c in columns}
+    lines = ["  ".join(c.ljust(widths[c]) for c in columns)]
+    lines += ["  ".join(str(r.get(c, "")).ljust(widths[c]) for c in columns) for r in rows]
+    return "\n".join(lines)
+
+
+async def _with_stores(settings: Settings, work: Callable[..., Awaitable[int]]) -> int:
+    from mailguard.store import db as store_db
+    from mailguard.store.events import EventLog
+    from mailguard.store.quarantine import Quarantine
+
+    db = await store_db.connect(settings.storage.data_dir)
+    try:
+        return await work(db, Quarantine(db, settings.storage.data_dir), EventLog(db))
+    finally:
+        await db.close()
+
+
+def cmd_check_config(args: argparse.Namespace, settings: Settings) -> int:
+    enabled = [f"{n}={s.action.value}" for n, s in settings.checks.items()]
+    print(f"{settings.file}: ok (upstream {settings.upstream.url}; checks: {', '.join(enabled)})")
+    return 0
+
+
+def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
+    """Run the checks over a saved .eml, as if the envelope sender were the From address."""
+    from mailguard import mime, policy
+    from mailguard.model import Client, Envelope, Mail
+    from mailguard.pipeline import Pipeline
+
+    raw = Path(args.file).read_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+    headers = mime.parse_headers(raw[: mime.header_end(raw)])
+    froms = mime.addresses(headers, "From")
+    rcpts = tuple(mime.addresses(headers, "To") + mime.addresses(headers, "Cc"))
+    mail = Mail(id="CHECK", envelope=Envelope(args.sender or (froms[0] if froms else ""), rcpts),
+                client=Client(ip="127.0.0.1", auth_user=args.auth_user), raw=raw)
+    pipeline = Pipeline(settings, None, None, b"")  # type: ignore[arg-type]
+    inspected = asyncio.run(pipeline._inspect(mail))
+    verdict = pipeline._unreadable(inspected) if isinstance(inspected, str) else policy.decide(
+        inspected)
+    result = {"verdict": verdict.action.value if verdict.findings else "deliver",
+              "findings": [{"rule": f.rule_id, "action": f.action.value, "clause": f.clause,
+                            "message": f.message, "evidence": f.evidence}
+                           for f in verdict.findings]}
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(f"verdict: {result['verdict']}")
+        for f in result["findings"]:
+            print(f"  {f['rule']} ({f['action']}): {f['message']} [{f['clause']}]")
+    return 0
+
+
+def cmd_events(args: argparse.Namespace, settings: Settings) -> int:
+    from mailguard.store.events import dumps
+
+    async def work(db: Any, quarantine: Any, events: Any) -> int:
+        rows = await events.since(time.time() - args.since)
+        if args.json:
+            for row in rows:
+                print(dumps(row))
+            return 0
+        for row in rows:
+            row["when"] = _when(row["ts"])
+            row["checks"] = ",".join(row["checks"]) or "-"
+            row["rcpts"] = row["rcpt_count"]
+        print(_table(rows, ["when", "id", "client", "sender", "rcpts", "verdict", "checks",
+                            "latency_ms"]))
+        return 0
+
+    return asyncio.run(_with_stores(settings, work))
+
+
+def cmd_purge(args: argparse.Namespace, settings: Settings) -> int:
+    async def work(db: Any, quarantine: Any, events: Any) -> int:
+        now = time.time()
+        gone = await events.purge(now - settings.storage.event_retention_days * 86400)
+        expired = await quarantine.expire(now - settings.storage.quarantine_retention_days * 86400)
+        print(json.dumps({"events_deleted": gone, "quarantine_expired": expired}) if args.json
+              else f"deleted {gone} events; expired {expired} held messages")
+        return 0
+
+    return asyncio.run(_with_stores(settings, work))
+
+
+def cmd_quarantine(args: argparse.Namespace, settings: Settings) -> int:
+    from mailguard import review, trace
+    from mailguard.store import audit
+
+    actor = args.actor or audit.current_actor()
+
+    async def work(db: Any, quarantine: Any, events: Any) -> int:
+        if args.action == "list":
+            items = await quarantine.list(None if args.status == "all" else args.status)
+            await audit.record(db, actor, "list", None, f"status={args.status}")
+            if args.json:
+                for h in items:
+                    print(json.dumps(h.summary(), sort_keys=True))
+                return 0
+            rows = [{**h.summary(), "when": _when(h.ts), "rules": ",".join(
+                h.summary()["rules"])} for h in items]
+            print(_table(rows, ["when", "id", "status", "sender", "recipients", "rules",
+                                "reason"]))
+            return 0
+        try:
+            if args.action == "show":
+                held = await quarantine.get(args.id)
+                if held is None:
+                    raise review.ReviewError(f"no held message with id {args.id}")
+                await audit.record(db, actor, "show", args.id, "raw" if args.raw else "")
+                if args.raw:
+                    data = quarantine.read(held)
+                    sys.stdout.buffer.write(data or b"(content removed by retention)\n")
+                    return 0
+                info = {**held.__dict__, "audit": await audit.trail(db, args.id)}
+                if args.json:
+                    print(json.dumps(info, indent=2, sort_keys=True))
+                else:
+                    for key in ("id", "status", "reason", "sender", "recipients",
+                                "held_recipients", "client", "auth_user", "size", "note",
+                                "last_reply"):
+                        print(f"{key:16} {info[key]}")
+                    print(f"{'received':16} {_when(held.ts)}")
+                    for f in held.findings:
+                        print(f"finding          {f['rule']} ({f['action']}): {f['message']} "
+                              f"[{f['clause']}] {f['evidence']}")
+                    for a in info["audit"]:
+                        print(f"audit            {_when(a['ts'])} {a['actor']} {a['action']}"
+                              f" {a['detail'] or ''}")
+                return 0
+            if args.action == "release":
+                secret = trace.load_secret(settings.server.stamp_secret_file)
+                result = await review.release(settings, quarantine, db, args.id, actor, secret)
+                out = {"id": args.id, "delivered": result.delivered, "refused": result.refused,
+                       "upstream": result.reply, "released": result.complete}
+                print(json.dumps(out) if args.json else
+                      f"{args.id}: delivered to {len(result.delivered)}; "
+                      + ("released" if result.complete else
+                         "still held for: " + "; ".join(f"{r} ({why})" for r, why in
+                                                        result.refused.items())))
+                return 0 if result.complete else 1
+            if args.action == "reject":
+                reply = await review.reject(settings, quarantine, db, args.id, actor, args.note)
+                print(f"{args.id}: rejected; notice to sender: {reply or 'no sender to notify'}")
+                return 0
+            if args.action == "delete":
+                await review.delete(quarantine, db, args.id, actor)
+                print(f"{args.id}: deleted")
+                return 0
+        except review.ReviewError as e:
+            print(f"mailguard: {e}", file=sys.stderr)
+            return 1
+        return 2
+
+    return asyncio.run(_with_stores(settings, work))
+
+
+def cmd_passwd(args: argparse.Namespace) -> int:
+    from mailguard.auth import hash_password
+
+    password = sys.stdin.readline().rstrip("\n") if not sys.stdin.isatty() else getpass.getpass(
+        f"Password for {args.user}: ")
+    if not password:
+        print("mailguard: empty password", file=sys.stderr)
+        return 2
+    print(f"{args.user}:{hash_password(password)}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="mailguard", description=__doc__)
+    p.add_argument("--config", default=DEFAULT_CONFIG, help="config file (default %(default)s)")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def command(name: str, help: str) -> argparse.ArgumentParser:
+        c = sub.add_parser(name, help=help)
+        c.add_argument("--config", default=argparse.SUPPRESS, help="config file")
+        return c
+
+    s = command("serve", "run the gateway")
+    s.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    command("check-config", "validate the config file (exit 2 on problems)")
+    c = command("check", "run the checks over a saved message")
+    c.add_argument("file")
+    c.add_argument("--sender")
+    c.add_argument("--auth-user")
+    c.add_argument("--json", action="store_true")
+    e = command("events", "list transactions")
+    e.add_argument("--since", type=parse_age, default=parse_age("1d"), help="e.g. 90m, 12h, 1d")
+    e.add_argument("--json", action="store_true", help="one JSON object per event")
+    pu = command("purge", "apply retention to events and held mail")
+    pu.add_argument("--json", action="store_true")
+    pw = command("passwd", "print a users-file line for SMTP AUTH (password on stdin)")
+    pw.add_argument("user")
+    q = command("quarantine", "review held mail")
+    q.add_argument("--actor", help="who is acting (default: your login name)")
+    qsub = q.add_subparsers(dest="action", required=True)
+    ql = qsub.add_parser("list")
+    ql.add_argument("--status", default="held", choices=["held", "released", "rejected",
+                                                         "deleted", "expired", "all"])
+    ql.add_argument("--json", action="store_true")
+    qs = qsub.add_parser("show")
+    qs.add_argument("id")
+    qs.add_argument("--raw", action="store_true", help="print the whole message")
+    qs.add_argument("--json", action="store_true")
+    qr = qsub.add_parser("release")
+    qr.add_argument("id")
+    qr.add_argument("--json", action="store_true")
+    qj = qsub.add_parser("reject")
+    qj.add_argument("id")
+    qj.add_argument("--note", default="", help="told to the sender")
+    qd = qsub.add_parser("delete")
+    qd.add_argument("id")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "passwd":
+        return cmd_passwd(args)
+    if args.command == "serve":
+        from mailguard.service import serve
+
+        return serve(Path(args.config), worker=args.worker)
+    try:
+        settings = config.load(args.config)
+    except ConfigError as e:
+        print(f"mailguard: {e}", file=sys.stderr)
+        return 2
+    handlers = {"check-config": cmd_check_config, "check": cmd_check, "events": cmd_events,
+                "purge": cmd_purge, "quarantine": cmd_quarantine}
+    return handlers[args.command](args, settings)

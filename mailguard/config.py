@@ -1,0 +1,374 @@
+"""TOML → typed, frozen settings; every error reads `file: key: problem` so IT can fix it."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import socket
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import unquote, urlsplit
+
+T = TypeVar("T")
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+class ConfigError(Exception):
+    """A config problem, worded `file: key: problem`."""
+
+
+class Action(Enum):
+    """What a check's findings do to a message, weakest first."""
+
+    OFF = "off"
+    LOG = "log"
+    QUARANTINE = "quarantine"
+    REJECT = "reject"
+
+    @property
+    def rank(self) -> int:
+        return list(Action).index(self)
+
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMG]i?B|B)?\s*$", re.IGNORECASE)
+_UNITS = {"b": 1, "kb": 1000, "mb": 1000**2, "gb": 1000**3,
+          "kib": 1024, "mib": 1024**2, "gib": 1024**3}
+
+
+class Section:
+    """One TOML table, read key by key; `done()` rejects keys nobody asked for (typos)."""
+
+    def __init__(self, file: str, name: str, table: Any) -> None:
+        self.file, self.name = file, name
+        if table is None:
+            table = {}
+        if not isinstance(table, dict):
+            raise self.error("", "must be a table")
+        self.table: dict[str, Any] = table
+        self.seen: set[str] = set()
+
+    def error(self, key: str, problem: str) -> ConfigError:
+        where = f"{self.name}.{key}" if key else self.name
+        return ConfigError(f"{self.file}: {where}: {problem}")
+
+    def _get(self, key: str, kind: type | tuple[type, ...], default: Any, what: str) -> Any:
+        self.seen.add(key)
+        if key not in self.table:
+            return default
+        value = self.table[key]
+        if isinstance(value, bool) and kind is not bool:
+            raise self.error(key, f"must be {what}, not true/false")
+        if not isinstance(value, kind):
+            raise self.error(key, f"must be {what}, got {value!r}")
+        return value
+
+    def string(self, key: str, default: str | None = None, *, required: bool = False) -> Any:
+        if required and key not in self.table:
+            self.seen.add(key)
+            raise self.error(key, "is required")
+        value = self._get(key, str, default, "a string")
+        if required and not value:
+            raise self.error(key, "must not be empty")
+        return value
+
+    def integer(self, key: str, default: int, *, minimum: int = 0) -> int:
+        value = self._get(key, int, default, "a whole number")
+        if value < minimum:
+            raise self.error(key, f"must be at least {minimum}, got {value}")
+        return int(value)
+
+    def number(self, key: str, default: float, *, minimum: float = 0.0) -> float:
+        value = self._get(key, (int, float), default, "a number")
+        if value < minimum:
+            raise self.error(key, f"must be at least {minimum}, got {value}")
+        return float(value)
+
+    def boolean(self, key: str, default: bool) -> bool:
+        return bool(self._get(key, bool, default, "true or false"))
+
+    def size(self, key: str, default: str) -> int:
+        """A byte size: 35MiB, 100KB, 1048576."""
+        value = self._get(key, (str, int), default, 'a size such as "35MiB"')
+        if isinstance(value, int):
+            return value
+        m = _SIZE.match(value)
+        if not m:
+            raise self.error(key, f'must be a size such as "35MiB" or "100KB", got {value!r}')
+        return int(float(m.group(1)) * _UNITS[(m.group(2) or "B").lower()])
+
+    def strings(self, key: str, default: list[str]) -> tuple[str, ...]:
+        value = self._get(key, list, default, "a list of strings")
+        for item in value:
+            if not isinstance(item, str):
+                raise self.error(key, f"must be a list of strings, has {item!r}")
+        return tuple(value)
+
+    def choice(self, key: str, default: str, options: tuple[str, ...]) -> str:
+        value = self.string(key, default)
+        if value not in options:
+            raise self.error(key, f"must be one of {', '.join(options)}; got {value!r}")
+        return value
+
+    def action(self, key: str, default: Action) -> Action:
+        return Action(self.choice(key, default.value, tuple(a.value for a in Action)))
+
+    def path(self, key: str, base: Path, default: str | None = None) -> Path | None:
+        value = self.string(key, default)
+        if not value:
+            return None
+        p = Path(value)
+        return p if p.is_absolute() else base / p
+
+    def existing_file(self, key: str, base: Path) -> Path | None:
+        p = self.path(key, base)
+        if p is not None and not p.is_file():
+            raise self.error(key, f"file {p} does not exist")
+        return p
+
+    def table_of(self, key: str) -> Section:
+        self.seen.add(key)
+        return Section(self.file, f"{self.name}.{key}", self.table.get(key))
+
+    def done(self) -> None:
+        unknown = sorted(set(self.table) - self.seen)
+        if unknown:
+            raise self.error(unknown[0], "unknown key (check the spelling; see README.md)")
+
+
+def parse_listen(sec: Section, key: str, default: str) -> tuple[str, int]:
+    value = sec.string(key, default)
+    host, sep, port = value.rpartition(":")
+    host = host.strip("[]")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise sec.error(key, f'must be "host:port" such as "127.0.0.1:10025", got {value!r}')
+    return host, int(port)
+
+
+def parse_domain(sec: Section, key: str, value: str) -> str:
+    d = value.strip().lower().rstrip(".")
+    if not re.fullmatch(r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{2,63}", d):
+        raise sec.error(key, f"{value!r} is not a domain name")
+    return d
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    listen: tuple[str, int]
+    hostname: str
+    trusted_networks: tuple[Network, ...]
+    max_message_size: int
+    max_recipients: int
+    tls_cert: Path | None
+    tls_key: Path | None
+    auth_users_file: Path | None
+    proxy_protocol: bool
+    workers: int
+    max_connections: int
+    idle_timeout: float
+    data_timeout: float
+    shutdown_timeout: float
+    max_line_length: int
+    max_header_size: int
+    unparseable: str
+    stamp_secret_file: Path
+
+
+@dataclass(frozen=True)
+class UpstreamSettings:
+    url: str
+    scheme: str  # "maildir", "smtp", "smtp+starttls", "smtps"
+    host: str
+    port: int
+    path: Path | None
+    username: str | None
+    password: str | None
+    timeout: float
+    tls_verify: bool
+    ca_file: Path | None
+
+
+@dataclass(frozen=True)
+class OrganisationSettings:
+    name: str
+    domains: tuple[str, ...]
+    postmaster: str
+
+    def owns(self, address: str) -> bool:
+        """True when the address is in one of the organisation's domains."""
+        return address.rpartition("@")[2].lower().rstrip(".") in self.domains
+
+
+@dataclass(frozen=True)
+class StorageSettings:
+    data_dir: Path
+    event_retention_days: int
+    quarantine_retention_days: int
+
+
+@dataclass(frozen=True)
+class WebSettings:
+    listen: tuple[str, int] | None
+
+
+@dataclass(frozen=True)
+class Settings:
+    file: str
+    server: ServerSettings
+    upstream: UpstreamSettings
+    organisation: OrganisationSettings
+    storage: StorageSettings
+    web: WebSettings
+    checks: Mapping[str, Any] = field(default_factory=dict)
+
+
+def _server(sec: Section, base: Path, data_dir: Path) -> ServerSettings:
+    nets = []
+    for item in sec.strings("trusted_networks", ["127.0.0.0/8", "::1/128"]):
+        try:
+            nets.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise sec.error("trusted_networks", f"{item!r} is not an address or network") from None
+    cert, key = sec.existing_file("tls_cert", base), sec.existing_file("tls_key", base)
+    if (cert is None) != (key is None):
+        raise sec.error("tls_key" if key is None else "tls_cert",
+                        "tls_cert and tls_key must be set together")
+    users = sec.existing_file("auth_users_file", base)
+    if users is not None and cert is None:
+        raise sec.error("auth_users_file", "AUTH is only offered over TLS: set tls_cert and tls_key")
+    settings = ServerSettings(
+        listen=parse_listen(sec, "listen", "127.0.0.1:10025"),
+        hostname=sec.string("hostname", socket.getfqdn()) or socket.getfqdn(),
+        trusted_networks=tuple(nets),
+        max_message_size=sec.size("max_message_size", "35MiB"),
+        max_recipients=sec.integer("max_recipients", 1000, minimum=1),
+        tls_cert=cert,
+        tls_key=key,
+        auth_users_file=users,
+        proxy_protocol=sec.boolean("proxy_protocol", False),
+        workers=sec.integer("workers", 1, minimum=1),
+        max_connections=sec.integer("max_connections", 500, minimum=1),
+        idle_timeout=sec.number("idle_timeout", 300, minimum=1),
+        data_timeout=sec.number("data_timeout", 600, minimum=1),
+        shutdown_timeout=sec.number("shutdown_timeout", 30, minimum=0),
+        max_line_length=sec.size("max_line_length", "10000"),
+        max_header_size=sec.size("max_header_size", "256KiB"),
+        unparseable=sec.choice("unparseable", "quarantine", ("quarantine", "tempfail")),
+        stamp_secret_file=sec.path("stamp_secret_file", base) or data_dir / "stamp.key",
+    )
+    if settings.max_line_length < 1000:
+        raise sec.error("max_line_length", "must be at least 1000 (RFC 5322 allows 998 + CRLF)")
+    return settings
+
+
+def _upstream(sec: Section, base: Path) -> UpstreamSettings:
+    url = sec.string("url", "maildir:var/outbox")
+    scheme, _, rest = url.partition(":")
+    path: Path | None = None
+    host, port = "", 0
+    if scheme == "maildir":
+        if not rest:
+            raise sec.error("url", 'maildir needs a folder, e.g. "maildir:var/outbox"')
+        path = Path(rest) if Path(rest).is_absolute() else base / rest
+    elif scheme in ("smtp", "smtp+starttls", "smtps"):
+        parts = urlsplit(url)
+        try:
+            host, port = parts.hostname or "", parts.port or (465 if scheme == "smtps" else 25)
+        except ValueError:
+            raise sec.error("url", f"{url!r} has a bad port") from None
+        if not host:
+            raise sec.error("url", f'{url!r} has no host; write "smtp://host:port"')
+    else:
+        raise sec.error("url", 'must start with "maildir:", "smtp://", "smtp+starttls://" or '
+                        f'"smtps://"; got {url!r}')
+    parts = urlsplit(url) if scheme != "maildir" else None
+    username = sec.string("username") or (unquote(parts.username) if parts and parts.username else None)
+    password = sec.string("password") or (unquote(parts.password) if parts and parts.password else None)
+    if username and scheme == "smtp":
+        raise sec.error("username", "refusing to send a password in clear: use smtp+starttls:// or smtps://")
+    return UpstreamSettings(
+        url=url, scheme=scheme, host=host, port=port, path=path, username=username,
+        password=password, timeout=sec.number("timeout", 60, minimum=1),
+        tls_verify=sec.boolean("tls_verify", True), ca_file=sec.existing_file("ca_file", base))
+
+
+def _organisation(sec: Section) -> OrganisationSettings:
+    name = sec.string("name", required=True)
+    domains = tuple(parse_domain(sec, "domains", d) for d in sec.strings("domains", []))
+    if not domains:
+        raise sec.error("domains", "list at least one of the organisation's mail domains")
+    postmaster = sec.string("postmaster", f"postmaster@{domains[0]}")
+    return OrganisationSettings(name=name, domains=domains, postmaster=postmaster)
+
+
+def _storage(sec: Section, base: Path) -> StorageSettings:
+    return StorageSettings(
+        data_dir=sec.path("data_dir", base, "var") or base / "var",
+        event_retention_days=sec.integer("event_retention_days", 90, minimum=1),
+        quarantine_retention_days=sec.integer("quarantine_retention_days", 30, minimum=1),
+    )
+
+
+def _web(sec: Section) -> WebSettings:
+    enabled = sec.string("listen", "127.0.0.1:8025")
+    return WebSettings(listen=parse_listen(sec, "listen", enabled) if enabled else None)
+
+
+def _checks(sec: Section, org: OrganisationSettings) -> dict[str, Any]:
+    from mailguard.checks import REGISTRY
+
+    result: dict[str, Any] = {}
+    for name in sec.table:
+        if name not in REGISTRY:
+            raise sec.error(name, f"unknown check; known checks: {', '.join(sorted(REGISTRY))}")
+    for name, module in REGISTRY.items():
+        table = sec.table_of(name)
+        result[name] = module.settings_from(table, org)
+        table.done()
+    return result
+
+
+def load(path: str | Path) -> Settings:
+    """Read and validate a config file; raises ConfigError with `file: key: problem`."""
+    path = Path(path)
+    file = str(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{file}: file not found") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ConfigError(f"{file}: cannot read: {e}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{file}: not valid TOML: {e}") from None
+    # Relative paths are relative to the project root when the config sits in config/,
+    # otherwise to the config file's folder, so `make run` and /etc installs both work.
+    base = path.resolve().parent
+    if base.name == "config":
+        base = base.parent
+    top = Section(file, "", raw)
+
+    def part(name: str, build: Callable[[Section], T]) -> T:
+        sec = top.table_of(name)
+        sec.name = name
+        value = build(sec)
+        sec.done()
+        return value
+
+    storage = part("storage", lambda s: _storage(s, base))
+    org = part("organisation", _organisation)
+    settings = Settings(
+        file=file,
+        server=part("server", lambda s: _server(s, base, storage.data_dir)),
+        upstream=part("upstream", lambda s: _upstream(s, base)),
+        organisation=org,
+        storage=storage,
+        web=part("web", _web),
+        checks=part("checks", lambda s: _checks(s, org)),
+    )
+    unknown = sorted(set(raw) - top.seen)
+    if unknown:
+        raise ConfigError(f"{file}: {unknown[0]}: unknown section (check the spelling)")
+    return settings

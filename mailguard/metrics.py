@@ -1,0 +1,14 @@
+"""Prometheus metrics. Imported only after PROMETHEUS_MULTIPROC_DIR is set when workers > 1."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+MESSAGES = Counter("mailguard_messages_total", "Transactions by final verdict", ["verdict"])
+FINDINGS = Counter("mailguard_findings_total", "Findings raised, by rule", ["rule"])
+REFUSED = Counter("mailguard_refused_total", "Commands refused before DATA, by reason", ["reason"])
+PROCESSING = Histogram("mailguard_processing_seconds",
+                       "Time from end of DATA to our final reply (checks + upstream)",
+                       buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1, 5, 30))
+CONNECTIONS = Gauge("mailguard_connections", "Open SMTP client connections",
+                    multiprocess_mode="livesum")

@@ -1,0 +1,92 @@
+"""Mail (envelope + raw bytes + lazy parsed views), Finding and Verdict: what flows down the pipeline."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from email.message import Message
+from functools import cached_property
+
+from mailguard import mime
+from mailguard.config import Action
+
+
+@dataclass(frozen=True)
+class Client:
+    """Who handed us the message: facts from the SMTP session."""
+
+    ip: str
+    helo: str = ""
+    auth_user: str | None = None
+    tls: bool = False
+    smtputf8: bool = False
+    esmtp: bool = True
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """SMTP envelope; kept apart from headers so header rewrites never change delivery."""
+
+    sender: str
+    recipients: tuple[str, ...]
+    mail_options: tuple[str, ...] = ()
+
+    @property
+    def recipient_domains(self) -> tuple[str, ...]:
+        return tuple(sorted({r.rpartition("@")[2].lower() for r in self.recipients}))
+
+
+@dataclass
+class Mail:
+    """One message in flight. `raw` is the truth; parsed views are built only when asked."""
+
+    id: str
+    envelope: Envelope
+    client: Client
+    raw: bytes
+    received_at: float = field(default_factory=time.time)
+
+    @cached_property
+    def header_end(self) -> int:
+        return mime.header_end(self.raw)
+
+    @cached_property
+    def headers(self) -> Message:
+        """The header block alone (compat32: no normalising of what we do not own)."""
+        return mime.parse_headers(self.raw[: self.header_end])
+
+    @cached_property
+    def message(self) -> Message:
+        """The whole MIME tree; costs a full parse, so only checks that read bodies touch it."""
+        return mime.parse_message(self.raw)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One reason a check raised: which rule, how bad, which policy clause, what to tell people."""
+
+    check: str
+    rule: str
+    action: Action
+    clause: str
+    message: str
+    advice: str
+    evidence: str = ""
+    severity: str = "high"
+
+    @property
+    def rule_id(self) -> str:
+        return f"{self.check}.{self.rule}"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The one decision for a message, with every reason that led to it."""
+
+    action: Action
+    findings: tuple[Finding, ...] = ()
+    reason: str = ""
+
+    @property
+    def rule_ids(self) -> tuple[str, ...]:
+        return tuple(f.rule_id for f in self.findings)

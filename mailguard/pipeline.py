@@ -1,0 +1,158 @@
+"""The only orchestrator: parse → inspect → decide → stamp → relay | hold | refuse → one event.
+
+It answers the client's DATA with the SMTP reply, and never says 250 unless the upstream took
+the message or it is durably in quarantine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import textwrap
+import time
+from dataclasses import dataclass
+
+import structlog
+
+from mailguard import metrics, mime, policy, trace
+from mailguard.checks import REGISTRY
+from mailguard.config import Action, Settings
+from mailguard.model import Finding, Mail, Verdict
+from mailguard.relay import Reply, Transaction
+from mailguard.store.events import Event, EventLog
+from mailguard.store.quarantine import Quarantine
+
+log = structlog.get_logger("mailguard.pipeline")
+
+CHECK_TIMEOUT = 60.0
+UNPARSEABLE_CLAUSE = "mailguard: mail it cannot read is never passed unchecked"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    reply: str
+    verdict: str
+
+
+def smtp_reply(code: int, status: str, lines: list[str]) -> str:
+    """A (multi-line) reply, each line short enough for RFC 5321 and plain ASCII."""
+    wrapped: list[str] = []
+    for line in lines:
+        text = line.encode("ascii", "replace").decode().replace("\r", " ").replace("\n", " ")
+        wrapped.extend(textwrap.wrap(text, 400) or [""])
+    head = [f"{code}-{status} {w}" for w in wrapped[:-1]]
+    return "\r\n".join([*head, f"{code} {status} {wrapped[-1]}"])
+
+
+class Pipeline:
+    def __init__(self, settings: Settings, events: EventLog, quarantine: Quarantine,
+                 secret: bytes) -> None:
+        self.settings = settings
+        self.events = events
+        self.quarantine = quarantine
+        self.secret = secret
+
+    async def _inspect(self, mail: Mail) -> tuple[Finding, ...] | str:
+        """Every enabled check's findings, or why the message could not be read."""
+        block = mail.raw[: mail.header_end]
+        if len(block) > self.settings.server.max_header_size:
+            return "the header block is larger than server.max_header_size"
+        problem = mime.header_problem(mail.headers, block)
+        enabled = [(name, s) for name, s in self.settings.checks.items()
+                   if s.action is not Action.OFF]
+        if problem is None and any(REGISTRY[name].READS_BODY for name, _ in enabled):
+            problem = mime.structure_problem(mail.message)
+        if problem:
+            return problem
+        findings: list[Finding] = []
+        for name, check_settings in enabled:
+            try:
+                async with asyncio.timeout(CHECK_TIMEOUT):
+                    findings.extend(await REGISTRY[name].inspect(mail, check_settings))
+            except Exception as e:  # a broken check must hold the mail, not wave it through
+                log.error("check_failed", check=name, id=mail.id, error=repr(e))
+                return f"the {name} check failed ({type(e).__name__})"
+        return tuple(findings)
+
+    def _unreadable(self, problem: str) -> Verdict:
+        action = (Action.QUARANTINE if self.settings.server.unparseable == "quarantine"
+                  else Action.OFF)
+        finding = Finding(check="mime", rule="unparseable", action=action,
+                          clause=UNPARSEABLE_CLAUSE, message=problem,
+                          advice="ask IT to look at it in the quarantine")
+        return Verdict(action, (finding,), "unparseable")
+
+    async def process(self, mail: Mail, txn: Transaction, refused: int = 0) -> Outcome:
+        started = time.monotonic()
+        stamped = trace.has_valid_stamp(mail, self.secret)
+        if stamped:
+            verdict = Verdict(Action.OFF)
+        else:
+            inspected = await self._inspect(mail)
+            if isinstance(inspected, str):
+                verdict = self._unreadable(inspected)
+                if verdict.action is Action.OFF:  # unparseable = "tempfail"
+                    await txn.abort()
+                    reply = smtp_reply(451, "4.6.0", [
+                        f"mailguard could not read this message: {inspected}.",
+                        "It was not sent; your mail server will retry. If this persists, ask IT."])
+                    return self._finish(mail, "tempfailed", reply, verdict, started,
+                                        refused, stamped)
+            else:
+                verdict = policy.decide(inspected)
+        for f in verdict.findings:
+            metrics.FINDINGS.labels(f.rule_id).inc()
+
+        if verdict.action is Action.REJECT:
+            await txn.abort()
+            reply = smtp_reply(550, "5.7.1", policy.rejection_lines(verdict, mail.id))
+            return self._finish(mail, "rejected", reply, verdict, started, refused, stamped)
+
+        if verdict.action is Action.QUARANTINE:
+            await txn.abort()
+            try:
+                await self.quarantine.hold(mail, verdict.findings, verdict.reason)
+            except Exception as e:  # disk full, permissions: the sender's server must retry
+                log.error("quarantine_write_failed", id=mail.id, error=repr(e))
+                reply = smtp_reply(451, "4.3.0", [
+                    "mailguard could not store this message for review; please try again later."])
+                return self._finish(mail, "tempfailed", reply, verdict, started, refused, stamped)
+            reply = smtp_reply(250, "2.0.0", [
+                f"Held for review by the school's Data Protection Officer (reference {mail.id}):",
+                f"{verdict.reason}. It will be delivered only if they release it."])
+            return self._finish(mail, "quarantined", reply, verdict, started, refused, stamped,
+                                quarantine_id=mail.id)
+
+        prefix = trace.headers_for(mail, self.settings.server.hostname, self.secret)
+        upstream = await txn.send(prefix + mail.raw)
+        return self._finish(mail, *self._relayed(mail, upstream), verdict, started, refused,
+                            stamped, upstream=upstream)
+
+    @staticmethod
+    def _relayed(mail: Mail, upstream: Reply) -> tuple[str, str]:
+        if upstream.ok:
+            return "delivered", smtp_reply(250, "2.0.0", [
+                f"Ok: {mail.id} relayed (upstream: {upstream.text})"])
+        if upstream.permanent:
+            status, _, text = upstream.text.partition(" ")
+            if not status[:1].isdigit():
+                status, text = "5.0.0", upstream.text
+            return "upstream_refused", smtp_reply(upstream.code, status, [
+                f"The receiving mail server refused the message: {text}"])
+        return "tempfailed", smtp_reply(451, "4.4.0", [
+            f"The upstream mail server deferred the message ({upstream}); please try again later."])
+
+    def _finish(self, mail: Mail, outcome: str, reply: str, verdict: Verdict, started: float,
+                refused: int, stamped: bool, *, upstream: Reply | None = None,
+                quarantine_id: str | None = None) -> Outcome:
+        elapsed = time.monotonic() - started
+        metrics.MESSAGES.labels(outcome).inc()
+        metrics.PROCESSING.observe(elapsed)
+        self.events.record(Event(
+            id=mail.id, client=mail.client.ip, helo=mail.client.helo,
+            auth_user=mail.client.auth_user, sender=mail.envelope.sender,
+            rcpt_count=len(mail.envelope.recipients),
+            rcpt_domains=mail.envelope.recipient_domains, refused_count=refused,
+            size=len(mail.raw), verdict=outcome, checks=verdict.rule_ids,
+            upstream=str(upstream)[:200] if upstream else "", latency_ms=round(elapsed * 1000, 2),
+            quarantine_id=quarantine_id, tls=mail.client.tls, stamped=stamped))
+        return Outcome(reply, outcome)

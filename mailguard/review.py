@@ -1,0 +1,118 @@
+"""What a reviewer does to held mail: release (per recipient), reject with a notice, delete.
+
+Shared by the CLI now and the review desk later; every action leaves an audit row.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import aiosqlite
+
+from mailguard import notify, trace
+from mailguard.config import Settings
+from mailguard.model import Client, Envelope, Mail
+from mailguard.relay import Reply, open_upstream
+from mailguard.store import audit
+from mailguard.store.quarantine import Held, Quarantine
+
+
+class ReviewError(Exception):
+    """An action that cannot be taken on this message, worded for the reviewer."""
+
+
+@dataclass
+class ReleaseResult:
+    delivered: list[str] = field(default_factory=list)
+    refused: dict[str, str] = field(default_factory=dict)
+    reply: str = ""
+
+    @property
+    def complete(self) -> bool:
+        return not self.refused and bool(self.delivered)
+
+
+async def _held(quarantine: Quarantine, qid: str) -> Held:
+    held = await quarantine.get(qid)
+    if held is None:
+        raise ReviewError(f"no held message with id {qid}")
+    if held.status != "held":
+        raise ReviewError(f"message {qid} is {held.status}, not held")
+    return held
+
+
+def _options(raw: bytes, held: Held) -> list[str]:
+    options = []
+    if any(b > 127 for b in raw):
+        options.append("BODY=8BITMIME")
+    if not (held.sender + "".join(held.held_recipients)).isascii():
+        options.append("SMTPUTF8")
+    return options
+
+
+async def release(settings: Settings, quarantine: Quarantine, db: aiosqlite.Connection,
+                  qid: str, actor: str, secret: bytes) -> ReleaseResult:
+    """Deliver to each still-held recipient; only those the upstream accepted count as released."""
+    held = await _held(quarantine, qid)
+    raw = quarantine.read(held)
+    if raw is None:
+        raise ReviewError(f"message {qid} has no stored content any more")
+    mail = Mail(id=held.id, envelope=Envelope(held.sender, tuple(held.held_recipients)),
+                client=Client(ip=held.client or "", auth_user=held.auth_user), raw=raw)
+    result = ReleaseResult()
+    upstream = open_upstream(settings.upstream, settings.server.hostname)
+    try:
+        txn = await upstream.begin(held.sender, _options(raw, held))
+        if isinstance(txn, Reply):
+            result.reply = str(txn)
+            result.refused = {r: str(txn) for r in held.held_recipients}
+        else:
+            for rcpt in held.held_recipients:
+                reply = await txn.add_recipient(rcpt, [])
+                if reply.ok:
+                    result.delivered.append(rcpt)
+                else:
+                    result.refused[rcpt] = str(reply)
+            if result.delivered:
+                # The stamp means a copy looping back through the gateway is not held again.
+                sent = await txn.send(trace.headers_for(
+                    mail, settings.server.hostname, secret) + raw)
+                result.reply = str(sent)
+                if not sent.ok:
+                    result.refused.update({r: str(sent) for r in result.delivered})
+                    result.delivered = []
+            else:
+                await txn.abort()
+    finally:
+        await upstream.close()
+    remaining = [r for r in held.held_recipients if r in result.refused]
+    await quarantine.update(qid, status="held" if remaining else "released",
+                            held_recipients=remaining, last_reply=result.reply or None)
+    await audit.record(db, actor, "release", qid,
+                       f"delivered {len(result.delivered)}, still held {len(remaining)}: "
+                       f"{result.reply}"[:500])
+    return result
+
+
+async def reject(settings: Settings, quarantine: Quarantine, db: aiosqlite.Connection, qid: str,
+                 actor: str, note: str) -> Reply | None:
+    """Refuse for good and tell the sender why, with the reviewer's note."""
+    held = await _held(quarantine, qid)
+    reply = None
+    if held.sender:
+        reasons = [f"{f['message']} (policy: {f['clause']})" for f in held.findings]
+        reply = await notify.send(settings, held.sender, notify.rejection_notice(
+            settings, held.sender, qid, reasons, note))
+    await quarantine.update(qid, status="rejected", note=note)
+    await audit.record(db, actor, "reject", qid,
+                       f"note: {note}; notice: {reply if reply else 'no sender to notify'}")
+    return reply
+
+
+async def delete(quarantine: Quarantine, db: aiosqlite.Connection, qid: str, actor: str) -> None:
+    held = await quarantine.get(qid)
+    if held is None:
+        raise ReviewError(f"no held message with id {qid}")
+    quarantine.remove_file(held)
+    await quarantine.update(qid, status="deleted")
+    await audit.record(db, actor, "delete", qid)

@@ -1,0 +1,110 @@
+"""One event per transaction: envelope facts and rule ids, never bodies or subjects.
+
+Rows are written in small batches (every 200 ms) so logging never sits on the SMTP hot path;
+the same fields go to stdout as one JSON line at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import aiosqlite
+import structlog
+
+log = structlog.get_logger("mailguard.event")
+
+COLUMNS = ("id", "ts", "client", "helo", "auth_user", "sender", "rcpt_count", "rcpt_domains",
+           "refused_count", "size", "verdict", "checks", "upstream", "latency_ms",
+           "quarantine_id", "tls", "stamped")
+
+
+@dataclass(frozen=True)
+class Event:
+    id: str
+    client: str
+    verdict: str
+    helo: str = ""
+    auth_user: str | None = None
+    sender: str | None = None
+    rcpt_count: int = 0
+    rcpt_domains: tuple[str, ...] = ()
+    refused_count: int = 0
+    size: int = 0
+    checks: tuple[str, ...] = ()
+    upstream: str = ""
+    latency_ms: float = 0.0
+    quarantine_id: str | None = None
+    tls: bool = False
+    stamped: bool = False
+    ts: float = field(default_factory=time.time)
+
+    def row(self) -> tuple[Any, ...]:
+        d = asdict(self)
+        d["rcpt_domains"] = ",".join(self.rcpt_domains)
+        d["checks"] = ",".join(self.checks)
+        return tuple(d[c] for c in COLUMNS)
+
+
+def from_row(row: aiosqlite.Row) -> dict[str, Any]:
+    d = dict(row)
+    d["rcpt_domains"] = [x for x in (d["rcpt_domains"] or "").split(",") if x]
+    d["checks"] = [x for x in (d["checks"] or "").split(",") if x]
+    d["tls"], d["stamped"] = bool(d["tls"]), bool(d["stamped"])
+    return d
+
+
+class EventLog:
+    def __init__(self, db: aiosqlite.Connection, interval: float = 0.2) -> None:
+        self.db = db
+        self.pending: list[tuple[Any, ...]] = []
+        self.interval = interval
+        self._task: asyncio.Task[None] | None = None
+
+    def record(self, event: Event) -> None:
+        d = asdict(event)
+        d.pop("ts")
+        log.info("transaction", **d)
+        self.pending.append(event.row())
+
+    async def flush(self) -> None:
+        if not self.pending:
+            return
+        rows, self.pending = self.pending, []
+        placeholders = ",".join("?" for _ in COLUMNS)
+        await self.db.executemany(
+            f"INSERT OR REPLACE INTO events ({','.join(COLUMNS)}) VALUES ({placeholders})", rows)
+        await self.db.commit()
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            try:
+                await self.flush()
+            except aiosqlite.Error as e:
+                log.error("event_log_write_failed", error=str(e))
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run())
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+        await self.flush()
+
+    async def since(self, ts: float) -> list[dict[str, Any]]:
+        async with self.db.execute(
+                "SELECT * FROM events WHERE ts >= ? ORDER BY ts", (ts,)) as cur:
+            return [from_row(r) for r in await cur.fetchall()]
+
+    async def purge(self, before: float) -> int:
+        cur = await self.db.execute("DELETE FROM events WHERE ts < ?", (before,))
+        await self.db.commit()
+        return cur.rowcount
+
+
+def dumps(event: dict[str, Any]) -> str:
+    return json.dumps(event, sort_keys=True)

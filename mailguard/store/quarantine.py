@@ -1,0 +1,149 @@
+"""Held mail: the message bytes on disk (fsync'd, 0600) and its envelope and findings in SQLite.
+
+`hold` returns only once both are durable, because the SMTP 250 that follows promises the
+sender's server that the message is safe with us.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from mailguard.model import Finding, Mail
+
+STATUSES = ("held", "released", "rejected", "deleted", "expired")
+
+
+@dataclass(frozen=True)
+class Held:
+    id: str
+    ts: float
+    status: str
+    reason: str
+    sender: str
+    recipients: list[str]
+    held_recipients: list[str]
+    client: str
+    auth_user: str | None
+    size: int
+    findings: list[dict[str, Any]]
+    file: str
+    updated: float | None
+    note: str | None
+    last_reply: str | None
+
+    @classmethod
+    def from_row(cls, row: aiosqlite.Row) -> Held:
+        d = dict(row)
+        d.pop("subject_hint", None)
+        for key in ("recipients", "held_recipients", "findings"):
+            d[key] = json.loads(d[key])
+        return cls(**d)
+
+    def summary(self) -> dict[str, Any]:
+        return {"id": self.id, "ts": self.ts, "status": self.status, "reason": self.reason,
+                "sender": self.sender, "recipients": len(self.recipients),
+                "held_recipients": len(self.held_recipients), "size": self.size,
+                "rules": [f["rule"] for f in self.findings]}
+
+
+def _finding_dict(f: Finding) -> dict[str, Any]:
+    return {"rule": f.rule_id, "action": f.action.value, "clause": f.clause,
+            "message": f.message, "advice": f.advice, "evidence": f.evidence,
+            "severity": f.severity}
+
+
+def _write_durably(folder: Path, name: str, data: bytes) -> None:
+    tmp = folder / f".{name}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.rename(tmp, folder / name)
+    dir_fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+class Quarantine:
+    def __init__(self, db: aiosqlite.Connection, data_dir: Path) -> None:
+        self.db = db
+        self.folder = data_dir / "quarantine"
+        self.folder.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.folder, 0o700)
+
+    async def hold(self, mail: Mail, findings: tuple[Finding, ...], reason: str) -> str:
+        name = f"{mail.id}.eml"
+        await asyncio.to_thread(_write_durably, self.folder, name, mail.raw)
+        recipients = json.dumps(list(mail.envelope.recipients))
+        await self.db.execute(
+            "INSERT INTO quarantine (id, ts, status, reason, sender, recipients, held_recipients,"
+            " client, auth_user, size, findings, file, updated) VALUES"
+            " (?, ?, 'held', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (mail.id, mail.received_at, reason, mail.envelope.sender, recipients, recipients,
+             mail.client.ip, mail.client.auth_user, len(mail.raw),
+             json.dumps([_finding_dict(f) for f in findings]), name, time.time()))
+        await self.db.commit()
+        return mail.id
+
+    async def get(self, qid: str) -> Held | None:
+        async with self.db.execute("SELECT * FROM quarantine WHERE id = ?", (qid,)) as cur:
+            row = await cur.fetchone()
+        return Held.from_row(row) if row else None
+
+    async def list(self, status: str | None = "held") -> list[Held]:
+        sql, args = "SELECT * FROM quarantine ORDER BY ts", ()
+        if status:
+            sql, args = "SELECT * FROM quarantine WHERE status = ? ORDER BY ts", (status,)
+        async with self.db.execute(sql, args) as cur:
+            return [Held.from_row(r) for r in await cur.fetchall()]
+
+    def read(self, held: Held) -> bytes | None:
+        """The held message's bytes, or None once retention has removed them."""
+        if not held.file:
+            return None
+        return (self.folder / held.file).read_bytes()
+
+    async def update(self, qid: str, *, status: str, held_recipients: list[str] | None = None,
+                     note: str | None = None, last_reply: str | None = None) -> None:
+        assert status in STATUSES
+        sets = ["status = ?", "updated = ?"]
+        args: list[Any] = [status, time.time()]
+        if held_recipients is not None:
+            sets.append("held_recipients = ?")
+            args.append(json.dumps(held_recipients))
+        if note is not None:
+            sets.append("note = ?")
+            args.append(note)
+        if last_reply is not None:
+            sets.append("last_reply = ?")
+            args.append(last_reply)
+        await self.db.execute(f"UPDATE quarantine SET {', '.join(sets)} WHERE id = ?",
+                              (*args, qid))
+        await self.db.commit()
+
+    def remove_file(self, held: Held) -> None:
+        (self.folder / held.file).unlink(missing_ok=True)
+
+    async def expire(self, before: float) -> int:
+        """Retention: held mail older than `before` expires; every message file past it goes."""
+        async with self.db.execute(
+                "SELECT * FROM quarantine WHERE ts < ? AND file != ''", (before,)) as cur:
+            old = [Held.from_row(r) for r in await cur.fetchall()]
+        for held in old:
+            self.remove_file(held)
+            await self.db.execute(
+                "UPDATE quarantine SET file = '', updated = ?, status = CASE status"
+                " WHEN 'held' THEN 'expired' ELSE status END WHERE id = ?", (time.time(), held.id))
+        await self.db.commit()
+        return len(old)

@@ -1,0 +1,1 @@
+"""The web listener: health and metrics now, the review desk later."""
