@@ -220,6 +220,7 @@ class Handler:
         assert isinstance(session, GatewaySession)
         org = self.settings.organisation
         ip = client_ip(session)
+        bounce = address == "<>"  # aiosmtpd keeps "<>" so its own state sees a MAIL was given
         if self.closing:
             return "421 4.3.2 mailguard is shutting down, try again shortly"
         if not (self.trusted(ip) or session.authenticated):
@@ -227,12 +228,12 @@ class Handler:
                 f"Relaying denied: {ip} is not one of mailguard's trusted networks and has not "
                 "signed in. Authenticate (AUTH over STARTTLS), or ask IT to add this server "
                 "to server.trusted_networks."]), address)
-        if address and not org.owns(address):
+        if not bounce and not org.owns(address):
             return self._refuse(session, "foreign_sender", smtp_reply(550, "5.7.1", [
                 f"Sender {address} is outside {org.name}'s domains ({', '.join(org.domains)}); "
                 "mailguard only relays the organisation's own outbound mail."]), address)
         options = [o for o in mail_options if o in FORWARDED_MAIL_OPTIONS]
-        begun = await self.upstream.begin(address, options)
+        begun = await self.upstream.begin("" if bounce else address, options)
         if isinstance(begun, Reply):
             return str(begun) if begun.permanent else smtp_reply(451, "4.4.1", [begun.text])
         session.txn = begun
@@ -275,7 +276,7 @@ class Handler:
         assert isinstance(envelope.original_content, bytes)
         mail = Mail(
             id=session.mail_id or new_id(),
-            envelope=MailEnvelope(sender=envelope.mail_from or "",
+            envelope=MailEnvelope(sender="" if envelope.mail_from == "<>" else envelope.mail_from,
                                   recipients=tuple(envelope.rcpt_tos),
                                   mail_options=tuple(envelope.mail_options)),
             client=Client(ip=client_ip(session), helo=session.host_name or "",

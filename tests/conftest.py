@@ -1,0 +1,293 @@
+"""Fixtures: a recording aiosmtpd upstream (`sink`), mailguard as a real process (`gateway`).
+
+Tests talk SMTP over loopback: smtplib client → mailguard → aiosmtpd sink.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import smtplib
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+
+sys.path.insert(0, str(Path(__file__).parent))
+from postfix import free_port, wait_for_port  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPUS = ROOT.parent / "shared" / "corpus"
+
+
+@dataclass
+class Received:
+    sender: str
+    recipients: list[str]
+    data: bytes
+
+
+@dataclass
+class SinkHandler:
+    """Records what it accepts; recipients and replies can be set to refuse, as a real MTA would."""
+
+    messages: list[Received] = field(default_factory=list)
+    refuse: dict[str, str] = field(default_factory=dict)  # recipient → reply
+    data_reply: str | None = None
+    delay: float = 0.0
+    commands: list[str] = field(default_factory=list)
+    connections: int = 0
+
+    async def handle_EHLO(self, server: Any, session: Any, envelope: Any, hostname: str,
+                          responses: list[str]) -> list[str]:
+        self.connections += 1
+        session.host_name = hostname
+        return responses
+
+    async def handle_MAIL(self, server: Any, session: Any, envelope: Any, address: str,
+                          options: list[str]) -> str:
+        self.commands.append(f"MAIL {address} {' '.join(options)}".strip())
+        envelope.mail_from = address
+        envelope.mail_options.extend(options)
+        return "250 2.1.0 Ok"
+
+    async def handle_RCPT(self, server: Any, session: Any, envelope: Any, address: str,
+                          options: list[str]) -> str:
+        self.commands.append(f"RCPT {address}")
+        if address in self.refuse:
+            return self.refuse[address]
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 Ok"
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        import asyncio
+
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        if self.data_reply:
+            return self.data_reply
+        self.messages.append(Received(envelope.mail_from, list(envelope.rcpt_tos),
+                                      envelope.original_content))
+        return f"250 2.0.0 Ok: queued as SINK{len(self.messages)}"
+
+    def wait_for(self, count: int, timeout: float = 30.0) -> list[Received]:
+        deadline = time.monotonic() + timeout
+        while len(self.messages) < count and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(self.messages) >= count, f"sink has {len(self.messages)}, wanted {count}"
+        return self.messages
+
+
+class Sink:
+    def __init__(self, port: int | None = None) -> None:
+        self.handler = SinkHandler()
+        self.port = port or free_port()
+        self.controller: Controller | None = None
+
+    def start(self) -> None:
+        self.controller = Controller(self.handler, hostname="127.0.0.1", port=self.port,
+                                     enable_SMTPUTF8=True, data_size_limit=None)
+        self.controller.start()
+
+    def stop(self) -> None:
+        if self.controller:
+            self.controller.stop()
+            self.controller = None
+
+    @property
+    def messages(self) -> list[Received]:
+        return self.handler.messages
+
+    def wait_for(self, count: int, timeout: float = 30.0) -> list[Received]:
+        return self.handler.wait_for(count, timeout)
+
+
+@pytest.fixture
+def sink() -> Iterator[Sink]:
+    s = Sink()
+    s.start()
+    yield s
+    s.stop()
+
+
+def toml_value(v: Any) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return str(v)
+    if isinstance(v, str):
+        return json.dumps(v)
+    if isinstance(v, list):
+        return "[" + ", ".join(toml_value(x) for x in v) + "]"
+    raise TypeError(v)
+
+
+def toml_dump(data: dict[str, Any], prefix: str = "") -> str:
+    """Enough TOML for our configs: scalars and lists first, then sub-tables."""
+    lines, tables = [], []
+    for key, value in data.items():
+        if isinstance(value, dict):
+            tables.append((key, value))
+        else:
+            lines.append(f"{json.dumps(key) if '@' in key else key} = {toml_value(value)}")
+    out = ""
+    if lines:
+        out += (f"[{prefix}]\n" if prefix else "") + "\n".join(lines) + "\n\n"
+    for key, value in tables:
+        name = json.dumps(key) if "@" in key else key
+        out += toml_dump(value, f"{prefix}.{name}" if prefix else name)
+    return out
+
+
+def base_config(data_dir: Path, upstream: str) -> dict[str, Any]:
+    return {
+        "server": {"listen": f"127.0.0.1:{free_port()}", "hostname": "mailguard.test",
+                   "trusted_networks": ["127.0.0.0/8"], "shutdown_timeout": 10},
+        "upstream": {"url": upstream, "timeout": 10},
+        "organisation": {"name": "Test Academy Trust",
+                         "domains": ["example.sch.uk", "second.sch.uk"]},
+        "storage": {"data_dir": str(data_dir)},
+        "web": {"listen": f"127.0.0.1:{free_port()}"},
+        "checks": {"identity": {"action": "reject"}},
+    }
+
+
+def deep_update(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    for key, value in extra.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            deep_update(base[key], value)
+        else:
+            base[key] = value
+    return base
+
+
+class Gateway:
+    """mailguard running as its own process, as `make run` starts it."""
+
+    def __init__(self, folder: Path, config: dict[str, Any]) -> None:
+        self.folder = folder
+        self.config = config
+        self.config_path = folder / "mailguard.toml"
+        self.data_dir = Path(config["storage"]["data_dir"])
+        self.log_path = folder / "mailguard.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.write_config()
+
+    @property
+    def port(self) -> int:
+        return int(self.config["server"]["listen"].rpartition(":")[2])
+
+    @property
+    def web_port(self) -> int:
+        return int(self.config["web"]["listen"].rpartition(":")[2])
+
+    def write_config(self, text: str | None = None) -> None:
+        self.config_path.write_text(text if text is not None else toml_dump(self.config))
+
+    def start(self) -> None:
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "mailguard", "serve", "--config", str(self.config_path)],
+            stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+        try:
+            wait_for_port(self.port)
+        except TimeoutError:
+            self.stop()
+            raise AssertionError("mailguard did not start:\n" + self.log()) from None
+
+    def signal(self, sig: int) -> None:
+        assert self.proc is not None
+        os.kill(self.proc.pid, sig)
+
+    def stop(self, timeout: float = 20) -> int:
+        if self.proc is None:
+            return 0
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        try:
+            code = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            code = self.proc.wait()
+        self.proc = None
+        return code
+
+    def restart(self) -> None:
+        self.stop()
+        self.start()
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def cli(self, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "mailguard", *args[:1], "--config", str(self.config_path),
+             *args[1:]], capture_output=True, text=True, input=input, cwd=ROOT, timeout=60)
+
+    def client(self) -> smtplib.SMTP:
+        c = smtplib.SMTP("127.0.0.1", self.port, timeout=30)
+        c.ehlo("client.example.sch.uk")
+        return c
+
+    def send(self, raw: bytes, sender: str = "teacher@example.sch.uk",
+             recipients: tuple[str, ...] = ("parent@gmail.com",)) -> tuple[int, bytes]:
+        """One transaction; returns the reply to DATA (or to the first refused command)."""
+        with self.client() as c:
+            code, text = c.mail(sender)
+            if code != 250:
+                return code, text
+            for r in recipients:
+                rc, rt = c.rcpt(r)
+                if rc >= 400 and len(recipients) == 1:
+                    return rc, rt
+            return c.data(raw)
+
+    def events(self) -> list[dict[str, Any]]:
+        time.sleep(0.4)  # the event log commits in 200 ms batches
+        out = self.cli("events", "--since", "1d", "--json")
+        assert out.returncode == 0, out.stderr
+        return [json.loads(line) for line in out.stdout.splitlines()]
+
+
+@pytest.fixture
+def make_gateway(tmp_path: Path, sink: Sink) -> Iterator[Any]:
+    started: list[Gateway] = []
+
+    def make(extra: dict[str, Any] | None = None, *, upstream: str | None = None,
+             start: bool = True) -> Gateway:
+        config = base_config(tmp_path / "var", upstream or f"smtp://127.0.0.1:{sink.port}")
+        gw = Gateway(tmp_path, deep_update(config, extra or {}))
+        if start:
+            gw.start()
+        started.append(gw)
+        return gw
+
+    yield make
+    for gw in started:
+        gw.stop()
+
+
+@pytest.fixture
+def gateway(make_gateway: Any) -> Any:
+    return make_gateway()
+
+
+def message(from_: str = "teacher@example.sch.uk", to: str = "parent@gmail.com",
+            subject: str = "Trip on Friday", body: str = "Please bring a packed lunch.\r\n",
+            extra_headers: str = "") -> bytes:
+    return (f"From: {from_}\r\nTo: {to}\r\nSubject: {subject}\r\n"
+            f"Date: Tue, 24 Nov 2026 10:00:00 +0000\r\nMessage-ID: <m1@example.sch.uk>\r\n"
+            f"{extra_headers}\r\n{body}").encode()
+
+
+def added_headers(relayed: bytes, original: bytes) -> bytes:
+    """What mailguard put on top; asserts the rest is the original, byte for byte."""
+    assert relayed.endswith(original), "the relayed message does not end with the original bytes"
+    return relayed[: len(relayed) - len(original)]

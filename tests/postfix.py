@@ -1,0 +1,126 @@
+"""A private Postfix instance in a temporary folder: the school's mail server in tests and bench.
+
+It listens on its own loopback port and relays everything to `relayhost`, as a school's
+Postfix or Exchange would use mailguard as its smarthost.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+MASTER_SERVICES = re.compile(r"^smtp\s+inet\s", re.M)
+
+
+def available() -> bool:
+    return shutil.which("postfix") is not None and Path("/etc/postfix/master.cf").exists()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for_port(port: int, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
+
+
+def _no_chroot(line: str) -> str:
+    """Column 5 of a master.cf service line is chroot; comments and continuations stay as is."""
+    if not line.strip() or line[0] in "# \t":
+        return line
+    fields = line.split()
+    if len(fields) < 8:
+        return line
+    fields[4] = "n"
+    return " ".join(fields) + "\n"
+
+
+class Postfix:
+    def __init__(self, folder: Path, relayhost: str, *, extra: dict[str, str] | None = None,
+                 processes: int = 100) -> None:
+        self.folder = folder
+        self.port = free_port()
+        self.config = folder / "etc"
+        self.config.mkdir(parents=True, exist_ok=True)
+        settings = {
+            "compatibility_level": "3.6",
+            "queue_directory": str(folder / "queue"),
+            "data_directory": str(folder / "data"),
+            "mail_owner": "postfix",
+            "setgid_group": "postdrop",
+            "myhostname": "mx.example.sch.uk",
+            "mydomain": "example.sch.uk",
+            "myorigin": "$mydomain",
+            "mydestination": "",
+            "inet_interfaces": "127.0.0.1",
+            "inet_protocols": "ipv4",
+            "relayhost": relayhost,
+            "mynetworks": "127.0.0.0/8",
+            "smtpd_relay_restrictions": "permit_mynetworks, reject",
+            "maillog_file": str(folder / "maillog"),
+            "maillog_file_prefixes": str(folder),
+            "smtp_tls_security_level": "none",
+            "smtpd_tls_security_level": "none",
+            "default_process_limit": str(processes),
+            "smtp_destination_concurrency_limit": str(processes),
+            "default_destination_concurrency_limit": str(processes),
+            "queue_run_delay": "1s",
+            "minimal_backoff_time": "1s",
+            "maximal_backoff_time": "2s",
+            "smtp_connect_timeout": "5s",
+            "alias_maps": "",
+            "alias_database": "",
+            "biff": "no",
+            "append_dot_mydomain": "no",
+            "smtputf8_enable": "yes",
+            "message_size_limit": str(50 * 1024 * 1024),
+        }
+        settings.update(extra or {})
+        (self.config / "main.cf").write_text(
+            "".join(f"{k} = {v}\n" for k, v in settings.items()))
+        master = Path("/etc/postfix/master.cf").read_text()
+        master = MASTER_SERVICES.sub(f"127.0.0.1:{self.port} inet ", master, count=1)
+        # No chroot: the queue lives in a temporary folder without the chroot's copied files.
+        (self.config / "master.cf").write_text("".join(
+            _no_chroot(line) for line in master.splitlines(keepends=True)))
+        for sub in ("queue", "data"):
+            (folder / sub).mkdir(exist_ok=True)
+        shutil.chown(folder / "data", "postfix")
+        folder.chmod(0o755)
+
+    def run(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["postfix", "-c", str(self.config), *args], capture_output=True,
+                              text=True, check=check, timeout=60)
+
+    def start(self) -> None:
+        self.run("check", check=False)
+        self.run("start")
+        wait_for_port(self.port)
+
+    def flush(self) -> None:
+        subprocess.run(["postqueue", "-c", str(self.config), "-f"], check=False, timeout=30)
+
+    def queue_size(self) -> int:
+        out = subprocess.run(["postqueue", "-c", str(self.config), "-j"], capture_output=True,
+                             text=True, timeout=30).stdout
+        return len([line for line in out.splitlines() if line.strip()])
+
+    def log(self) -> str:
+        path = self.folder / "maillog"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+    def stop(self) -> None:
+        self.run("stop", check=False)
