@@ -6,7 +6,7 @@ import time
 import uuid
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
-from email.utils import format_datetime, localtime
+from email.utils import formatdate
 
 from mailguard.config import Settings
 from mailguard.relay import Reply, open_upstream
@@ -19,7 +19,7 @@ def rejection_notice(settings: Settings, recipient: str, qid: str, reasons: list
     msg["From"] = f"{org.name} mail gateway <{org.postmaster}>"
     msg["To"] = recipient
     msg["Subject"] = f"Your message was not sent (reference {qid})"
-    msg["Date"] = format_datetime(localtime(time.time()))
+    msg["Date"] = formatdate(time.time(), localtime=True)
     msg["Message-ID"] = f"<{uuid.uuid4().hex}@{settings.server.hostname}>"
     msg["Auto-Submitted"] = "auto-generated"
     lines = [

@@ -1,0 +1,77 @@
+"""Config errors name the file, the key and the problem, and exit 2 — for check-config and serve."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from conftest import ROOT, base_config, toml_dump
+
+from mailguard import config
+
+
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "mailguard", *args], capture_output=True,
+                          text=True, cwd=ROOT, timeout=60)
+
+
+def test_shipped_config_is_valid_and_relays_to_a_local_maildir():
+    out = run("check-config", "--config", "config/mailguard.toml")
+    assert out.returncode == 0, out.stderr
+    settings = config.load(ROOT / "config/mailguard.toml")
+    assert settings.upstream.scheme == "maildir"
+    assert settings.upstream.path == ROOT / "var/outbox"
+    assert settings.server.max_message_size == 35 * 1024 * 1024
+
+
+@pytest.mark.parametrize(("change", "expected"), [
+    ({"server": {"listen": "nowhere"}}, 'server.listen: must be "host:port"'),
+    ({"server": {"max_message_size": "lots"}}, "server.max_message_size: must be a size"),
+    ({"server": {"trusted_networks": ["10.0.0.300/8"]}},
+     "server.trusted_networks: '10.0.0.300/8' is not an address or network"),
+    ({"server": {"max_recipients": 0}}, "server.max_recipients: must be at least 1"),
+    ({"server": {"listn": "x"}}, "server.listn: unknown key"),
+    ({"server": {"tls_cert": "/nonexistent.pem"}}, "server.tls_cert: file /nonexistent.pem"),
+    ({"upstream": {"url": "http://x"}}, 'upstream.url: must start with "maildir:"'),
+    ({"upstream": {"url": "smtp://relay:25", "username": "u", "password": "p"}},
+     "upstream.username: refusing to send a password in clear"),
+    ({"organisation": {"domains": []}}, "organisation.domains: list at least one"),
+    ({"organisation": {"domains": ["not a domain"]}}, "organisation.domains: 'not a domain'"),
+    ({"checks": {"identity": {"action": "bounce"}}},
+     "checks.identity.action: must be one of off, log, quarantine, reject"),
+    ({"checks": {"spelling": {"action": "log"}}}, "checks.spelling: unknown check"),
+    ({"checks": {"identity": {"delegations": {"office": ["a@example.sch.uk"]}}}},
+     "checks.identity.delegations.office: must be a mailbox address"),
+    ({"storage": {"event_retention_days": "ninety"}},
+     "storage.event_retention_days: must be a whole number"),
+])
+def test_bad_config_names_file_key_and_problem(tmp_path, change, expected):
+    data = base_config(tmp_path / "var", "maildir:var/outbox")
+    for section, values in change.items():
+        data[section].update(values)
+    path = tmp_path / "bad.toml"
+    path.write_text(toml_dump(data))
+    for command in ("check-config", "serve"):
+        out = run(command, "--config", str(path))
+        assert out.returncode == 2, (command, out.stdout, out.stderr)
+        assert f"{path}: {expected}" in out.stderr, out.stderr
+
+
+def test_broken_toml_and_missing_file(tmp_path):
+    path = tmp_path / "broken.toml"
+    path.write_text("[server\nlisten = 1\n")
+    out = run("check-config", "--config", str(path))
+    assert out.returncode == 2 and f"{path}: not valid TOML" in out.stderr
+    out = run("check-config", "--config", str(tmp_path / "missing.toml"))
+    assert out.returncode == 2 and "missing.toml: file not found" in out.stderr
+
+
+def test_sizes_accept_common_spellings(tmp_path):
+    data = base_config(tmp_path / "var", "maildir:var/outbox")
+    data["server"]["max_message_size"] = "10 MB"
+    data["server"]["max_header_size"] = 65536
+    path = tmp_path / "ok.toml"
+    path.write_text(toml_dump(data))
+    s = config.load(path)
+    assert (s.server.max_message_size, s.server.max_header_size) == (10_000_000, 65536)
