@@ -235,7 +235,7 @@ class Handler:
         options = [o for o in mail_options if o in FORWARDED_MAIL_OPTIONS]
         begun = await self.upstream.begin("" if bounce else address, options)
         if isinstance(begun, Reply):
-            return str(begun) if begun.permanent else smtp_reply(451, "4.4.1", [begun.text])
+            return str(begun) if begun.permanent else f"451 {begun.text}"
         session.txn = begun
         session.refused = 0
         session.mail_id = new_id()

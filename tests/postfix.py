@@ -10,6 +10,7 @@ import re
 import shutil
 import socket
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -49,8 +50,11 @@ def _no_chroot(line: str) -> str:
 
 
 class Postfix:
-    def __init__(self, folder: Path, relayhost: str, *, extra: dict[str, str] | None = None,
+    def __init__(self, relayhost: str, *, extra: dict[str, str] | None = None,
                  processes: int = 100) -> None:
+        # Postfix's daemons run as the postfix user, so the folder and its parents must be
+        # traversable by it: pytest's own temporary folders (0700) are not.
+        folder = Path(tempfile.mkdtemp(prefix="mailguard-postfix-"))
         self.folder = folder
         self.port = free_port()
         self.config = folder / "etc"
@@ -124,3 +128,4 @@ class Postfix:
 
     def stop(self) -> None:
         self.run("stop", check=False)
+        shutil.rmtree(self.folder, ignore_errors=True)

@@ -1,0 +1,73 @@
+"""A real Postfix, configured as a school's mail server with mailguard as its relayhost."""
+
+from __future__ import annotations
+
+import smtplib
+import time
+
+import pytest
+from conftest import message
+from postfix import Postfix, available
+
+pytestmark = pytest.mark.skipif(not available(), reason="postfix is not installed")
+
+
+@pytest.fixture
+def postfix(gateway):
+    pf = Postfix(f"[127.0.0.1]:{gateway.port}")
+    pf.start()
+    yield pf
+    pf.stop()
+
+
+def submit(pf: Postfix, raw: bytes, recipients: list[str]) -> None:
+    with smtplib.SMTP("127.0.0.1", pf.port, timeout=30) as c:
+        c.sendmail("teacher@example.sch.uk", recipients, raw)
+
+
+def test_postfix_delivers_through_mailguard(postfix, gateway, sink):
+    submit(postfix, message(), ["parent@gmail.com", "other@yahoo.com"])
+    [got] = sink.wait_for(1)
+    assert sorted(got.recipients) == ["other@yahoo.com", "parent@gmail.com"]
+    assert b"by mailguard.test (mailguard)" in got.data
+    assert b"by mx.example.sch.uk (Postfix)" in got.data  # Postfix's own trace is kept below ours
+    assert got.data.index(b"X-Mailguard:") < got.data.index(b"by mx.example.sch.uk")
+
+
+def test_upstream_down_postfix_retries_and_delivers_once_it_is_back(postfix, gateway, sink):
+    sink.stop()
+    submit(postfix, message(subject="Parents evening"), ["parent@gmail.com"])
+    deadline = time.monotonic() + 20
+    while "status=deferred" not in postfix.log() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert "451 4.4.1 upstream mail server unavailable" in postfix.log()
+    assert postfix.queue_size() == 1
+    sink.start()
+    postfix.flush()
+    [got] = sink.wait_for(1, timeout=30)
+    assert b"Subject: Parents evening" in got.data
+    time.sleep(1)
+    assert len(sink.messages) == 1 and postfix.queue_size() == 0
+
+
+def test_recipient_refused_upstream_bounces_in_postfix_others_delivered(postfix, gateway, sink):
+    sink.handler.refuse["gone@gmail.com"] = "550 5.1.1 <gone@gmail.com>: no such user"
+    submit(postfix, message(), ["gone@gmail.com", "parent@gmail.com"])
+    delivered, bounce = sorted(sink.wait_for(2), key=lambda m: m.sender == "<>")
+    assert delivered.recipients == ["parent@gmail.com"]
+    # Postfix's bounce to the teacher goes out through mailguard too, with the null sender.
+    assert (bounce.sender, bounce.recipients) == ("<>", ["teacher@example.sch.uk"])
+    assert b"no such user" in bounce.data
+    assert "to=<gone@gmail.com>" in postfix.log()
+
+
+def test_policy_rejection_reaches_postfix_as_a_bounce_with_the_reason(postfix, gateway, sink):
+    submit(postfix, message(from_="impostor@gmail.com"), ["parent@gmail.com"])
+    deadline = time.monotonic() + 20
+    while "status=bounced" not in postfix.log() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert "550-5.7.1 Not sent: the From address is not in Test Academy Trust's" in postfix.log()
+    # The only thing that reached the outside is Postfix's bounce telling the teacher why.
+    [bounce] = sink.wait_for(1)
+    assert (bounce.sender, bounce.recipients) == ("<>", ["teacher@example.sch.uk"])
+    assert b"What to do: send school mail from your school account" in bounce.data
