@@ -97,8 +97,13 @@ async def start(config_path: Path, settings: Settings, *, reuse_port: bool = Fal
     pipeline = Pipeline(settings, events, quarantine, secret)
     handler = Handler(settings, pipeline, upstream, events, load_users(settings))
     host, port = settings.server.listen
-    server = await asyncio.get_running_loop().create_server(
-        protocol_factory(handler), host, port, reuse_port=reuse_port or None, backlog=1024)
+    try:
+        server = await asyncio.get_running_loop().create_server(
+            protocol_factory(handler), host, port, reuse_port=reuse_port or None, backlog=1024)
+    except OSError:
+        await events.stop()
+        await db.close()
+        raise
     log.info("listening", smtp=f"{host}:{port}", upstream=upstream.describe(), pid=os.getpid())
     return Instance(config_path, settings, handler, upstream, events, server, db)
 

@@ -205,7 +205,7 @@ class Handler:
         if not ok:
             metrics.REFUSED.labels("auth_failed").inc()
             log.warning("auth_failed", client=client_ip(session), user=user)
-        return AuthResult(success=ok, auth_data=user if ok else None)
+        return AuthResult(success=ok, handled=False, auth_data=user if ok else None)
 
     def _refuse(self, session: Session, reason: str, reply: str, sender: str | None) -> str:
         metrics.REFUSED.labels(reason).inc()

@@ -1,0 +1,127 @@
+"""STARTTLS and AUTH: offered only over TLS, relaying for signed-in users, identity per user."""
+
+from __future__ import annotations
+
+import re
+import smtplib
+import ssl
+
+import pytest
+import trustme
+from aiosmtpd.controller import Controller
+from conftest import SinkHandler, free_port, message
+
+
+@pytest.fixture(scope="module")
+def ca():
+    return trustme.CA()
+
+
+@pytest.fixture
+def tls_gateway(make_gateway, ca, tmp_path, sink):
+    cert = ca.issue_cert("mailguard.test", "127.0.0.1")
+    cert.private_key_and_cert_chain_pem.write_to_path(str(tmp_path / "tls.pem"))
+    users = tmp_path / "users"
+    lines = []
+    for user, password in (("teacher@example.sch.uk", "correct horse"), ("jbloggs", "s3cret!")):
+        from mailguard.auth import hash_password
+        lines.append(f"{user}:{hash_password(password)}")
+    users.write_text("\n".join(lines) + "\n")
+    return make_gateway({
+        "server": {"tls_cert": str(tmp_path / "tls.pem"), "tls_key": str(tmp_path / "tls.pem"),
+                   "auth_users_file": str(users), "trusted_networks": ["192.0.2.0/24"]},
+        "checks": {"identity": {"delegations": {"office@example.sch.uk": ["jbloggs"]}}},
+    })
+
+
+def client(gw, ca, *, tls: bool = True) -> smtplib.SMTP:
+    c = smtplib.SMTP("127.0.0.1", gw.port, timeout=30)
+    c.ehlo("laptop")
+    if tls:
+        ctx = ssl.create_default_context()
+        ca.configure_trust(ctx)
+        c.starttls(context=ctx)
+        c.ehlo("laptop")
+    return c
+
+
+def test_auth_is_offered_only_after_starttls(tls_gateway, ca):
+    c = client(tls_gateway, ca, tls=False)
+    assert c.has_extn("starttls") and not c.has_extn("auth")
+    code, _ = c.docmd("AUTH", "PLAIN AGpib2dncwBzM2NyZXQh")
+    assert code >= 500
+    c.quit()
+    c = client(tls_gateway, ca)
+    assert "PLAIN" in c.esmtp_features["auth"] and "LOGIN" in c.esmtp_features["auth"]
+    c.quit()
+
+
+def test_signed_in_user_relays_from_an_untrusted_network(tls_gateway, ca, sink):
+    c = client(tls_gateway, ca)
+    c.login("teacher@example.sch.uk", "correct horse")
+    assert c.sendmail("teacher@example.sch.uk", ["parent@gmail.com"], message()) == {}
+    c.quit()
+    data = sink.wait_for(1)[0].data
+    assert re.search(rb"with ESMTPSA id", data)
+
+
+def test_without_auth_an_untrusted_client_cannot_relay_even_over_tls(tls_gateway, ca, sink):
+    c = client(tls_gateway, ca)
+    code, text = c.mail("teacher@example.sch.uk")
+    assert code == 550 and b"Relaying denied" in text
+    c.quit()
+
+
+def test_wrong_password_is_refused(tls_gateway, ca):
+    c = client(tls_gateway, ca)
+    with pytest.raises(smtplib.SMTPAuthenticationError):
+        c.login("teacher@example.sch.uk", "wrong")
+    c.quit()
+
+
+def test_signed_in_user_cannot_send_as_someone_else(tls_gateway, ca, sink):
+    c = client(tls_gateway, ca)
+    c.login("teacher@example.sch.uk", "correct horse")
+    c.mail("teacher@example.sch.uk")
+    c.rcpt("parent@gmail.com")
+    code, text = c.data(message(from_="head@example.sch.uk"))
+    assert code == 550 and b"not the mailbox you signed in as" in text
+    c.quit()
+    assert sink.messages == []
+
+
+def test_delegated_user_may_send_as_the_shared_mailbox(tls_gateway, ca, sink):
+    c = client(tls_gateway, ca)
+    c.login("jbloggs", "s3cret!")
+    assert c.sendmail("office@example.sch.uk", ["parent@gmail.com"],
+                      message(from_="Office <office@example.sch.uk>")) == {}
+    c.mail("office@example.sch.uk")
+    c.rcpt("parent@gmail.com")
+    assert c.data(message(from_="head@example.sch.uk"))[0] == 550  # not delegated
+    c.quit()
+    assert len(sink.wait_for(1)) == 1
+
+
+def test_relays_to_an_upstream_over_verified_starttls(make_gateway, ca, tmp_path):
+    cert = ca.issue_cert("127.0.0.1")
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert.configure_cert(ctx)
+    handler = SinkHandler()
+    port = free_port()
+    upstream = Controller(handler, hostname="127.0.0.1", port=port, tls_context=ctx,
+                          require_starttls=True)
+    upstream.start()
+    try:
+        ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+        gw = make_gateway({"upstream": {"ca_file": str(tmp_path / "ca.pem")}},
+                          upstream=f"smtp+starttls://127.0.0.1:{port}")
+        assert gw.send(message())[0] == 250
+        assert len(handler.wait_for(1)) == 1
+        # An upstream whose certificate we cannot verify gets nothing: 451, retry later.
+        other = make_gateway({"upstream": {"ca_file": ""}},
+                             upstream=f"smtp+starttls://127.0.0.1:{port}")
+        with other.client() as c:
+            code, text = c.mail("teacher@example.sch.uk")
+        assert code == 451 and b"unavailable" in text
+    finally:
+        upstream.stop()
