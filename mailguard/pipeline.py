@@ -33,11 +33,15 @@ class Outcome:
     verdict: str
 
 
+_ASCII = str.maketrans({"§": "section ", "‘": "'", "’": "'", "“": '"', "”": '"', "–": "-",
+                        "—": "-", "\r": " ", "\n": " "})
+
+
 def smtp_reply(code: int, status: str, lines: list[str]) -> str:
     """A (multi-line) reply, each line short enough for RFC 5321 and plain ASCII."""
     wrapped: list[str] = []
     for line in lines:
-        text = line.encode("ascii", "replace").decode().replace("\r", " ").replace("\n", " ")
+        text = line.translate(_ASCII).encode("ascii", "replace").decode()
         wrapped.extend(textwrap.wrap(text, 400) or [""])
     head = [f"{code}-{status} {w}" for w in wrapped[:-1]]
     return "\r\n".join([*head, f"{code} {status} {wrapped[-1]}"])

@@ -18,7 +18,8 @@ MASTER_SERVICES = re.compile(r"^smtp\s+inet\s", re.M)
 
 
 def available() -> bool:
-    return shutil.which("postfix") is not None and Path("/etc/postfix/master.cf").exists()
+    return shutil.which("postfix") is not None and any(
+        Path(p).exists() for p in ("/etc/postfix/master.cf", "/etc/postfix/master.cf.proto"))
 
 
 def free_port() -> int:
@@ -95,7 +96,10 @@ class Postfix:
         settings.update(extra or {})
         (self.config / "main.cf").write_text(
             "".join(f"{k} = {v}\n" for k, v in settings.items()))
-        master = Path("/etc/postfix/master.cf").read_text()
+        master_cf = Path("/etc/postfix/master.cf")
+        if not master_cf.exists():  # "No configuration" installs keep only the prototype
+            master_cf = Path("/etc/postfix/master.cf.proto")
+        master = master_cf.read_text()
         master = MASTER_SERVICES.sub(f"127.0.0.1:{self.port} inet ", master, count=1)
         # No chroot: the queue lives in a temporary folder without the chroot's copied files.
         (self.config / "master.cf").write_text("".join(

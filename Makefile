@@ -1,0 +1,39 @@
+# mailguard: `make run` starts the gateway with the default config; `make test` runs the suite.
+VENV    ?= .venv
+PYTHON  ?= python3
+PY      := $(VENV)/bin/python
+STAMP   := $(VENV)/.installed
+CONFIG  ?= config/mailguard.toml
+
+.PHONY: run test lint bench check-config clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+run:
+	scripts/system-deps.sh run
+	$(MAKE) $(STAMP)
+	$(VENV)/bin/mailguard serve --config $(CONFIG)
+
+check-config: $(STAMP)
+	$(VENV)/bin/mailguard check-config --config $(CONFIG)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check mailguard tests bench
+
+test:
+	scripts/system-deps.sh test
+	$(MAKE) $(STAMP)
+	$(VENV)/bin/ruff check mailguard tests bench
+	$(PY) -m pytest -q -p no:cacheprovider
+
+bench:
+	scripts/system-deps.sh test
+	$(MAKE) $(STAMP)
+	$(PY) bench/run.py
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .ruff_cache .hypothesis

@@ -1,0 +1,241 @@
+#!/usr/bin/env python3
+"""make bench: Postfix's own load tools against three paths, measured in the same run.
+
+  ceiling   smtp-source → smtp-sink
+  postfix   smtp-source → stock Postfix (relayhost) → smtp-sink
+  mailguard smtp-source → mailguard (identity check, event log) → smtp-sink
+
+Throughput counts until the sink has every message. Added latency is measured at half the
+measured mailguard rate with a small asyncio client, against the sink directly. Peak RSS is
+read from /proc while 100 sessions send. Figures are ratios to Postfix: machines are noisy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+from postfix import Postfix, free_port, wait_for_port  # noqa: E402
+
+SENDER, RCPT = "bench@example.sch.uk", "rcpt@gmail.com"
+
+
+class SmtpSink:
+    """Postfix's smtp-sink with its running counter (-c) read from a pipe."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.count = 0
+        self.proc = subprocess.Popen(
+            ["smtp-sink", "-c", "-u", "postfix", f"127.0.0.1:{self.port}", "1024"],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        threading.Thread(target=self._read, daemon=True).start()
+        wait_for_port(self.port)
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        buf = b""
+        while chunk := self.proc.stdout.read1(4096):
+            buf = (buf + chunk)[-200:]
+            found = re.findall(rb"mesg=(\d+)", buf)
+            if found:
+                self.count = int(found[-1])
+
+    def wait_for(self, count: int, timeout: float = 300) -> None:
+        deadline = time.monotonic() + timeout
+        while self.count < count:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"sink has {self.count} of {count}")
+            time.sleep(0.005)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait()
+
+
+class Mailguard:
+    def __init__(self, folder: Path, upstream_port: int, workers: int) -> None:
+        self.port = free_port()
+        self.folder = folder
+        folder.mkdir(parents=True)
+        config = folder / "mailguard.toml"
+        config.write_text(f"""
+[server]
+listen = "127.0.0.1:{self.port}"
+hostname = "mailguard.bench"
+max_connections = 2000
+workers = {workers}
+[upstream]
+url = "smtp://127.0.0.1:{upstream_port}"
+[organisation]
+name = "Bench Trust"
+domains = ["example.sch.uk"]
+[storage]
+data_dir = "{folder / 'var'}"
+[web]
+listen = "127.0.0.1:{free_port()}"
+[checks.identity]
+action = "reject"
+""")
+        self.log = (folder / "mailguard.log").open("wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "mailguard", "serve", "--config", str(config)],
+            stdout=self.log, stderr=subprocess.STDOUT, cwd=ROOT)
+        wait_for_port(self.port)
+        time.sleep(0.5 * workers)  # every worker bound
+
+    def pids(self) -> list[int]:
+        out = subprocess.run(["pgrep", "-f", "--", f"--config {self.folder}/mailguard.toml"],
+                             capture_output=True, text=True).stdout
+        return [int(p) for p in out.split()]
+
+    def peak_rss_mb(self) -> tuple[float, float]:
+        """(largest single process, all processes) high-water RSS in MB."""
+        peaks = []
+        for pid in self.pids():
+            status = Path(f"/proc/{pid}/status").read_text()
+            peaks.append(int(re.search(r"VmHWM:\s+(\d+)", status).group(1)) / 1024)
+        return max(peaks), sum(peaks)
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(30)
+
+
+def source(port: int, count: int, size: int, sessions: int) -> None:
+    subprocess.run(["smtp-source", "-d", "-s", str(sessions), "-m", str(count), "-l", str(size),
+                    "-f", SENDER, "-t", RCPT, f"127.0.0.1:{port}"], check=True,
+                   stdout=subprocess.DEVNULL)
+
+
+def throughput(port: int, sink: SmtpSink, count: int, size: int, sessions: int) -> float:
+    target = sink.count + count
+    started = time.monotonic()
+    source(port, count, size, sessions)
+    sink.wait_for(target)
+    return count / (time.monotonic() - started)
+
+
+async def _latencies(port: int, rate: float, count: int, size: int, sessions: int) -> list[float]:
+    body = b"".join(b"%dXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXXX\r\n" % i
+                    for i in range(size // 64))
+    msg = (f"From: <{SENDER}>\r\nTo: <{RCPT}>\r\nSubject: latency\r\n\r\n").encode() + body
+    per_session = count // sessions
+    interval = sessions / rate
+    results: list[float] = []
+
+    async def reply(reader: asyncio.StreamReader) -> bytes:
+        while True:
+            line = await reader.readline()
+            if line[3:4] != b"-":
+                return line
+
+    async def session(offset: float) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        await reply(reader)
+        writer.write(b"EHLO bench\r\n")
+        await reply(reader)
+        await asyncio.sleep(offset)
+        next_at = time.monotonic()
+        for _ in range(per_session):
+            next_at += interval
+            t0 = time.perf_counter()
+            for cmd in (f"MAIL FROM:<{SENDER}>\r\n".encode(), f"RCPT TO:<{RCPT}>\r\n".encode(),
+                        b"DATA\r\n"):
+                writer.write(cmd)
+                await reply(reader)
+            writer.write(msg + b".\r\n")
+            assert (await reply(reader)).startswith(b"250")
+            results.append(time.perf_counter() - t0)
+            await asyncio.sleep(max(0.0, next_at - time.monotonic()))
+        writer.write(b"QUIT\r\n")
+        writer.close()
+
+    await asyncio.gather(*(session(i * interval / sessions) for i in range(sessions)))
+    return results
+
+
+def percentiles(samples: list[float]) -> tuple[float, float]:
+    q = statistics.quantiles(samples, n=100)
+    return q[49] * 1000, q[98] * 1000
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--messages", type=int, default=5000)
+    parser.add_argument("--sessions", type=int, default=20)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--sizes", default="10240,102400")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args()
+    for tool in ("smtp-source", "smtp-sink", "postfix"):
+        if not shutil.which(tool):
+            print(f"bench: {tool} is missing (apt-get install postfix)", file=sys.stderr)
+            return 2
+    folder = Path(tempfile.mkdtemp(prefix="mailguard-bench-"))
+    sink = SmtpSink()
+    postfix = Postfix(f"[127.0.0.1]:{sink.port}",
+                      extra={"smtpd_client_connection_count_limit": "0"})
+    postfix.start()
+    results: dict[str, dict[str, float]] = {}
+    try:
+        mailguards = {w: Mailguard(folder / f"w{w}", sink.port, w)
+                      for w in sorted({1, args.workers})}
+        for size in (int(s) for s in args.sizes.split(",")):
+            label = f"{size // 1024}KB"
+            row: dict[str, float] = {}
+            n, s = args.messages, args.sessions
+            row["ceiling_msg_s"] = throughput(sink.port, sink, n, size, s)
+            row["postfix_msg_s"] = throughput(postfix.port, sink, n, size, s)
+            for w, mg in mailguards.items():
+                row[f"mailguard_w{w}_msg_s"] = throughput(mg.port, sink, n, size, s)
+                row[f"mailguard_w{w}_ratio"] = row[f"mailguard_w{w}_msg_s"] / row["postfix_msg_s"]
+            mg = mailguards[args.workers]
+            rate = row[f"mailguard_w{args.workers}_msg_s"] / 2
+            lat_n = min(n, int(rate * 10))
+            direct = asyncio.run(_latencies(sink.port, rate, lat_n, size, s))
+            through = asyncio.run(_latencies(mg.port, rate, lat_n, size, s))
+            (d50, d99), (m50, m99) = percentiles(direct), percentiles(through)
+            row["added_p50_ms"], row["added_p99_ms"] = m50 - d50, m99 - d99
+            row["direct_p50_ms"], row["direct_p99_ms"] = d50, d99
+            results[label] = row
+            print(f"{label}: ceiling {row['ceiling_msg_s']:.0f}/s, postfix "
+                  f"{row['postfix_msg_s']:.0f}/s, " + ", ".join(
+                      f"mailguard w{w} {row[f'mailguard_w{w}_msg_s']:.0f}/s "
+                      f"({row[f'mailguard_w{w}_ratio']:.2f}x postfix)" for w in mailguards)
+                  + f"; added latency at {rate:.0f}/s: p50 {row['added_p50_ms']:.1f} ms, "
+                  f"p99 {row['added_p99_ms']:.1f} ms (sink alone: p50 {d50:.1f}, p99 {d99:.1f})",
+                  flush=True)
+        # Memory: 100 sessions sending 100 KB messages at once.
+        for w, mg in mailguards.items():
+            throughput(mg.port, sink, 2000, 102400, 100)
+            biggest, total = mg.peak_rss_mb()
+            results[f"rss_w{w}"] = {"peak_process_mb": biggest, "peak_all_mb": total}
+            print(f"peak RSS with 100 sessions, w{w}: largest process {biggest:.0f} MB, "
+                  f"all processes {total:.0f} MB", flush=True)
+        for mg in mailguards.values():
+            mg.stop()
+    finally:
+        postfix.stop()
+        sink.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
