@@ -166,6 +166,7 @@ class ServerSettings:
     tls_key: Path | None
     auth_users_file: Path | None
     proxy_protocol: bool
+    proxy_from: tuple[Network, ...]
     workers: int
     max_connections: int
     idle_timeout: float
@@ -225,13 +226,18 @@ class Settings:
     checks: Mapping[str, Any] = field(default_factory=dict)
 
 
-def _server(sec: Section, base: Path, data_dir: Path) -> ServerSettings:
+def _networks(sec: Section, key: str, default: list[str]) -> tuple[Network, ...]:
     nets = []
-    for item in sec.strings("trusted_networks", ["127.0.0.0/8", "::1/128"]):
+    for item in sec.strings(key, default):
         try:
             nets.append(ipaddress.ip_network(item, strict=False))
         except ValueError:
-            raise sec.error("trusted_networks", f"{item!r} is not an address or network") from None
+            raise sec.error(key, f"{item!r} is not an address or network") from None
+    return tuple(nets)
+
+
+def _server(sec: Section, base: Path, data_dir: Path) -> ServerSettings:
+    nets = _networks(sec, "trusted_networks", ["127.0.0.0/8", "::1/128"])
     cert, key = sec.existing_file("tls_cert", base), sec.existing_file("tls_key", base)
     if (cert is None) != (key is None):
         raise sec.error("tls_key" if key is None else "tls_cert",
@@ -242,13 +248,14 @@ def _server(sec: Section, base: Path, data_dir: Path) -> ServerSettings:
     settings = ServerSettings(
         listen=parse_listen(sec, "listen", "127.0.0.1:10025"),
         hostname=sec.string("hostname", socket.getfqdn()) or socket.getfqdn(),
-        trusted_networks=tuple(nets),
+        trusted_networks=nets,
         max_message_size=sec.size("max_message_size", "35MiB"),
         max_recipients=sec.integer("max_recipients", 1000, minimum=1),
         tls_cert=cert,
         tls_key=key,
         auth_users_file=users,
         proxy_protocol=sec.boolean("proxy_protocol", False),
+        proxy_from=_networks(sec, "proxy_from", ["127.0.0.0/8", "::1/128"]),
         workers=sec.integer("workers", 1, minimum=1),
         max_connections=sec.integer("max_connections", 500, minimum=1),
         idle_timeout=sec.number("idle_timeout", 300, minimum=1),

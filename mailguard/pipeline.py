@@ -58,8 +58,6 @@ class Pipeline:
     async def _inspect(self, mail: Mail) -> tuple[Finding, ...] | str:
         """Every enabled check's findings, or why the message could not be read."""
         block = mail.raw[: mail.header_end]
-        if len(block) > self.settings.server.max_header_size:
-            return "the header block is larger than server.max_header_size"
         problem = mime.header_problem(mail.headers, block)
         enabled = [(name, s) for name, s in self.settings.checks.items()
                    if s.action is not Action.OFF]

@@ -7,6 +7,7 @@ SO_REUSEPORT (so both cores work), and itself serves /healthz and /metrics for a
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import signal
@@ -176,10 +177,8 @@ async def supervise(config_path: Path, settings: Settings) -> None:
                 multiprocess.mark_process_dead(pid)
                 del workers[pid]
                 await spawn()
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), 0.5)
-        except TimeoutError:
-            pass
     for proc in workers.values():
         proc.send_signal(signal.SIGTERM)
     await asyncio.gather(*(p.wait() for p in workers.values()))

@@ -14,7 +14,7 @@ from typing import Any
 import structlog
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
-from mailguard import metrics
+from mailguard import metrics, mime
 from mailguard.auth import UserDatabase
 from mailguard.config import Settings
 from mailguard.model import Client, Mail
@@ -120,6 +120,16 @@ class GatewaySMTP(SMTP):
             data = data[1:]
         return data.replace(b"\r\n.", b"\r\n")
 
+    def _within_limits(self, data: bytes) -> bytes | str:
+        server = self.gateway.settings.server
+        if longest_line(data, server.max_line_length) > server.max_line_length + 2:
+            return (f"500 5.5.6 A line is longer than {server.max_line_length} bytes "
+                    "(server.max_line_length); the message was not sent")
+        if mime.header_end(data[: server.max_header_size + 4]) > server.max_header_size:
+            return (f"552 5.3.4 The message header is larger than {server.max_header_size} bytes "
+                    "(server.max_header_size); the message was not sent")
+        return data
+
     async def smtp_DATA(self, arg: str) -> None:
         if await self.check_helo_needed():
             return
@@ -136,15 +146,14 @@ class GatewaySMTP(SMTP):
         await self.push("354 End data with <CR><LF>.<CR><LF>")
         self._reset_timeout(server.data_timeout)
         result = await self._read_data(server.max_message_size)
-        if isinstance(result, bytes) and longest_line(result, server.max_line_length) > (
-                server.max_line_length + 2):
-            result = (f"500 5.5.6 A line is longer than {server.max_line_length} bytes "
-                      "(server.max_line_length); the message was not sent")
+        if isinstance(result, bytes):
+            result = self._within_limits(result)
         if isinstance(result, str):
             session = self.session
             if isinstance(session, GatewaySession) and session.txn is not None:
                 txn, session.txn = session.txn, None
                 await txn.abort()
+            self.gateway.refused_data(self.session, self.envelope, result)
             self._set_post_data_state()
             await self.push(result)
             return
@@ -159,6 +168,16 @@ def longest_line(data: bytes, limit: int) -> int:
     if len(data) <= limit:
         return 0
     return max(map(len, data.split(b"\n")))
+
+
+def _in(ip: str, networks: tuple[Any, ...]) -> bool:
+    try:
+        addr = ipaddress.ip_address(ip)
+    except ValueError:
+        return False
+    if addr.version == 6 and addr.ipv4_mapped:
+        addr = addr.ipv4_mapped
+    return any(addr in net for net in networks)
 
 
 def client_ip(session: Session) -> str:
@@ -194,13 +213,7 @@ class Handler:
         task.add_done_callback(self._tasks.discard)
 
     def trusted(self, ip: str) -> bool:
-        try:
-            addr = ipaddress.ip_address(ip)
-        except ValueError:
-            return False
-        if addr.version == 6 and addr.ipv4_mapped:
-            addr = addr.ipv4_mapped
-        return any(addr in net for net in self.settings.server.trusted_networks)
+        return _in(ip, self.settings.server.trusted_networks)
 
     def authenticator(self, server: SMTP, session: Session, envelope: Envelope, mechanism: str,
                       auth_data: Any) -> AuthResult:
@@ -220,6 +233,32 @@ class Handler:
                                  auth_user=session.auth_data if session.authenticated else None,
                                  tls=session.ssl is not None))
         return reply
+
+    def refused_data(self, session: Session | None, envelope: Envelope | None, reply: str) -> None:
+        """An event for a message refused while reading DATA (too big, long lines)."""
+        if session is None or envelope is None:
+            return
+        assert isinstance(session, GatewaySession)
+        reason = {"552 5.3.4 Message too": "too_big", "500 5.5.6": "line_too_long",
+                  "552 5.3.4 The message header": "header_too_big"}
+        verdict = next((v for k, v in reason.items() if reply.startswith(k)), "refused")
+        metrics.REFUSED.labels(verdict).inc()
+        self.events.record(Event(
+            id=session.mail_id or new_id(), client=client_ip(session),
+            helo=session.host_name or "", sender=envelope.mail_from, verdict=verdict,
+            rcpt_count=len(envelope.rcpt_tos),
+            auth_user=session.auth_data if session.authenticated else None,
+            rcpt_domains=tuple(sorted({r.rpartition("@")[2].lower() for r in envelope.rcpt_tos})),
+            tls=session.ssl is not None))
+
+    async def handle_PROXY(self, server: SMTP, session: Session, envelope: Envelope,
+                           proxy_data: Any) -> bool:
+        """Take the client address from a PROXY header only from our own load balancers."""
+        peer = session.peer[0] if isinstance(session.peer, tuple) else str(session.peer)
+        ok = bool(proxy_data and proxy_data.valid) and _in(peer, self.settings.server.proxy_from)
+        if not ok:
+            log.warning("proxy_header_refused", peer=peer)
+        return ok
 
     async def handle_MAIL(self, server: SMTP, session: Session, envelope: Envelope,
                           address: str, mail_options: list[str]) -> str:

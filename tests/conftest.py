@@ -21,7 +21,7 @@ import pytest
 from aiosmtpd.controller import Controller
 
 sys.path.insert(0, str(Path(__file__).parent))
-from postfix import free_port, wait_for_port  # noqa: E402
+from postfix import free_port, wait_for_port
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT.parent / "shared" / "corpus"

@@ -90,7 +90,7 @@ def test_release_when_upstream_is_down_stays_held(held_gw, sink):
 
 def test_reject_tells_the_sender_with_the_note(make_gateway, sink):
     gw = make_gateway(HOLD)
-    code, text = gw.send(message(from_="someone@gmail.com"), sender="teacher@example.sch.uk")
+    _, text = gw.send(message(from_="someone@gmail.com"), sender="teacher@example.sch.uk")
     qid = re.search(rb"reference (\w+)", text).group(1).decode()
     out = gw.cli("quarantine", "reject", qid, "--note", "Please use your school address.")
     assert out.returncode == 0, out.stderr

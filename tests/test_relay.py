@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import socket
+import time
 
 from conftest import added_headers, message
 
@@ -159,7 +160,7 @@ def test_bare_lf_dot_does_not_end_data(gateway, sink):
         for cmd in (b"EHLO x\r\n", b"MAIL FROM:<teacher@example.sch.uk>\r\n",
                     b"RCPT TO:<parent@gmail.com>\r\n", b"DATA\r\n"):
             s.sendall(cmd)
-            while (line := f.readline())[3:4] == b"-":
+            while f.readline()[3:4] == b"-":
                 pass
         s.sendall(smuggled + b".\r\n")
         assert f.readline().startswith(b"250")
@@ -220,3 +221,61 @@ def test_upstream_connections_are_reused(gateway, sink):
     # Three client connections, one upstream connection (one EHLO) serving all of them.
     assert sink.handler.connections == 1
     assert len(sink.messages) == 3
+
+
+def test_header_block_too_large_is_552_and_logged(make_gateway, sink):
+    gw = make_gateway({"server": {"max_header_size": "4KiB"}})
+    huge = "".join(f"X-Filler-{i}: {'z' * 60}\r\n" for i in range(100))
+    code, text = gw.send(message(extra_headers=huge))
+    assert code == 552 and b"header is larger than 4096 bytes" in text
+    assert sink.messages == []
+    assert [e["verdict"] for e in gw.events()] == ["header_too_big"]
+
+
+def test_connection_limit_answers_421(make_gateway, sink):
+    gw = make_gateway({"server": {"max_connections": 2}})
+    first, second = gw.client(), gw.client()
+    with socket.create_connection(("127.0.0.1", gw.port), timeout=5) as third:
+        assert third.makefile("rb").readline().startswith(b"421 4.7.0 Too many connections")
+    first.quit()
+    second.quit()
+    assert gw.send(message())[0] == 250
+
+
+def test_idle_connections_are_closed(make_gateway, sink):
+    gw = make_gateway({"server": {"idle_timeout": 1}})
+    with socket.create_connection(("127.0.0.1", gw.port), timeout=5) as s:
+        f = s.makefile("rb")
+        assert f.readline().startswith(b"220")
+        started = time.monotonic()
+        assert f.readline() == b""  # closed by the server
+        assert 0.8 < time.monotonic() - started < 4
+
+
+def proxied(gw, header: bytes) -> bytes:
+    with socket.create_connection(("127.0.0.1", gw.port), timeout=5) as s:
+        s.sendall(header)
+        f = s.makefile("rb")
+        greeting = f.readline()
+        if not greeting:
+            return b""
+        s.sendall(b"EHLO lb\r\n")
+        while f.readline()[3:4] == b"-":
+            pass
+        s.sendall(b"MAIL FROM:<teacher@example.sch.uk>\r\n")
+        return f.readline()
+
+
+def test_proxy_protocol_takes_the_client_address_from_the_load_balancer(make_gateway, sink):
+    gw = make_gateway({"server": {"proxy_protocol": True, "trusted_networks": ["192.0.2.0/24"]}})
+    assert proxied(gw, b"PROXY TCP4 192.0.2.7 198.51.100.1 40000 25\r\n").startswith(b"250")
+    assert proxied(gw, b"PROXY TCP4 203.0.113.9 198.51.100.1 40000 25\r\n").startswith(b"550")
+    assert proxied(gw, b"EHLO no-proxy-header\r\n") == b""  # PROXY is required once enabled
+    assert [e["client"] for e in gw.events()] == ["203.0.113.9"]
+
+
+def test_proxy_headers_from_elsewhere_are_refused(make_gateway, sink):
+    gw = make_gateway({"server": {"proxy_protocol": True, "proxy_from": ["198.51.100.0/24"],
+                                  "trusted_networks": ["192.0.2.0/24"]}})
+    # Our test client is 127.0.0.1, not a listed load balancer: its PROXY claim is ignored.
+    assert proxied(gw, b"PROXY TCP4 192.0.2.7 198.51.100.1 40000 25\r\n") == b""
