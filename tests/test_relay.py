@@ -279,3 +279,16 @@ def test_proxy_headers_from_elsewhere_are_refused(make_gateway, sink):
                                   "trusted_networks": ["192.0.2.0/24"]}})
     # Our test client is 127.0.0.1, not a listed load balancer: its PROXY claim is ignored.
     assert proxied(gw, b"PROXY TCP4 192.0.2.7 198.51.100.1 40000 25\r\n") == b""
+
+
+def test_smtputf8_and_8bitmime_are_passed_upstream(gateway, sink):
+    raw = "From: teacher@example.sch.uk\r\nTo: élève@exemple.fr\r\nSubject: Café\r\n\r\nMerci\r\n"
+    with gateway.client() as c:
+        refused = c.sendmail("teacher@example.sch.uk", ["élève@exemple.fr"], raw.encode(),
+                             mail_options=["SMTPUTF8", "BODY=8BITMIME"])
+    assert refused == {}
+    got = sink.wait_for(1)[0]
+    assert got.recipients == ["élève@exemple.fr"]
+    assert set(sink.handler.commands[0].split()) == {"MAIL", "teacher@example.sch.uk",
+                                                    "BODY=8BITMIME", "SMTPUTF8"}
+    assert b"with UTF8SMTP id" in got.data
