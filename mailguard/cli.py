@@ -61,9 +61,9 @@ def cmd_check_config(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
     """Run the checks over a saved .eml, as if the envelope sender were the From address."""
-    from mailguard import mime, policy
+    from mailguard import mime
     from mailguard.model import Client, Envelope, Mail
-    from mailguard.pipeline import Pipeline
+    from mailguard.pipeline import assess
 
     raw = Path(args.file).read_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
     headers = mime.parse_headers(raw[: mime.header_end(raw)])
@@ -71,10 +71,7 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
     rcpts = tuple(mime.addresses(headers, "To") + mime.addresses(headers, "Cc"))
     mail = Mail(id="CHECK", envelope=Envelope(args.sender or (froms[0] if froms else ""), rcpts),
                 client=Client(ip="127.0.0.1", auth_user=args.auth_user), raw=raw)
-    pipeline = Pipeline(settings, None, None, b"")  # type: ignore[arg-type]
-    inspected = asyncio.run(pipeline._inspect(mail))
-    verdict = pipeline._unreadable(inspected) if isinstance(inspected, str) else policy.decide(
-        inspected)
+    verdict = asyncio.run(assess(mail, settings))
     result = {"verdict": verdict.action.value if verdict.findings else "deliver",
               "findings": [{"rule": f.rule_id, "action": f.action.value, "clause": f.clause,
                             "message": f.message, "evidence": f.evidence}
@@ -109,10 +106,10 @@ def cmd_events(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_purge(args: argparse.Namespace, settings: Settings) -> int:
+    from mailguard import retention
+
     async def work(db: Any, quarantine: Any, events: Any) -> int:
-        now = time.time()
-        gone = await events.purge(now - settings.storage.event_retention_days * 86400)
-        expired = await quarantine.expire(now - settings.storage.quarantine_retention_days * 86400)
+        gone, expired = await retention.apply(settings, events, quarantine)
         print(json.dumps({"events_deleted": gone, "quarantine_expired": expired}) if args.json
               else f"deleted {gone} events; expired {expired} held messages")
         return 0

@@ -47,6 +47,42 @@ def smtp_reply(code: int, status: str, lines: list[str]) -> str:
     return "\r\n".join([*head, f"{code} {status} {wrapped[-1]}"])
 
 
+async def inspect(mail: Mail, settings: Settings) -> tuple[Finding, ...] | str:
+    """Every enabled check's findings, or why the message could not be read."""
+    block = mail.raw[: mail.header_end]
+    problem = mime.header_problem(mail.headers, block)
+    enabled = [(name, s) for name, s in settings.checks.items() if s.action is not Action.OFF]
+    if problem is None and any(REGISTRY[name].READS_BODY for name, _ in enabled):
+        problem = mime.structure_problem(mail.message)
+    if problem:
+        return problem
+    findings: list[Finding] = []
+    for name, check_settings in enabled:
+        try:
+            async with asyncio.timeout(CHECK_TIMEOUT):
+                findings.extend(await REGISTRY[name].inspect(mail, check_settings))
+        except Exception as e:  # a broken check must hold the mail, not wave it through
+            log.error("check_failed", check=name, id=mail.id, error=repr(e))
+            return f"the {name} check failed ({type(e).__name__})"
+    return tuple(findings)
+
+
+def unreadable(problem: str, settings: Settings) -> Verdict:
+    """Mail we cannot read is held (or, if configured, deferred), never passed unchecked."""
+    action = Action.QUARANTINE if settings.server.unparseable == "quarantine" else Action.OFF
+    finding = Finding(check="mime", rule="unparseable", action=action, clause=UNPARSEABLE_CLAUSE,
+                      message=problem, advice="ask IT to look at it in the quarantine")
+    return Verdict(action, (finding,), "unparseable")
+
+
+async def assess(mail: Mail, settings: Settings) -> Verdict:
+    """The verdict for a message, from its findings or from why it could not be read."""
+    inspected = await inspect(mail, settings)
+    if isinstance(inspected, str):
+        return unreadable(inspected, settings)
+    return policy.decide(inspected)
+
+
 class Pipeline:
     def __init__(self, settings: Settings, events: EventLog, quarantine: Quarantine,
                  secret: bytes) -> None:
@@ -55,52 +91,16 @@ class Pipeline:
         self.quarantine = quarantine
         self.secret = secret
 
-    async def _inspect(self, mail: Mail) -> tuple[Finding, ...] | str:
-        """Every enabled check's findings, or why the message could not be read."""
-        block = mail.raw[: mail.header_end]
-        problem = mime.header_problem(mail.headers, block)
-        enabled = [(name, s) for name, s in self.settings.checks.items()
-                   if s.action is not Action.OFF]
-        if problem is None and any(REGISTRY[name].READS_BODY for name, _ in enabled):
-            problem = mime.structure_problem(mail.message)
-        if problem:
-            return problem
-        findings: list[Finding] = []
-        for name, check_settings in enabled:
-            try:
-                async with asyncio.timeout(CHECK_TIMEOUT):
-                    findings.extend(await REGISTRY[name].inspect(mail, check_settings))
-            except Exception as e:  # a broken check must hold the mail, not wave it through
-                log.error("check_failed", check=name, id=mail.id, error=repr(e))
-                return f"the {name} check failed ({type(e).__name__})"
-        return tuple(findings)
-
-    def _unreadable(self, problem: str) -> Verdict:
-        action = (Action.QUARANTINE if self.settings.server.unparseable == "quarantine"
-                  else Action.OFF)
-        finding = Finding(check="mime", rule="unparseable", action=action,
-                          clause=UNPARSEABLE_CLAUSE, message=problem,
-                          advice="ask IT to look at it in the quarantine")
-        return Verdict(action, (finding,), "unparseable")
-
     async def process(self, mail: Mail, txn: Transaction, refused: int = 0) -> Outcome:
         started = time.monotonic()
         stamped = trace.has_valid_stamp(mail, self.secret)
-        if stamped:
-            verdict = Verdict(Action.OFF)
-        else:
-            inspected = await self._inspect(mail)
-            if isinstance(inspected, str):
-                verdict = self._unreadable(inspected)
-                if verdict.action is Action.OFF:  # unparseable = "tempfail"
-                    await txn.abort()
-                    reply = smtp_reply(451, "4.6.0", [
-                        f"mailguard could not read this message: {inspected}.",
-                        "It was not sent; your mail server will retry. If this persists, ask IT."])
-                    return self._finish(mail, "tempfailed", reply, verdict, started,
-                                        refused, stamped)
-            else:
-                verdict = policy.decide(inspected)
+        verdict = Verdict(Action.OFF) if stamped else await assess(mail, self.settings)
+        if verdict.reason == "unparseable" and verdict.action is Action.OFF:  # "tempfail"
+            await txn.abort()
+            reply = smtp_reply(451, "4.6.0", [
+                f"mailguard could not read this message: {verdict.findings[0].message}.",
+                "It was not sent; your mail server will retry. If this persists, ask IT."])
+            return self._finish(mail, "tempfailed", reply, verdict, started, refused, stamped)
         for f in verdict.findings:
             metrics.FINDINGS.labels(f.rule_id).inc()
 

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import structlog
 
-from mailguard import config, trace
+from mailguard import config, retention, trace
 from mailguard.auth import UserDatabase
 from mailguard.config import ConfigError, Settings
 from mailguard.pipeline import Pipeline
@@ -47,6 +47,7 @@ class Instance:
     events: EventLog
     server: asyncio.Server
     db: object
+    retention: asyncio.Task[None] | None = None
 
     async def reload(self) -> None:
         try:
@@ -84,6 +85,8 @@ class Instance:
             if conn.transport is not None:
                 conn.transport.write(b"421 4.3.2 mailguard is shutting down, try again shortly\r\n")
                 conn.transport.close()
+        if self.retention:
+            self.retention.cancel()
         await self.events.stop()
         await self.upstream.close()
 
@@ -106,7 +109,8 @@ async def start(config_path: Path, settings: Settings, *, reuse_port: bool = Fal
         await db.close()
         raise
     log.info("listening", smtp=f"{host}:{port}", upstream=upstream.describe(), pid=os.getpid())
-    return Instance(config_path, settings, handler, upstream, events, server, db)
+    keeper = asyncio.create_task(retention.run_hourly(lambda: handler.settings, events, quarantine))
+    return Instance(config_path, settings, handler, upstream, events, server, db, keeper)
 
 
 async def _web(settings: Settings, instance: Instance | None) -> asyncio.Task[None] | None:

@@ -2,13 +2,14 @@
 # Installs the Debian packages mailguard needs, only those missing. Usage: system-deps.sh run|test
 set -euo pipefail
 want=()
-python3 -c "import ensurepip, venv" 2>/dev/null || want+=(python3-venv)
+probe=$(mktemp -d)
+python3 -m venv "$probe/v" >/dev/null 2>&1 || want+=(python3-venv)   # Debian splits ensurepip out
+rm -rf "$probe"
 [ -e /usr/lib/x86_64-linux-gnu/libmagic.so.1 ] || [ -e /usr/lib/aarch64-linux-gnu/libmagic.so.1 ] \
   || ldconfig -p 2>/dev/null | grep -q libmagic.so.1 || want+=(libmagic1)
 if [ "${1:-run}" = test ]; then
-  command -v postfix >/dev/null || want+=(postfix)
+  [ -x /usr/sbin/postfix ] && [ -x /usr/sbin/smtp-source ] || want+=(postfix)
   command -v swaks >/dev/null || want+=(swaks)
-  command -v smtp-source >/dev/null || want+=(postfix)
 fi
 [ ${#want[@]} -eq 0 ] && exit 0
 echo "Installing Debian packages: ${want[*]}"

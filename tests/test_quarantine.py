@@ -7,6 +7,7 @@ import re
 import shutil
 import sqlite3
 import stat
+import time
 
 import pytest
 from conftest import message
@@ -150,3 +151,16 @@ def test_quarantine_write_failure_is_451_not_250(held_gw, sink):
     code, text = held_gw.send(message(from_="head@gmail.com"))
     assert code == 451 and b"could not store" in text
     assert sink.messages == []
+
+
+def test_the_running_gateway_applies_retention_itself(held_gw, sink):
+    old = hold_one(held_gw)
+    held_gw.stop()
+    db = sqlite3.connect(held_gw.data_dir / "mailguard.db")
+    with db:
+        db.execute("UPDATE quarantine SET ts = ts - 31 * 86400 WHERE id = ?", (old,))
+    db.close()
+    held_gw.start()
+    time.sleep(0.5)
+    assert [i["id"] for i in listed(held_gw, "expired")] == [old]
+    assert not (held_gw.data_dir / "quarantine" / f"{old}.eml").exists()
