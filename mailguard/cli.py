@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from mailguard import config
-from mailguard.config import ConfigError, Settings
+from mailguard.config import Action, ConfigError, Settings
 
 DEFAULT_CONFIG = os.environ.get("MAILGUARD_CONFIG", "config/mailguard.toml")
 
@@ -72,7 +72,8 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
     mail = Mail(id="CHECK", envelope=Envelope(args.sender or (froms[0] if froms else ""), rcpts),
                 client=Client(ip="127.0.0.1", auth_user=args.auth_user), raw=raw)
     verdict = asyncio.run(assess(mail, settings))
-    result = {"verdict": verdict.action.value if verdict.findings else "deliver",
+    blocked = verdict.action in (Action.QUARANTINE, Action.REJECT)
+    result = {"verdict": verdict.action.value if blocked else "deliver",
               "findings": [{"rule": f.rule_id, "action": f.action.value, "clause": f.clause,
                             "message": f.message, "evidence": f.evidence}
                            for f in verdict.findings]}

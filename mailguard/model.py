@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.message import Message
 from functools import cached_property
@@ -73,6 +74,7 @@ class Finding:
     advice: str
     evidence: str = ""
     severity: str = "high"
+    rewrite: Callable[[bytes], bytes] | None = field(default=None, compare=False, repr=False)
 
     @property
     def rule_id(self) -> str:
@@ -90,3 +92,10 @@ class Verdict:
     @property
     def rule_ids(self) -> tuple[str, ...]:
         return tuple(f.rule_id for f in self.findings)
+
+    @property
+    def rewrites(self) -> tuple[Callable[[bytes], bytes], ...]:
+        """Changes to make to a message that is delivered, in check order."""
+        if self.action in (Action.QUARANTINE, Action.REJECT):
+            return ()
+        return tuple(f.rewrite for f in self.findings if f.rewrite is not None)

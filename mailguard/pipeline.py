@@ -83,6 +83,23 @@ async def assess(mail: Mail, settings: Settings) -> Verdict:
     return policy.decide(inspected)
 
 
+INLINE_LIMIT = 512 * 1024
+
+
+async def rewritten(raw: bytes, verdict: Verdict) -> bytes:
+    """The message after every rewrite the verdict carries (off the event loop when large)."""
+    if not verdict.rewrites:
+        return raw
+
+    def run() -> bytes:
+        data = raw
+        for change in verdict.rewrites:
+            data = change(data)
+        return data
+
+    return run() if len(raw) <= INLINE_LIMIT else await asyncio.to_thread(run)
+
+
 class Pipeline:
     def __init__(self, settings: Settings, events: EventLog, quarantine: Quarantine,
                  secret: bytes) -> None:
@@ -124,8 +141,9 @@ class Pipeline:
             return self._finish(mail, "quarantined", reply, verdict, started, refused, stamped,
                                 quarantine_id=mail.id)
 
+        data = await rewritten(mail.raw, verdict)
         prefix = trace.headers_for(mail, self.settings.server.hostname, self.secret)
-        upstream = await txn.send(prefix + mail.raw)
+        upstream = await txn.send(prefix + data)
         return self._finish(mail, *self._relayed(mail, upstream), verdict, started, refused,
                             stamped, upstream=upstream)
 

@@ -21,7 +21,9 @@ def test_check_says_what_would_happen_to_a_saved_message(tmp_path):
     good.write_bytes(message(from_="teacher@example.sch.uk").replace(b"\r\n", b"\n"))
     bad.write_bytes(message(from_="teacher@gmail.com"))
     out = mailguard("check", "--config", "config/mailguard.toml", str(good), "--json")
-    assert json.loads(out.stdout) == {"verdict": "deliver", "findings": []}
+    result = json.loads(out.stdout)
+    assert result["verdict"] == "deliver"
+    assert [f["rule"] for f in result["findings"]] == ["disclaimer.added"]
     out = mailguard("check", "--config", "config/mailguard.toml", str(bad))
     assert out.stdout.startswith("verdict: reject")
     assert "identity.foreign_from (reject)" in out.stdout

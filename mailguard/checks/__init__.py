@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from mailguard.checks import identity
+from mailguard.checks import disclaimer, identity
 
+# Order matters only for rewrites: header rewrites first, then bodies.
 REGISTRY: dict[str, ModuleType] = {
     identity.NAME: identity,
+    disclaimer.NAME: disclaimer,
 }

@@ -1,0 +1,160 @@
+"""The trust's disclaimer and monitoring notice on every message, worded per school.
+
+excalibur §21 and soke ("our standard disclaimer should always be used on every e-mail");
+excalibur §15 (recipients told mail may be monitored); bourne "Internet" §2 (personal views).
+"""
+
+from __future__ import annotations
+
+import html
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+
+from mailguard import mime
+from mailguard.config import Action, OrganisationSettings, Section
+from mailguard.model import Finding, Mail
+from mailguard.parts import scan
+from mailguard.rewrite import disclaimer as rewrite
+
+NAME = "disclaimer"
+READS_BODY = False
+CLAUSE = "excalibur section 21 and section 15; soke 'E-mail etiquette'"
+PERSONAL_CLAUSE = "bourne 'Internet' section 2"
+PLACEHOLDERS = {"school", "trust", "sender"}
+
+
+@dataclass(frozen=True)
+class Template:
+    text: str
+    html: str | None
+
+
+@dataclass(frozen=True)
+class Settings:
+    action: Action
+    organisation: OrganisationSettings
+    templates: Mapping[str, Template]  # sending domain or "default"
+    personal: Template | None
+    schools: Mapping[str, str]
+    position: str
+    signed: str
+    personal_subject: re.Pattern[str]
+
+    def template_for(self, domain: str) -> Template | None:
+        return self.templates.get(domain) or self.templates.get("default")
+
+
+def _read(sec: Section, folder: Path, stem: str) -> Template | None:
+    text_file, html_file = folder / f"{stem}.txt", folder / f"{stem}.html"
+    if not text_file.is_file():
+        return None
+    template = Template(text_file.read_text(encoding="utf-8"),
+                        html_file.read_text(encoding="utf-8") if html_file.is_file() else None)
+    for source, name in ((template.text, text_file), (template.html, html_file)):
+        if source is None:
+            continue
+        try:
+            source.format_map(dict.fromkeys(PLACEHOLDERS, ""))
+        except (KeyError, ValueError, IndexError) as e:
+            raise sec.error("folder", f"{name}: bad placeholder {e}; use {sorted(PLACEHOLDERS)}"
+                            ) from None
+    return template
+
+
+def settings_from(sec: Section, org: OrganisationSettings) -> Settings:
+    # Present table: on unless turned off. No table at all: this trust has not set one up.
+    action = sec.action("action", Action.LOG if sec.table else Action.OFF)
+    if action not in (Action.OFF, Action.LOG):
+        raise sec.error("action", 'must be "log" (add the disclaimer and record it) or "off"')
+    base = Path(sec.file).resolve().parent
+    folder = sec.path("folder", base.parent if base.name == "config" else base,
+                      "config/disclaimers")
+    assert folder is not None
+    if action is not Action.OFF and not folder.is_dir():
+        raise sec.error("folder", f"{folder} is not a folder of disclaimer templates")
+    templates = {}
+    if folder.is_dir():
+        for stem in ("default", *org.domains):
+            found = _read(sec, folder, stem)
+            if found:
+                templates[stem] = found
+    if action is not Action.OFF and not templates:
+        raise sec.error("folder", f"{folder} has no default.txt nor a <domain>.txt")
+    schools_sec = sec.table_of("schools")
+    schools = {d.lower(): schools_sec.string(d) for d in list(schools_sec.table)}
+    schools_sec.done()
+    pattern = sec.string("personal_subject", r"(?i)^\s*(?:\[personal\]|personal\s*[:\-])")
+    try:
+        personal_subject = re.compile(pattern)
+    except re.error as e:
+        raise sec.error("personal_subject", f"not a valid regular expression: {e}") from None
+    return Settings(
+        action=action, organisation=org, templates=templates,
+        personal=_read(sec, folder, "personal") if folder.is_dir() else None,
+        schools=schools, position=sec.choice("position", "quote", ("quote", "bottom")),
+        signed=sec.choice("signed", "wrap", ("wrap", "skip", "reject")),
+        personal_subject=personal_subject)
+
+
+def _render(template: Template, values: dict[str, str]) -> tuple[str, str]:
+    text = template.text.format_map(values).strip()
+    if template.html is None:
+        return text, rewrite.html_fragment(text)
+    escaped = {k: html.escape(v) for k, v in values.items()}
+    inner = template.html.format_map(escaped).strip()
+    return text, f'<div class="mailguard-disclaimer" style="{rewrite.HTML_STYLE}">{inner}</div>'
+
+
+def disclaimer_for(mail: Mail, settings: Settings) -> tuple[rewrite.Disclaimer, bool] | None:
+    """The rendered disclaimer for this sender's school, and whether the mail is personal."""
+    froms = mime.addresses(mail.headers, "From")
+    sender = froms[0] if froms else mail.envelope.sender
+    domain = sender.rpartition("@")[2].lower()
+    template = settings.template_for(domain)
+    if template is None:
+        return None
+    org = settings.organisation.name
+    values = {"school": settings.schools.get(domain, org), "trust": org, "sender": sender}
+    text, fragment = _render(template, values)
+    subject = str(mail.headers.get("Subject", ""))
+    personal = bool(settings.personal and settings.personal_subject.search(subject))
+    if personal and settings.personal:
+        p_text, p_html = _render(settings.personal, values)
+        text, fragment = f"{p_text}\n\n{text}", p_html + fragment
+    return rewrite.Disclaimer(text, fragment, settings.position), personal
+
+
+def _finding(settings: Settings, rule: str, message: str, action: Action = Action.LOG,
+             clause: str = CLAUSE, **kw: object) -> Finding:
+    return Finding(check=NAME, rule=rule, action=action, clause=clause, message=message,
+                   advice="nothing: mailguard adds it", severity="info", **kw)  # type: ignore[arg-type]
+
+
+async def inspect(mail: Mail, settings: Settings) -> list[Finding]:
+    found = disclaimer_for(mail, settings)
+    if found is None:
+        return []
+    d, personal = found
+    tree = scan(mail.raw)
+    findings = []
+    if personal:
+        findings.append(_finding(settings, "personal_notice", "personal-views notice added",
+                                 clause=PERSONAL_CLAUSE))
+    if not rewrite.is_signed(mail.raw, tree):
+        return [*findings, _finding(settings, "added", "trust disclaimer added",
+                                    rewrite=partial(rewrite.apply, d=d))]
+    if settings.signed == "reject":
+        return [Finding(
+            check=NAME, rule="signed", action=Action.REJECT, clause=CLAUSE,
+            message="the message is signed or encrypted, so the trust's disclaimer cannot be "
+                    "added to it", severity="medium",
+            advice="send it without signing or encryption, or ask IT to allow signed mail")]
+    if settings.signed == "skip":
+        return [_finding(settings, "signed_skipped",
+                         "signed or encrypted message sent without the disclaimer")]
+    return [*findings, _finding(settings, "wrapped",
+                                "signed or encrypted message wrapped with the disclaimer",
+                                rewrite=lambda raw: rewrite.wrap(raw, scan(raw), d))]

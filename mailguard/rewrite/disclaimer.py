@@ -1,0 +1,246 @@
+"""Adds the trust's disclaimer to every displayed body, splicing only the parts it changes.
+
+Each changed part keeps its charset (or becomes UTF-8 when the text cannot be written in it)
+and its transfer encoding (7bit becomes quoted-printable if the text is no longer ASCII).
+Attachments, forwarded messages and calendar parts are never touched; signed or encrypted
+mail is wrapped whole, never altered inside. After Mailman's decorate handler.
+"""
+
+from __future__ import annotations
+
+import base64
+import codecs
+import html
+import quopri
+import re
+import uuid
+from dataclasses import dataclass
+from email import quoprimime
+
+from mailguard.parts import Part, scan
+from mailguard.rewrite import headers
+
+SIGNED_TYPES = ("multipart/signed", "multipart/encrypted", "application/pkcs7-mime",
+                "application/x-pkcs7-mime")
+INLINE_PGP = re.compile(rb"^-----BEGIN PGP (?:SIGNED )?MESSAGE-----", re.M)
+
+# Where the quoted thread starts in replies and forwards (Outlook, Gmail, Apple Mail, Thunderbird).
+TEXT_QUOTE = re.compile(
+    r"^(?:-{2,}\s*(?:Original Message|Forwarded [Mm]essage)\s*-{2,}[ \t]*\r?$"
+    r"|_{20,}[ \t]*\r?\n(?:From|De|Von):"
+    r"|From: .*\r?\n(?:Sent|Date): "
+    r"|On [^\n]{1,300}?(?:\r?\n[^\n]{0,100}?)?wrote:[ \t]*\r?$"
+    r"|Begin forwarded message:[ \t]*\r?$"
+    r"|>)",
+    re.M)
+HTML_QUOTE = re.compile(
+    r"<div[^>]*\b(?:class=\"?[^\">]*\b(?:gmail_quote|moz-cite-prefix|moz-forward-container)"
+    r"|id=\"?(?:appendonsend|divRplyFwdMsg|mail-editor-reference-message-container))"
+    r"|<blockquote[^>]*\btype=\"?cite"
+    r"|<hr[^>]*\bid=\"?stopSpelling"
+    r"|<div[^>]*style=\"?border:none;\s*border-top:solid #[Ee]1[Ee]1[Ee]1",
+    re.I)
+BODY_END = re.compile(r"</body\s*>", re.I)
+TAG = re.compile(r"<[^>]*>")
+HTML_STYLE = ("margin-top:16px;padding-top:8px;border-top:1px solid #cccccc;"
+              "font-family:Arial,Helvetica,sans-serif;font-size:11px;line-height:1.4;color:#555555")
+
+
+@dataclass(frozen=True)
+class Disclaimer:
+    text: str
+    html: str
+    position: str = "quote"  # "quote": under the newest text, above the thread; "bottom"
+
+    @property
+    def marker(self) -> str:
+        return normalise(self.text)[:60]
+
+
+def normalise(text: str) -> str:
+    """Text for the once-only test: quote marks, tags and spacing do not matter."""
+    text = re.sub(r"(?m)^[ \t]*(?:>[ \t]?)+", "", text)
+    return " ".join(html.unescape(TAG.sub(" ", text)).split()).lower()
+
+
+def html_fragment(text: str) -> str:
+    """The HTML version of a plain disclaimer: escaped, paragraphs kept, styled inline."""
+    paragraphs = [p.strip() for p in re.split(r"\n\s*\n", text.strip()) if p.strip()]
+    inner = "".join("<p style=\"margin:0 0 6px 0\">" + "<br>".join(
+        html.escape(line) for line in p.splitlines()) + "</p>" for p in paragraphs)
+    return f'<div class="mailguard-disclaimer" style="{HTML_STYLE}">{inner}</div>'
+
+
+def is_signed(raw: bytes, tree: Part) -> bool:
+    if tree.content_type in SIGNED_TYPES:
+        return True
+    return any(p.maintype == "text" and INLINE_PGP.search(raw, p.body_start, p.end)
+               for p in displayed(tree))
+
+
+def displayed(part: Part) -> list[Part]:
+    """The bodies a reader sees: never attachments, forwarded messages or calendar parts."""
+    ctype = part.content_type
+    if part.is_attachment or ctype in ("text/calendar", "message/rfc822") or ctype in SIGNED_TYPES:
+        return []
+    if ctype in ("text/plain", "text/html"):
+        return [part]
+    if part.maintype != "multipart" or not part.children:
+        return []
+    if ctype == "multipart/alternative":
+        return [b for child in part.children for b in displayed(child)]
+    return displayed(part.children[0])  # mixed, related, report …: the first body
+
+
+def _codec(charset: str | None) -> str | None:
+    try:
+        return codecs.lookup(charset or "us-ascii").name
+    except LookupError:
+        return None
+
+
+def _decode(body: bytes, cte: str) -> bytes | None:
+    if cte == "base64":
+        return base64.b64decode(re.sub(rb"[^A-Za-z0-9+/=]", b"", body) + b"==")
+    if cte == "quoted-printable":
+        return quopri.decodestring(body)
+    if cte in ("7bit", "8bit", "binary", ""):
+        return body
+    return None
+
+
+def _encode(data: bytes, cte: str, eol: str) -> bytes:
+    if cte == "base64":
+        text = base64.b64encode(data).decode()
+        return (eol.join(text[i:i + 76] for i in range(0, len(text), 76)) + eol).encode()
+    if cte == "quoted-printable":
+        return quoprimime.body_encode(data.decode("latin-1"), maxlinelen=76,
+                                      eol=eol).encode("latin-1")
+    return data
+
+
+def _insert_text(text: str, block: str, position: str, eol: str, flowed: bool) -> str:
+    lines = block.strip("\n").split("\n")
+    if flowed:  # RFC 3676: no trailing spaces (soft breaks) and space-stuffing
+        lines = [(" " + ln if ln.startswith((" ", ">", "From ")) else ln).rstrip() for ln in lines]
+    addition = eol.join(lines)
+    at = len(text)
+    if position == "quote" and (m := TEXT_QUOTE.search(text)) and text[:m.start()].strip():
+        at = m.start()
+    before, after = text[:at].rstrip(), text[at:]
+    if not before:
+        return addition + eol + (eol + after if after else "")
+    tail = eol + eol + after if after else eol
+    return before + eol + eol + addition + tail
+
+
+def _insert_html(text: str, fragment: str, position: str) -> str:
+    at = None
+    if position == "quote" and (m := HTML_QUOTE.search(text)):
+        at = m.start()
+    if at is None:
+        ends = list(BODY_END.finditer(text))
+        at = ends[-1].start() if ends else len(text.rstrip())
+    return text[:at] + fragment + text[at:]
+
+
+def _set_param(field: bytes, name: str, value: str) -> bytes:
+    line = field.decode("latin-1")
+    eol = line[len(line.rstrip("\r\n")):]
+    body = line.rstrip("\r\n")
+    pattern = re.compile(rf";\s*{name}\s*=\s*(\"[^\"]*\"|[^;\s]*)", re.I)
+    if pattern.search(body):
+        body = pattern.sub(f"; {name}={value}", body, count=1)
+    else:
+        body += f"; {name}={value}"
+    return (body + eol).encode("latin-1")
+
+
+def _rewrite_leaf(raw: bytes, part: Part, d: Disclaimer, eol: str) -> bytes | None:
+    """The part's new bytes (headers + body), or None when it is left alone."""
+    cte = part.transfer_encoding
+    codec = _codec(part.charset)
+    data = _decode(raw[part.body_start:part.end], cte)
+    if codec is None or data is None:
+        return None
+    text = data.decode(codec, "surrogateescape" if codec != "utf-16" else "strict")
+    if d.marker and d.marker in normalise(text):
+        return None  # already there: a reply quoting it, or a second pass
+    if part.content_type == "text/html":
+        new = _insert_html(text, d.html, d.position)
+    else:
+        flowed = str(part.headers.get_param("format", "")).lower() == "flowed"
+        new = _insert_text(text, d.text, d.position, eol, flowed)
+    block = raw[part.start:part.body_start]
+    try:
+        out = new.encode(codec, "surrogateescape")
+    except UnicodeEncodeError:
+        out = new.encode("utf-8", "surrogateescape")
+        field = next((f for f in headers.split_block(block)[0]
+                      if headers.name_of(f) == b"content-type"), None)
+        new_field = (_set_param(field, "charset", "utf-8") if field else
+                     f"Content-Type: {part.content_type}; charset=utf-8{eol}".encode())
+        block = headers.replace(block, b"content-type", [new_field])
+    if cte in ("7bit", "") and not out.isascii():
+        cte = "quoted-printable"
+        block = headers.replace(block, b"content-transfer-encoding",
+                                [f"Content-Transfer-Encoding: quoted-printable{eol}".encode()])
+    if part.start == 0 and block != raw[:part.body_start] and b"mime-version" not in [
+            headers.name_of(f) for f in headers.split_block(block)[0]]:
+        block = headers.replace(block, b"mime-version", [f"MIME-Version: 1.0{eol}".encode()])
+    body = _encode(out, cte, eol).rstrip(b"\r\n")
+    if raw[part.body_start:part.end].endswith(eol.encode()):
+        body += eol.encode()  # end as the original did: the delimiter owns the last line break
+    return block + body
+
+
+def wrap(raw: bytes, tree: Part, d: Disclaimer) -> bytes:
+    """New multipart/mixed: the untouched original entity, then the disclaimer as its own part."""
+    eol = headers.linesep(raw).decode()
+    items, _ = headers.split_block(raw[:tree.body_start])
+    content = [f for f in items if headers.name_of(f).startswith(b"content-")]
+    outer = [f for f in items if not headers.name_of(f).startswith(b"content-")]
+    if not any(headers.name_of(f) == b"mime-version" for f in outer):
+        outer.append(f"MIME-Version: 1.0{eol}".encode())
+    boundary = f"mailguard-{uuid.uuid4().hex}"
+    note = eol.join(d.text.strip("\n").split("\n")).encode("utf-8")
+    return b"".join([
+        *outer, f'Content-Type: multipart/mixed; boundary="{boundary}"{eol}{eol}'.encode(),
+        f"--{boundary}{eol}".encode(), *content, eol.encode(), raw[tree.body_start:],
+        f"{eol}--{boundary}{eol}".encode(),
+        f"Content-Type: text/plain; charset=utf-8{eol}Content-Transfer-Encoding: 8bit{eol}"
+        f"Content-Disposition: inline{eol}{eol}".encode(), note, eol.encode(),
+        f"--{boundary}--{eol}".encode()])
+
+
+def _add_part(raw: bytes, mixed: Part, d: Disclaimer, eol: str) -> bytes:
+    """A multipart/mixed with no displayed body (only attachments) gets an inline text part."""
+    boundary = str(mixed.headers.get_param("boundary"))
+    close = raw.rfind(f"--{boundary}--".encode(), mixed.body_start, mixed.end)
+    if close < 0:
+        return raw
+    note = eol.join(d.text.strip("\n").split("\n")).encode("utf-8")
+    part = (f"--{boundary}{eol}Content-Type: text/plain; charset=utf-8{eol}"
+            f"Content-Transfer-Encoding: 8bit{eol}Content-Disposition: inline{eol}{eol}").encode()
+    return raw[:close] + part + note + eol.encode() + raw[close:]
+
+
+def apply(raw: bytes, d: Disclaimer) -> bytes:
+    """The message with the disclaimer in every displayed body that lacks it."""
+    tree = scan(raw)
+    eol = headers.linesep(raw).decode()
+    if is_signed(raw, tree):
+        return wrap(raw, tree, d)
+    bodies = displayed(tree)
+    if not bodies:
+        if tree.content_type == "multipart/mixed":
+            return _add_part(raw, tree, d, eol)
+        if tree.maintype == "multipart" or tree.content_type == "message/rfc822":
+            return raw
+        return wrap(raw, tree, d)
+    out = raw
+    for part in sorted(bodies, key=lambda p: p.start, reverse=True):
+        new = _rewrite_leaf(raw, part, d, eol)
+        if new is not None:
+            out = out[:part.start] + new + out[part.end:]
+    return out
