@@ -42,18 +42,6 @@ def header_problem(headers: Message, block: bytes) -> str | None:
     return None
 
 
-def structure_problem(message: Message) -> str | None:
-    """Why the MIME structure cannot be walked reliably (so body checks would be blind)."""
-    fatal = (email_errors.StartBoundaryNotFoundDefect,
-             email_errors.MultipartInvariantViolationDefect,
-             email_errors.NoBoundaryInMultipartDefect)
-    for part in message.walk():
-        for defect in part.defects:
-            if isinstance(defect, fatal):
-                return f"broken MIME structure ({type(defect).__name__})"
-    return None
-
-
 def addresses(headers: Message, name: str) -> list[str]:
     """Bare addresses in an address header (all occurrences), lower-cased domain kept as sent."""
     values = [str(v) for v in headers.get_all(name, [])]

@@ -10,6 +10,7 @@ from functools import cached_property
 
 from mailguard import mime
 from mailguard.config import Action
+from mailguard.parts import Part, scan
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,11 @@ class Mail:
     def message(self) -> Message:
         """The whole MIME tree; costs a full parse, so only checks that read bodies touch it."""
         return mime.parse_message(self.raw)
+
+    @cached_property
+    def parts(self) -> Part:
+        """The MIME tree as byte ranges (cheap: headers of each part, boundaries found in bytes)."""
+        return scan(self.raw)
 
 
 @dataclass(frozen=True)

@@ -100,3 +100,15 @@ def _scan(raw: bytes, start: int, end: int, depth: int) -> Part:
 def scan(raw: bytes) -> Part:
     """The part tree of a whole message. Malformed structure yields fewer parts, never an error."""
     return _scan(raw, 0, len(raw), 0)
+
+
+def structure_problem(tree: Part) -> str | None:
+    """Why the MIME structure cannot be walked reliably (so body checks would be blind)."""
+    for part in tree.walk():
+        if part.maintype != "multipart":
+            continue
+        if not isinstance(part.headers.get_param("boundary"), str):
+            return f"broken MIME structure ({part.content_type} without a boundary)"
+        if not part.children:
+            return f"broken MIME structure ({part.content_type} with no parts found)"
+    return None

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import structlog
 
-from mailguard import metrics, mime, policy, trace
+from mailguard import metrics, mime, parts, policy, trace
 from mailguard.checks import REGISTRY
 from mailguard.config import Action, Settings
 from mailguard.model import Finding, Mail, Verdict
@@ -53,7 +53,7 @@ async def inspect(mail: Mail, settings: Settings) -> tuple[Finding, ...] | str:
     problem = mime.header_problem(mail.headers, block)
     enabled = [(name, s) for name, s in settings.checks.items() if s.action is not Action.OFF]
     if problem is None and any(REGISTRY[name].READS_BODY for name, _ in enabled):
-        problem = mime.structure_problem(mail.message)
+        problem = parts.structure_problem(mail.parts)
     if problem:
         return problem
     findings: list[Finding] = []

@@ -20,7 +20,7 @@ from mailguard.parts import scan
 from mailguard.rewrite import disclaimer as rewrite
 
 NAME = "disclaimer"
-READS_BODY = False
+READS_BODY = True
 CLAUSE = "excalibur section 21 and section 15; soke 'E-mail etiquette'"
 PERSONAL_CLAUSE = "bourne 'Internet' section 2"
 PLACEHOLDERS = {"school", "trust", "sender"}
@@ -138,7 +138,7 @@ async def inspect(mail: Mail, settings: Settings) -> list[Finding]:
     if found is None:
         return []
     d, personal = found
-    tree = scan(mail.raw)
+    tree = mail.parts
     findings = []
     if personal:
         findings.append(_finding(settings, "personal_notice", "personal-views notice added",

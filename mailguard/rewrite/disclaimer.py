@@ -141,6 +141,8 @@ def _insert_html(text: str, fragment: str, position: str) -> str:
     if at is None:
         ends = list(BODY_END.finditer(text))
         at = ends[-1].start() if ends else len(text.rstrip())
+    if text.rfind("<", 0, at) > text.rfind(">", 0, at):  # broken HTML: never inside a tag
+        at = len(text)
     return text[:at] + fragment + text[at:]
 
 
@@ -225,17 +227,34 @@ def _add_part(raw: bytes, mixed: Part, d: Disclaimer, eol: str) -> bytes:
     return raw[:close] + part + note + eol.encode() + raw[close:]
 
 
+def carries(raw: bytes, tree: Part, d: Disclaimer) -> bool:
+    """True when any inline text part already holds this disclaimer (an added or wrapped one)."""
+    for part in tree.walk():
+        if part.maintype != "text" or part.is_attachment or part.children:
+            continue
+        data = _decode(raw[part.body_start:part.end], part.transfer_encoding)
+        codec = _codec(part.charset)
+        if data is not None and codec and d.marker in normalise(
+                data.decode(codec, "replace")):
+            return True
+    return False
+
+
 def apply(raw: bytes, d: Disclaimer) -> bytes:
     """The message with the disclaimer in every displayed body that lacks it."""
     tree = scan(raw)
     eol = headers.linesep(raw).decode()
-    if is_signed(raw, tree):
-        return wrap(raw, tree, d)
-    bodies = displayed(tree)
+    if tree.maintype == "message":
+        return raw  # message/partial and external-body: fragments of another message
+    bodies = [] if is_signed(raw, tree) else displayed(tree)
     if not bodies:
+        if carries(raw, tree, d):
+            return raw
+        if is_signed(raw, tree):
+            return wrap(raw, tree, d)
         if tree.content_type == "multipart/mixed":
             return _add_part(raw, tree, d, eol)
-        if tree.maintype == "multipart" or tree.content_type == "message/rfc822":
+        if tree.maintype == "multipart":
             return raw
         return wrap(raw, tree, d)
     out = raw

@@ -1,0 +1,136 @@
+"""The disclaimer over real-world mail (../shared/corpus/mime): every message keeps its shape.
+
+For each message: the output parses; every displayed body carries the disclaimer exactly once;
+HTML keeps its element tree plus the disclaimer; every other part is byte-identical; signed
+or encrypted mail is wrapped with the original entity untouched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import email
+import quopri
+from email.policy import compat32
+from email.policy import default as default_policy
+from html.parser import HTMLParser
+
+import pytest
+from conftest import CORPUS, ROOT
+
+from mailguard import config, mime
+from mailguard.model import Client, Envelope, Mail
+from mailguard.parts import Part, scan, structure_problem
+from mailguard.pipeline import assess
+from mailguard.rewrite.disclaimer import Disclaimer, apply, displayed, html_fragment, is_signed
+
+TEXT = ("Test Academy Trust: this email is confidential and may be monitored.\n"
+        "If it reached you in error, please delete it.")
+D = Disclaimer(TEXT, html_fragment(TEXT))
+NEEDLE = "this email is confidential and may be monitored"
+
+SETTINGS = config.load(ROOT / "config/mailguard.toml")
+MESSAGES = sorted((CORPUS / "mime").rglob("*.eml")) if (CORPUS / "mime").is_dir() else []
+
+
+def decoded(raw: bytes, part: Part) -> str | None:
+    body = raw[part.body_start:part.end]
+    cte = part.transfer_encoding
+    if cte == "base64":
+        data = base64.b64decode(b"".join(body.split()) + b"==")
+    elif cte == "quoted-printable":
+        data = quopri.decodestring(body)
+    elif cte in ("7bit", "8bit", "binary", ""):
+        data = body
+    else:
+        return None
+    try:
+        return data.decode(part.charset or "us-ascii", "replace")
+    except LookupError:
+        return None
+
+
+class Tags(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        self.tags.append(tag)
+
+
+def tags(text: str) -> list[str]:
+    p = Tags()
+    p.feed(text)
+    return p.tags
+
+
+def complete(text: str) -> bool:
+    """False for HTML that ends inside an unterminated tag: it has no element tree to keep."""
+    p = Tags()
+    p.feed(text)
+    return not p.rawdata.strip()
+
+
+def leaves(tree: Part) -> list[Part]:
+    return [p for p in tree.walk() if not p.children]
+
+
+def flat(text: str) -> str:
+    return " ".join(text.replace(">", " ").split()).lower()
+
+
+@pytest.mark.skipif(not MESSAGES, reason="../shared/corpus is not present")
+@pytest.mark.parametrize("path", MESSAGES, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_corpus_message(path):
+    raw = path.read_bytes()
+    headers_end = mime.header_end(raw)
+    if mime.header_problem(mime.parse_headers(raw[:headers_end]), raw[:headers_end]) or (
+            structure_problem(scan(raw))):
+        # Unreadable: the pipeline holds it as 'unparseable' and never rewrites it.
+        mail = Mail(id="C", envelope=Envelope("t@example.sch.uk", ("p@gmail.com",)),
+                    client=Client(ip="127.0.0.1"), raw=raw)
+        assert asyncio.run(assess(mail, SETTINGS)).reason == "unparseable"
+        return
+    out = apply(raw, D)
+    email.message_from_bytes(out, policy=compat32)
+    parsed = email.message_from_bytes(out, policy=default_policy)
+    for _ in parsed.walk():
+        pass
+    before, after = scan(raw), scan(out)
+    if before.maintype == "message":
+        assert out == raw  # a fragment (message/partial) is never touched
+        return
+    wrapped = is_signed(raw, before) or (before.maintype not in ("text", "multipart"))
+    if wrapped:
+        # The original entity is inside, byte for byte, and the disclaimer beside it.
+        assert after.content_type == "multipart/mixed"
+        inner = after.children[0]
+        assert out[inner.body_start:inner.end].rstrip(b"\r\n") == raw[before.body_start:].rstrip(
+            b"\r\n")
+        assert NEEDLE in flat(decoded(out, after.children[1]) or "")
+        assert apply(out, D) == out
+        return
+    bodies_in, bodies_out = displayed(before), displayed(after)
+    assert len(bodies_in) == len(bodies_out)
+    for old, new in zip(bodies_in, bodies_out, strict=True):
+        text_in, text_out = decoded(raw, old), decoded(out, new)
+        if text_in is None or text_out is None or NEEDLE in flat(text_in):
+            assert out[new.start:new.end] == raw[old.start:old.end]  # left alone
+            continue
+        assert flat(text_out).count(NEEDLE) == 1, new.content_type
+        if new.content_type == "text/html" and complete(text_in):
+            added = tags(html_fragment(TEXT))
+            got = tags(text_out)
+            at = next(i for i in range(len(got)) if got[i:i + len(added)] == added)
+            assert got[:at] + got[at + len(added):] == tags(text_in)
+    # Every part that is not a displayed body is byte-identical, in the same order.
+    changed = {p.start for p in bodies_in}
+    kept_in = [raw[p.start:p.end] for p in leaves(before) if p.start not in changed]
+    kept_out = [out[p.start:p.end] for p in leaves(after)
+                if p.start not in {b.start for b in bodies_out}]
+    if not bodies_in and before.content_type == "multipart/mixed" and out != raw:
+        assert NEEDLE in flat(decoded(out, leaves(after)[-1]) or "")
+        kept_out = kept_out[:-1]
+    assert kept_out == kept_in
+    assert apply(out, D) == out  # once only
