@@ -129,6 +129,10 @@ def toml_value(v: Any) -> str:
     raise TypeError(v)
 
 
+def toml_key(key: str) -> str:
+    return key if key.replace("_", "").replace("-", "").isalnum() else json.dumps(key)
+
+
 def toml_dump(data: dict[str, Any], prefix: str = "") -> str:
     """Enough TOML for our configs: scalars and lists first, then sub-tables."""
     lines, tables = [], []
@@ -136,12 +140,12 @@ def toml_dump(data: dict[str, Any], prefix: str = "") -> str:
         if isinstance(value, dict):
             tables.append((key, value))
         else:
-            lines.append(f"{json.dumps(key) if '@' in key else key} = {toml_value(value)}")
+            lines.append(f"{toml_key(key)} = {toml_value(value)}")
     out = ""
     if lines:
         out += (f"[{prefix}]\n" if prefix else "") + "\n".join(lines) + "\n\n"
     for key, value in tables:
-        name = json.dumps(key) if "@" in key else key
+        name = toml_key(key)
         out += toml_dump(value, f"{prefix}.{name}" if prefix else name)
     return out
 

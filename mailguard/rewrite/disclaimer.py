@@ -254,8 +254,8 @@ def apply(raw: bytes, d: Disclaimer) -> bytes:
             return wrap(raw, tree, d)
         if tree.content_type == "multipart/mixed":
             return _add_part(raw, tree, d, eol)
-        if tree.maintype == "multipart":
-            return raw
+        if tree.maintype in ("multipart", "text"):
+            return raw  # nothing displayed to add to; an invite (text/calendar) stays an invite
         return wrap(raw, tree, d)
     out = raw
     for part in sorted(bodies, key=lambda p: p.start, reverse=True):

@@ -1,4 +1,4 @@
-"""The disclaimer over real-world mail (../shared/corpus/mime): every message keeps its shape.
+"""The disclaimer over real-world mail (../shared/corpus/mime) and generated MIME trees.
 
 For each message: the output parses; every displayed body carries the disclaimer exactly once;
 HTML keeps its element tree plus the disclaimer; every other part is byte-identical; signed
@@ -11,12 +11,22 @@ import asyncio
 import base64
 import email
 import quopri
+from email.encoders import encode_base64, encode_quopri
+from email.mime.application import MIMEApplication
+from email.mime.base import MIMEBase
+from email.mime.message import MIMEMessage
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
+from email.policy import SMTP as SMTP_POLICY
 from email.policy import compat32
 from email.policy import default as default_policy
+from html import escape
 from html.parser import HTMLParser
 
 import pytest
 from conftest import CORPUS, ROOT
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mailguard import config, mime
 from mailguard.model import Client, Envelope, Mail
@@ -80,10 +90,8 @@ def flat(text: str) -> str:
     return " ".join(text.replace(">", " ").split()).lower()
 
 
-@pytest.mark.skipif(not MESSAGES, reason="../shared/corpus is not present")
-@pytest.mark.parametrize("path", MESSAGES, ids=lambda p: f"{p.parent.name}/{p.name}")
-def test_corpus_message(path):
-    raw = path.read_bytes()
+def holds_the_rules(raw: bytes) -> None:
+    """Every property the disclaimer rewrite promises, checked on one message."""
     headers_end = mime.header_end(raw)
     if mime.header_problem(mime.parse_headers(raw[:headers_end]), raw[:headers_end]) or (
             structure_problem(scan(raw))):
@@ -134,3 +142,68 @@ def test_corpus_message(path):
         kept_out = kept_out[:-1]
     assert kept_out == kept_in
     assert apply(out, D) == out  # once only
+
+
+@pytest.mark.skipif(not MESSAGES, reason="../shared/corpus is not present")
+@pytest.mark.parametrize("path", MESSAGES, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_corpus_message(path):
+    holds_the_rules(path.read_bytes())
+
+
+# Generated MIME trees: bodies in several charsets and encodings, nested multiparts,
+# attachments, forwarded messages and calendar parts.
+texts = st.text(alphabet=st.characters(codec="utf-8", exclude_categories=("Cs", "Cc")),
+                max_size=200)
+
+
+@st.composite
+def leaf(draw: st.DrawFn) -> MIMEBase:
+    kind = draw(st.sampled_from(["plain", "html", "attachment", "calendar", "rfc822"]))
+    if kind in ("plain", "html"):
+        charset = draw(st.sampled_from(["utf-8", "iso-8859-1", "us-ascii", "windows-1252"]))
+        body = draw(texts)
+        body = body.encode(charset, "ignore").decode(charset)
+        if kind == "html":
+            body = f"<html><body><p>{escape(body)}</p></body></html>"
+        part = MIMEText(body, kind, charset)
+        if draw(st.booleans()):
+            del part["Content-Transfer-Encoding"]
+            part.set_payload(body.encode(charset, "ignore"))
+            encoders = [encode_base64, encode_quopri]
+            draw(st.sampled_from(encoders))(part)
+        return part
+    if kind == "attachment":
+        part = MIMEApplication(draw(st.binary(max_size=300)), Name="data.bin")
+        part.add_header("Content-Disposition", "attachment", filename="data.bin")
+        return part
+    if kind == "calendar":
+        return MIMEText("BEGIN:VCALENDAR\nEND:VCALENDAR\n", "calendar")
+    inner = MIMEText(draw(texts), "plain", "utf-8")
+    inner["Subject"] = "forwarded"
+    return MIMEMessage(inner)
+
+
+def tree(depth: int = 2) -> st.SearchStrategy[MIMEBase]:
+    if depth == 0:
+        return leaf()
+    return st.one_of(leaf(), st.builds(
+        lambda sub, children: _multipart(sub, children),
+        st.sampled_from(["mixed", "alternative", "related"]),
+        st.lists(tree(depth - 1), min_size=1, max_size=4)))
+
+
+def _multipart(subtype: str, children: list[MIMEBase]) -> MIMEMultipart:
+    m = MIMEMultipart(subtype)
+    for child in children:
+        m.attach(child)
+    return m
+
+
+@settings(max_examples=150, deadline=None)
+@given(tree())
+def test_generated_mime_trees(message):
+    message["From"] = "teacher@example.sch.uk"
+    message["To"] = "parent@gmail.com"
+    message["Subject"] = "generated"
+    raw = message.as_bytes(policy=SMTP_POLICY)
+    holds_the_rules(raw)
