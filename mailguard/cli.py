@@ -190,6 +190,28 @@ def cmd_quarantine(args: argparse.Namespace, settings: Settings) -> int:
     return asyncio.run(_with_stores(settings, work))
 
 
+def cmd_dkim_keygen(args: argparse.Namespace) -> int:
+    """Write a new signing key (0600) and print the DNS record and the config lines."""
+    from mailguard import dkim
+
+    folder = Path(args.out)
+    path = folder / f"{args.domain}.{args.selector}.key"
+    if path.exists():
+        print(f"mailguard: {path} already exists; pick a new selector to rotate keys",
+              file=sys.stderr)
+        return 2
+    pem, value = dkim.keygen(args.algorithm, args.bits)
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(pem)
+    print(f"; private key written to {path} (mode 0600)")
+    print("; publish this in DNS, then add the config lines below and reload (SIGHUP):")
+    print(dkim.txt_record(args.selector, args.domain, value))
+    print(f'\n[dkim.domains."{args.domain}"]\nselector = "{args.selector}"\nkey = "{path}"')
+    return 0
+
+
 def cmd_passwd(args: argparse.Namespace) -> int:
     from mailguard.auth import hash_password
 
@@ -227,6 +249,14 @@ def build_parser() -> argparse.ArgumentParser:
     pu.add_argument("--json", action="store_true")
     pw = command("passwd", "print a users-file line for SMTP AUTH (password on stdin)")
     pw.add_argument("user")
+    dk = sub.add_parser("dkim", help="DKIM keys")
+    dksub = dk.add_subparsers(dest="dkim_command", required=True)
+    kg = dksub.add_parser("keygen", help="make a signing key and print its DNS record")
+    kg.add_argument("--domain", required=True)
+    kg.add_argument("--selector", required=True)
+    kg.add_argument("--algorithm", choices=["rsa", "ed25519"], default="rsa")
+    kg.add_argument("--bits", type=int, default=2048, choices=[1024, 2048, 3072, 4096])
+    kg.add_argument("--out", default="config/dkim", help="folder for the key (default %(default)s)")
     q = command("quarantine", "review held mail")
     q.add_argument("--actor", help="who is acting (default: your login name)")
     qsub = q.add_subparsers(dest="action", required=True)
@@ -253,6 +283,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "passwd":
         return cmd_passwd(args)
+    if args.command == "dkim":
+        return cmd_dkim_keygen(args)
     if args.command == "serve":
         from mailguard.service import serve
 

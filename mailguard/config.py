@@ -199,8 +199,9 @@ class OrganisationSettings:
     postmaster: str
 
     def owns(self, address: str) -> bool:
-        """True when the address is in one of the organisation's domains."""
-        return address.rpartition("@")[2].lower().rstrip(".") in self.domains
+        """True when the address is in one of the organisation's domains or their subdomains."""
+        domain = address.rpartition("@")[2].lower().rstrip(".")
+        return any(domain == d or domain.endswith("." + d) for d in self.domains)
 
 
 @dataclass(frozen=True)
@@ -216,6 +217,12 @@ class WebSettings:
 
 
 @dataclass(frozen=True)
+class DkimSettings:
+    keys: Mapping[str, Any]  # signing domain → mailguard.dkim.Key
+    canonicalization: str
+
+
+@dataclass(frozen=True)
 class Settings:
     file: str
     server: ServerSettings
@@ -224,6 +231,7 @@ class Settings:
     storage: StorageSettings
     web: WebSettings
     checks: Mapping[str, Any] = field(default_factory=dict)
+    dkim: DkimSettings = field(default_factory=lambda: DkimSettings({}, "relaxed/simple"))
 
 
 def _networks(sec: Section, key: str, default: list[str]) -> tuple[Network, ...]:
@@ -324,6 +332,31 @@ def _web(sec: Section) -> WebSettings:
     return WebSettings(listen=parse_listen(sec, "listen", enabled) if enabled else None)
 
 
+def _dkim(sec: Section, base: Path) -> DkimSettings:
+    from mailguard.dkim import Key
+
+    canon = sec.choice("canonicalization", "relaxed/simple",
+                       ("relaxed/simple", "relaxed/relaxed", "simple/simple", "simple/relaxed"))
+    domains = sec.table_of("domains")
+    keys = {}
+    for domain in list(domains.table):
+        one = domains.table_of(domain)
+        name = parse_domain(domains, domain, domain)
+        selector = one.string("selector", required=True)
+        path = one.path("key", base)
+        if path is None:
+            raise one.error("key", "is required: the private key file (mailguard dkim keygen)")
+        try:
+            keys[name] = Key.load(name, selector, path)
+        except FileNotFoundError:
+            raise one.error("key", f"file {path} does not exist") from None
+        except (ValueError, TypeError, OSError) as e:
+            raise one.error("key", f"{path} is not a usable private key: {e}") from None
+        one.done()
+    domains.done()
+    return DkimSettings(keys, canon)
+
+
 def _checks(sec: Section, org: OrganisationSettings) -> dict[str, Any]:
     from mailguard.checks import REGISTRY
 
@@ -374,6 +407,7 @@ def load(path: str | Path) -> Settings:
         storage=storage,
         web=part("web", _web),
         checks=part("checks", lambda s: _checks(s, org)),
+        dkim=part("dkim", lambda s: _dkim(s, base)),
     )
     unknown = sorted(set(raw) - top.seen)
     if unknown:

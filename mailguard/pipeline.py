@@ -9,11 +9,12 @@ from __future__ import annotations
 import asyncio
 import textwrap
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import structlog
 
-from mailguard import metrics, mime, parts, policy, trace
+from mailguard import dkim, metrics, mime, parts, policy, trace
 from mailguard.checks import REGISTRY
 from mailguard.config import Action, Settings
 from mailguard.model import Finding, Mail, Verdict
@@ -86,18 +87,22 @@ async def assess(mail: Mail, settings: Settings) -> Verdict:
 INLINE_LIMIT = 512 * 1024
 
 
-async def rewritten(raw: bytes, verdict: Verdict) -> bytes:
-    """The message after every rewrite the verdict carries (off the event loop when large)."""
-    if not verdict.rewrites:
-        return raw
+async def outgoing(mail: Mail, settings: Settings, secret: bytes,
+                   rewrites: tuple[Callable[[bytes], bytes], ...]) -> bytes:
+    """The bytes to hand upstream: rewritten, given a Message-ID if it had none, DKIM-signed,
+    and stamped with our trace headers on top. CPU work leaves the event loop when large."""
+    host = settings.server.hostname
 
-    def run() -> bytes:
-        data = raw
-        for change in verdict.rewrites:
+    def build() -> bytes:
+        data = mail.raw
+        for change in rewrites:
             data = change(data)
-        return data
+        data = trace.missing_message_id(mail, host) + data
+        if settings.dkim.keys:
+            data = dkim.sign(settings.dkim.keys, data, settings.dkim.canonicalization) + data
+        return trace.headers_for(mail, host, secret) + data
 
-    return run() if len(raw) <= INLINE_LIMIT else await asyncio.to_thread(run)
+    return build() if len(mail.raw) <= INLINE_LIMIT else await asyncio.to_thread(build)
 
 
 class Pipeline:
@@ -141,9 +146,8 @@ class Pipeline:
             return self._finish(mail, "quarantined", reply, verdict, started, refused, stamped,
                                 quarantine_id=mail.id)
 
-        data = await rewritten(mail.raw, verdict)
-        prefix = trace.headers_for(mail, self.settings.server.hostname, self.secret)
-        upstream = await txn.send(prefix + data)
+        data = await outgoing(mail, self.settings, self.secret, verdict.rewrites)
+        upstream = await txn.send(data)
         return self._finish(mail, *self._relayed(mail, upstream), verdict, started, refused,
                             stamped, upstream=upstream)
 

@@ -6,15 +6,24 @@ Shared by the CLI now and the review desk later; every action leaves an audit ro
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import aiosqlite
 
-from mailguard import notify, trace
+from mailguard import notify
 from mailguard.config import Settings
 from mailguard.model import Client, Envelope, Mail
+from mailguard.pipeline import inspect, outgoing
 from mailguard.relay import Reply, open_upstream
 from mailguard.store import audit
 from mailguard.store.quarantine import Held, Quarantine
+
+
+async def release_rewrites(mail: Mail, settings: Settings) -> tuple[Any, ...]:
+    """The changes a released message gets (disclaimer, BCC): the reviewer has already
+    overruled whatever held it, so only the rewrites are taken from the checks."""
+    found = await inspect(mail, settings)
+    return () if isinstance(found, str) else tuple(f.rewrite for f in found if f.rewrite)
 
 
 class ReviewError(Exception):
@@ -75,8 +84,8 @@ async def release(settings: Settings, quarantine: Quarantine, db: aiosqlite.Conn
                     result.refused[rcpt] = str(reply)
             if result.delivered:
                 # The stamp means a copy looping back through the gateway is not held again.
-                sent = await txn.send(trace.headers_for(
-                    mail, settings.server.hostname, secret) + raw)
+                sent = await txn.send(await outgoing(mail, settings, secret,
+                                                     await release_rewrites(mail, settings)))
                 result.reply = str(sent)
                 if not sent.ok:
                     result.refused.update({r: str(sent) for r in result.delivered})

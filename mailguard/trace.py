@@ -78,20 +78,25 @@ def _fold(text: str) -> str:
     return text.replace("\n", " ").replace("\r", " ")
 
 
+def message_id(mail: Mail, hostname: str) -> str:
+    """The message's Message-ID, or the one mailguard gives a message that has none."""
+    return str(mail.headers.get("Message-ID", "")).strip() or f"<{mail.id}@{hostname}>"
+
+
+def missing_message_id(mail: Mail, hostname: str) -> bytes:
+    """A Message-ID field for a message without one (it goes inside what DKIM signs)."""
+    if str(mail.headers.get("Message-ID", "")).strip():
+        return b""
+    return f"Message-ID: {message_id(mail, hostname)}\r\n".encode()
+
+
 def headers_for(mail: Mail, hostname: str, secret: bytes, *, now: float | None = None) -> bytes:
-    """The block to put on top of the message: Received, a Message-ID when missing, the stamp."""
+    """The trace block to put on top of the message: the stamp and Received."""
     now = time.time() if now is None else now
-    message_id = str(mail.headers.get("Message-ID", "")).strip()
-    lines = []
-    received = (f"Received: from {_fold(mail.client.helo) or 'unknown'} ([{mail.client.ip}])\r\n"
-                f"\tby {hostname} (mailguard) with {_protocol(mail)} id {mail.id}\r\n"
-                f"\t(envelope-from <{_fold(mail.envelope.sender)}>);\r\n"
-                f"\t{formatdate(now, localtime=True)}\r\n")
-    lines.append(received)
-    if not message_id:
-        message_id = f"<{mail.id}.{int(now)}@{hostname}>"
-        lines.append(f"Message-ID: {message_id}\r\n")
     stamped_at = int(now)
-    mac = _mac(secret, stamped_at, message_id, _from(mail))
-    lines.insert(0, f"X-Mailguard: v=1; i={mail.id}; t={stamped_at}; s={mac}\r\n")
-    return "".join(lines).encode("utf-8", "surrogateescape")
+    mac = _mac(secret, stamped_at, message_id(mail, hostname), _from(mail))
+    return (f"X-Mailguard: v=1; i={mail.id}; t={stamped_at}; s={mac}\r\n"
+            f"Received: from {_fold(mail.client.helo) or 'unknown'} ([{mail.client.ip}])\r\n"
+            f"\tby {hostname} (mailguard) with {_protocol(mail)} id {mail.id}\r\n"
+            f"\t(envelope-from <{_fold(mail.envelope.sender)}>);\r\n"
+            f"\t{formatdate(now, localtime=True)}\r\n").encode("utf-8", "surrogateescape")

@@ -49,7 +49,7 @@ def test_adds_a_message_id_when_missing(gateway, sink):
     code, _ = gateway.send(original)
     assert code == 250
     top = added_headers(sink.wait_for(1)[0].data, original)
-    assert re.search(rb"^Message-ID: <\w+\.\d+@mailguard\.test>\r\n", top, re.M)
+    assert re.search(rb"^Message-ID: <\w+@mailguard\.test>\r\n", top, re.M)
 
 
 def test_ehlo_advertises_size_8bitmime_smtputf8_and_no_auth_without_tls(gateway):
