@@ -212,6 +212,40 @@ def cmd_dkim_keygen(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_directory_import(args: argparse.Namespace) -> int:
+    """Build config/directory.csv from a MIS export, mapping its columns and role words."""
+    from mailguard import directory
+
+    def pairs(items: list[str], what: str) -> dict[str, str]:
+        out = {}
+        for item in items:
+            key, sep, value = item.partition("=")
+            if not sep:
+                raise SystemExit(f"mailguard: {what} {item!r}: write it as NAME=VALUE")
+            out[key.strip().lower() if what == "--role-value" else key.strip()] = value.strip()
+        return out
+
+    columns = pairs(args.column, "--column")
+    unknown = set(columns) - set(directory.COLUMNS)
+    if unknown:
+        print(f"mailguard: --column: {', '.join(sorted(unknown))} is not one of "
+              f"{', '.join(directory.COLUMNS)}", file=sys.stderr)
+        return 2
+    try:
+        text = Path(args.export).read_text(encoding="utf-8-sig")
+        contacts = directory.import_mis(text, columns, args.role,
+                                        pairs(args.role_value, "--role-value"), args.export)
+        out = Path(args.out)
+        if args.merge and out.exists():
+            contacts = [*directory.Directory.load(out).contacts.values(), *contacts]
+        count = directory.write(contacts, out)
+    except (OSError, UnicodeDecodeError, directory.DirectoryError) as e:
+        print(f"mailguard: {e}", file=sys.stderr)
+        return 2
+    print(f"{out}: {count} contacts; reload mailguard (SIGHUP) to use them")
+    return 0
+
+
 def cmd_passwd(args: argparse.Namespace) -> int:
     from mailguard.auth import hash_password
 
@@ -257,6 +291,18 @@ def build_parser() -> argparse.ArgumentParser:
     kg.add_argument("--algorithm", choices=["rsa", "ed25519"], default="rsa")
     kg.add_argument("--bits", type=int, default=2048, choices=[1024, 2048, 3072, 4096])
     kg.add_argument("--out", default="config/dkim", help="folder for the key (default %(default)s)")
+    di = sub.add_parser("directory", help="the contacts directory (parents, pupils, staff …)")
+    disub = di.add_subparsers(dest="directory_command", required=True)
+    im = disub.add_parser("import", help="build the directory CSV from a MIS export")
+    im.add_argument("export", help="CSV exported from SIMS, Arbor, Bromcom …")
+    im.add_argument("--out", default="config/directory.csv")
+    im.add_argument("--column", action="append", default=[], metavar="FIELD=COLUMN",
+                    help="which export column holds email, role, name or pupils")
+    im.add_argument("--role", choices=["parent", "pupil", "staff", "supplier", "other"],
+                    help="one role for every row (e.g. a parents' contact list)")
+    im.add_argument("--role-value", action="append", default=[], metavar="WORD=ROLE",
+                    help="map the export's word to a role, e.g. Mother=parent")
+    im.add_argument("--merge", action="store_true", help="keep the contacts already in --out")
     q = command("quarantine", "review held mail")
     q.add_argument("--actor", help="who is acting (default: your login name)")
     qsub = q.add_subparsers(dest="action", required=True)
@@ -285,6 +331,8 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_passwd(args)
     if args.command == "dkim":
         return cmd_dkim_keygen(args)
+    if args.command == "directory":
+        return cmd_directory_import(args)
     if args.command == "serve":
         from mailguard.service import serve
 

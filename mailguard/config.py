@@ -205,6 +205,15 @@ class OrganisationSettings:
 
 
 @dataclass(frozen=True)
+class Shared:
+    """What every check's settings may refer to: who the organisation is, who its contacts are."""
+
+    organisation: OrganisationSettings
+    directory: Any  # mailguard.directory.Directory, or None without a directory file
+    base: Path      # relative paths in the config are relative to this folder
+
+
+@dataclass(frozen=True)
 class StorageSettings:
     data_dir: Path
     event_retention_days: int
@@ -231,6 +240,7 @@ class Settings:
     storage: StorageSettings
     web: WebSettings
     checks: Mapping[str, Any] = field(default_factory=dict)
+    directory: Any = None
     dkim: DkimSettings = field(default_factory=lambda: DkimSettings({}, "relaxed/simple"))
 
 
@@ -357,7 +367,21 @@ def _dkim(sec: Section, base: Path) -> DkimSettings:
     return DkimSettings(keys, canon)
 
 
-def _checks(sec: Section, org: OrganisationSettings) -> dict[str, Any]:
+def _directory(sec: Section, base: Path) -> Any:
+    from mailguard.directory import Directory, DirectoryError
+
+    path = sec.path("file", base)
+    if path is None:
+        return None
+    try:
+        return Directory.load(path)
+    except FileNotFoundError:
+        raise sec.error("file", f"{path} does not exist") from None
+    except (DirectoryError, UnicodeDecodeError, OSError) as e:
+        raise sec.error("file", str(e)) from None
+
+
+def _checks(sec: Section, shared: Shared) -> dict[str, Any]:
     from mailguard.checks import REGISTRY
 
     result: dict[str, Any] = {}
@@ -366,7 +390,7 @@ def _checks(sec: Section, org: OrganisationSettings) -> dict[str, Any]:
             raise sec.error(name, f"unknown check; known checks: {', '.join(sorted(REGISTRY))}")
     for name, module in REGISTRY.items():
         table = sec.table_of(name)
-        result[name] = module.settings_from(table, org)
+        result[name] = module.settings_from(table, shared)
         table.done()
     return result
 
@@ -399,6 +423,8 @@ def load(path: str | Path) -> Settings:
 
     storage = part("storage", lambda s: _storage(s, base))
     org = part("organisation", _organisation)
+    directory = part("directory", lambda s: _directory(s, base))
+    shared = Shared(org, directory, base)
     settings = Settings(
         file=file,
         server=part("server", lambda s: _server(s, base, storage.data_dir)),
@@ -406,7 +432,8 @@ def load(path: str | Path) -> Settings:
         organisation=org,
         storage=storage,
         web=part("web", _web),
-        checks=part("checks", lambda s: _checks(s, org)),
+        checks=part("checks", lambda s: _checks(s, shared)),
+        directory=directory,
         dkim=part("dkim", lambda s: _dkim(s, base)),
     )
     unknown = sorted(set(raw) - top.seen)

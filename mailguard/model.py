@@ -81,6 +81,9 @@ class Finding:
     evidence: str = ""
     severity: str = "high"
     rewrite: Callable[[bytes], bytes] | None = field(default=None, compare=False, repr=False)
+    # Set when each recipient must get a copy addressed to them alone (bcc mode "split").
+    per_recipient: Callable[[bytes, str], bytes] | None = field(default=None, compare=False,
+                                                                 repr=False)
 
     @property
     def rule_id(self) -> str:
@@ -104,4 +107,12 @@ class Verdict:
         """Changes to make to a message that is delivered, in check order."""
         if self.action in (Action.QUARANTINE, Action.REJECT):
             return ()
-        return tuple(f.rewrite for f in self.findings if f.rewrite is not None)
+        return tuple(f.rewrite for f in self.findings
+                     if f.rewrite is not None and f.per_recipient is None)
+
+    @property
+    def split(self) -> Callable[[bytes, str], bytes] | None:
+        """How to address each recipient's own copy, when the message is to be split."""
+        if self.action in (Action.QUARANTINE, Action.REJECT):
+            return None
+        return next((f.per_recipient for f in self.findings if f.per_recipient), None)

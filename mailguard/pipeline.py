@@ -17,8 +17,8 @@ import structlog
 from mailguard import dkim, metrics, mime, parts, policy, trace
 from mailguard.checks import REGISTRY
 from mailguard.config import Action, Settings
-from mailguard.model import Finding, Mail, Verdict
-from mailguard.relay import Reply, Transaction
+from mailguard.model import Envelope, Finding, Mail, Verdict
+from mailguard.relay import Reply, Transaction, Upstream
 from mailguard.store.events import Event, EventLog
 from mailguard.store.quarantine import Quarantine
 
@@ -107,11 +107,12 @@ async def outgoing(mail: Mail, settings: Settings, secret: bytes,
 
 class Pipeline:
     def __init__(self, settings: Settings, events: EventLog, quarantine: Quarantine,
-                 secret: bytes) -> None:
+                 secret: bytes, upstream: Upstream) -> None:
         self.settings = settings
         self.events = events
         self.quarantine = quarantine
         self.secret = secret
+        self.upstream = upstream
 
     async def process(self, mail: Mail, txn: Transaction, refused: int = 0) -> Outcome:
         started = time.monotonic()
@@ -146,10 +147,53 @@ class Pipeline:
             return self._finish(mail, "quarantined", reply, verdict, started, refused, stamped,
                                 quarantine_id=mail.id)
 
+        if verdict.split is not None:
+            await txn.abort()
+            outcome, reply, upstream = await self._split(mail, verdict)
+            return self._finish(mail, outcome, reply, verdict, started, refused, stamped,
+                                upstream=upstream)
         data = await outgoing(mail, self.settings, self.secret, verdict.rewrites)
         upstream = await txn.send(data)
         return self._finish(mail, *self._relayed(mail, upstream), verdict, started, refused,
                             stamped, upstream=upstream)
+
+    async def _split(self, mail: Mail, verdict: Verdict) -> tuple[str, str, Reply]:
+        """One copy per recipient, each addressed to them alone. A copy the upstream will not
+        take now is held in quarantine, so the 250 still means nothing is lost."""
+        assert verdict.split is not None
+        options = [o for o in mail.envelope.mail_options if o in ("BODY=8BITMIME", "SMTPUTF8")]
+        delivered, held = 0, 0
+        for n, rcpt in enumerate(mail.envelope.recipients, 1):
+            copy = Mail(id=f"{mail.id}-{n}", envelope=Envelope(
+                mail.envelope.sender, (rcpt,), mail.envelope.mail_options),
+                client=mail.client, raw=verdict.split(mail.raw, rcpt))
+            reply = await self._deliver_one(copy, options, verdict)
+            if reply.ok:
+                delivered += 1
+                continue
+            try:
+                await self.quarantine.hold(copy, verdict.findings,
+                                           f"split copy not accepted upstream: {reply}")
+            except Exception as e:
+                log.error("quarantine_write_failed", id=copy.id, error=repr(e))
+                return "tempfailed", smtp_reply(451, "4.3.0", [
+                    "mailguard could not deliver or store every copy; please try again later."
+                ]), reply
+            held += 1
+        summary = Reply(250, f"split: {delivered} delivered, {held} held")
+        return "delivered", smtp_reply(250, "2.0.0", [
+            f"Ok: {mail.id} sent as {delivered} separate copies"
+            + (f"; {held} held for review" if held else "")]), summary
+
+    async def _deliver_one(self, copy: Mail, options: list[str], verdict: Verdict) -> Reply:
+        txn = await self.upstream.begin(copy.envelope.sender, options)
+        if isinstance(txn, Reply):
+            return txn
+        reply = await txn.add_recipient(copy.envelope.recipients[0], [])
+        if not reply.ok:
+            await txn.abort()
+            return reply
+        return await txn.send(await outgoing(copy, self.settings, self.secret, verdict.rewrites))
 
     @staticmethod
     def _relayed(mail: Mail, upstream: Reply) -> tuple[str, str]:

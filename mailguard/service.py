@@ -63,7 +63,7 @@ class Instance:
                         detail="server.listen, server.workers and storage.data_dir apply on restart")
         if new.upstream != old.upstream:
             retired, self.upstream = self.upstream, open_upstream(new.upstream, new.server.hostname)
-            self.handler.upstream = self.upstream
+            self.handler.upstream = self.handler.pipeline.upstream = self.upstream
             asyncio.get_running_loop().call_later(
                 new.upstream.timeout + 5, lambda: asyncio.ensure_future(retired.close()))
         self.settings = new
@@ -98,7 +98,7 @@ async def start(config_path: Path, settings: Settings, *, reuse_port: bool = Fal
     quarantine = Quarantine(db, settings.storage.data_dir)
     secret = trace.load_secret(settings.server.stamp_secret_file)
     upstream = open_upstream(settings.upstream, settings.server.hostname)
-    pipeline = Pipeline(settings, events, quarantine, secret)
+    pipeline = Pipeline(settings, events, quarantine, secret, upstream)
     handler = Handler(settings, pipeline, upstream, events, load_users(settings))
     host, port = settings.server.listen
     try:
@@ -136,10 +136,14 @@ def _signals(stop: asyncio.Event, reload: object) -> None:
 
 
 async def run_single(config_path: Path, settings: Settings, *, worker: bool = False) -> None:
-    instance = await start(config_path, settings, reuse_port=worker)
-    web = None if worker else await _web(settings, instance)
+    # Signal handlers go in before the port opens: a SIGHUP that arrives as soon as the
+    # port answers must reload, not kill the process (SIGHUP's default action).
     stop = asyncio.Event()
-    _signals(stop, lambda: asyncio.ensure_future(instance.reload()))
+    running: list[Instance] = []
+    _signals(stop, lambda: running and asyncio.ensure_future(running[0].reload()))
+    instance = await start(config_path, settings, reuse_port=worker)
+    running.append(instance)
+    web = None if worker else await _web(settings, instance)
     await stop.wait()
     log.info("stopping", in_flight=instance.handler.busy)
     await instance.drain(instance.settings.server.shutdown_timeout)

@@ -14,7 +14,7 @@ from functools import partial
 from pathlib import Path
 
 from mailguard import mime
-from mailguard.config import Action, OrganisationSettings, Section
+from mailguard.config import Action, OrganisationSettings, Section, Shared
 from mailguard.model import Finding, Mail
 from mailguard.parts import scan
 from mailguard.rewrite import disclaimer as rewrite
@@ -64,14 +64,13 @@ def _read(sec: Section, folder: Path, stem: str) -> Template | None:
     return template
 
 
-def settings_from(sec: Section, org: OrganisationSettings) -> Settings:
+def settings_from(sec: Section, shared: Shared) -> Settings:
     # Present table: on unless turned off. No table at all: this trust has not set one up.
     action = sec.action("action", Action.LOG if sec.table else Action.OFF)
     if action not in (Action.OFF, Action.LOG):
         raise sec.error("action", 'must be "log" (add the disclaimer and record it) or "off"')
-    base = Path(sec.file).resolve().parent
-    folder = sec.path("folder", base.parent if base.name == "config" else base,
-                      "config/disclaimers")
+    org = shared.organisation
+    folder = sec.path("folder", shared.base, "config/disclaimers")
     assert folder is not None
     if action is not Action.OFF and not folder.is_dir():
         raise sec.error("folder", f"{folder} is not a folder of disclaimer templates")

@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from mailguard import mime
-from mailguard.config import Action, OrganisationSettings, Section, parse_domain
+from mailguard.config import Action, OrganisationSettings, Section, Shared, parse_domain
 from mailguard.model import Finding, Mail
 
 NAME = "identity"
@@ -33,7 +33,7 @@ class Settings:
             domain.endswith("." + d) for d in self.organisation.domains)
 
 
-def settings_from(sec: Section, org: OrganisationSettings) -> Settings:
+def settings_from(sec: Section, shared: Shared) -> Settings:
     action = sec.action("action", Action.REJECT)
     allow_subdomains = sec.boolean("allow_subdomains", True)
     table = sec.table_of("delegations")
@@ -45,7 +45,7 @@ def settings_from(sec: Section, org: OrganisationSettings) -> Settings:
         parse_domain(table, mailbox, mailbox.rpartition("@")[2])
         delegations[mailbox.lower()] = frozenset(u.lower() for u in users)
     table.done()
-    return Settings(action=action, organisation=org, delegations=delegations,
+    return Settings(action=action, organisation=shared.organisation, delegations=delegations,
                     allow_subdomains=allow_subdomains)
 
 

@@ -1,0 +1,80 @@
+"""Bulk mail that shows parents' (or outsiders') addresses to each other gets them moved to Bcc.
+
+bourne appendix B, "Email and Internet Use": mail to many recipients uses BCC so parents'
+addresses are hidden. The ICO reports education as the sector that most often fails to.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from mailguard import mime
+from mailguard.config import Action, OrganisationSettings, Section, Shared
+from mailguard.model import Finding, Mail
+from mailguard.rewrite import recipients
+
+NAME = "bcc"
+READS_BODY = False
+CLAUSE = "bourne appendix B 'Email and Internet Use'"
+ACTIONS = {"rewrite": Action.LOG, "log": Action.LOG, "quarantine": Action.QUARANTINE,
+           "reject": Action.REJECT, "off": Action.OFF}
+
+
+@dataclass(frozen=True)
+class Settings:
+    action: Action
+    rewrite: bool
+    threshold: int
+    mode: str  # "bcc": one message, exposed addresses out of To/Cc; "split": a copy each
+    to: str    # "sender" or "undisclosed": what To says when nobody visible is left in it
+    organisation: OrganisationSettings
+    directory: Any
+
+
+def settings_from(sec: Section, shared: Shared) -> Settings:
+    chosen = sec.choice("action", "rewrite", tuple(ACTIONS))
+    return Settings(
+        action=ACTIONS[chosen], rewrite=chosen == "rewrite",
+        threshold=sec.integer("threshold", 2, minimum=2),
+        mode=sec.choice("mode", "bcc", ("bcc", "split")),
+        to=sec.choice("to", "sender", ("sender", "undisclosed")),
+        organisation=shared.organisation, directory=shared.directory)
+
+
+def exposed(mail: Mail, settings: Settings) -> tuple[frozenset[str], int, int]:
+    """(addresses to hide, parents shown, distinct external mailboxes shown) in To and Cc."""
+    shown = {a.lower() for field in ("To", "Cc") for a in mime.addresses(mail.headers, field)}
+    hidden, parents, external = set(), 0, 0
+    for address in shown:
+        role = settings.directory.role_of(address) if settings.directory else None
+        ours = settings.organisation.owns(address)
+        parents += role == "parent"
+        external += not ours
+        if role != "staff" and not (ours and role is None):
+            hidden.add(address)  # parents, pupils, suppliers, anyone outside: never on show
+    return frozenset(hidden), parents, external
+
+
+async def inspect(mail: Mail, settings: Settings) -> list[Finding]:
+    hidden, parents, external = exposed(mail, settings)
+    n = settings.threshold
+    if parents < n and external < n:
+        return []
+    what = (f"{parents} parents' addresses" if parents >= n
+            else f"{external} outside addresses")
+    froms = mime.addresses(mail.headers, "From")
+    to = froms[0] if settings.to == "sender" and froms else "undisclosed-recipients:;"
+    note = f"{len(hidden)} recipients moved from To/Cc to Bcc by mailguard ({CLAUSE})"
+    rewrite = partial(recipients.hide, hidden=hidden, to=to, note=note)
+    split = settings.mode == "split" and settings.rewrite
+    return [Finding(
+        check=NAME, rule="split" if split else ("moved" if settings.rewrite else "exposed"),
+        action=settings.action, clause=CLAUSE, severity="high",
+        message=f"the message showed {what} to every recipient in To/Cc",
+        advice="put parents and other outside recipients in Bcc, or use the school's "
+               "messaging system for whole-class mail",
+        evidence=f"{parents} parent, {external} external; {len(hidden)} hidden",
+        rewrite=rewrite if settings.rewrite else None,
+        per_recipient=recipients.only_to if split else None)]
