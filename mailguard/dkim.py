@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import functools
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa, utils
 
 from mailguard import mime
+from mailguard.rewrite.headers import fields
 
 SIGNED_HEADERS = (b"from", b"from", b"to", b"cc", b"subject", b"date", b"message-id",
                   b"reply-to", b"in-reply-to", b"references", b"mime-version",
@@ -69,13 +71,9 @@ class Key:
         raise ValueError("only RSA and Ed25519 keys can sign DKIM")
 
 
-def signing_key(keys: Mapping[str, Key], raw: bytes) -> Key | None:
+def signing_key(keys: Mapping[str, Key], sender: str) -> Key | None:
     """The key for the From domain, or for its nearest parent domain (DMARC relaxed alignment)."""
-    block = raw[: mime.header_end(raw)]
-    froms = mime.addresses(mime.parse_headers(block), "From")
-    if len(froms) != 1:
-        return None
-    labels = froms[0].rpartition("@")[2].lower().rstrip(".").split(".")
+    labels = sender.rpartition("@")[2].lower().rstrip(".").split(".")
     for i in range(len(labels) - 1):
         key = keys.get(".".join(labels[i:]))
         if key is not None:
@@ -83,16 +81,44 @@ def signing_key(keys: Mapping[str, Key], raw: bytes) -> Key | None:
     return None
 
 
-def sign(keys: Mapping[str, Key], raw: bytes, canonicalization: str = "relaxed/simple") -> bytes:
-    """The DKIM-Signature header field for `raw`, or b"" when no key covers its From domain."""
-    key = signing_key(keys, raw)
+_NAME = re.compile(rb"[\x21-\x7e]+?:")
+_NOT_CONTINUATION = re.compile(rb"\n[^ \t]")
+
+
+def parse(raw: bytes) -> tuple[list[list[bytes]], bytes] | None:
+    """dkimpy's rfc822_parse result, without splitting the whole body into lines: for the
+    usual CRLF-only message it is the header fields as they stand and the body as is.
+    None (let dkimpy parse) for anything else."""
+    end = mime.header_end(raw)
+    if b"\n" in raw.replace(b"\r\n", b"") or not raw[:end].endswith(b"\r\n\r\n"):
+        return None
+    headers = []
+    for item in fields(raw[:end - 2]):
+        m = _NAME.match(item)
+        if m is None or _NOT_CONTINUATION.search(item, 0, len(item) - 2):
+            return None  # dkimpy would refuse this header block: let it say so
+        headers.append([m.group(0)[:-1], item[m.end():]])
+    return headers, raw[end:]
+
+
+def sign(keys: Mapping[str, Key], raw: bytes, sender: str,
+         canonicalization: str = "relaxed/simple") -> bytes:
+    """The DKIM-Signature header field for `raw`, whose From is `sender`; b"" when no key
+    covers the sender's domain."""
+    key = signing_key(keys, sender)
     if key is None:
         return b""
     present = {h.partition(b":")[0].strip().lower() for h in raw[: mime.header_end(raw)]
                .splitlines() if h[:1] not in (b" ", b"\t")}
     include = [h for h in SIGNED_HEADERS if h in present or h == b"from"]
-    return dkimpy.sign(raw, key.selector.encode(), key.domain.encode(), key.material,
-                       signature_algorithm=key.algorithm.encode(), include_headers=include,
+    signer = dkimpy.DKIM(signature_algorithm=key.algorithm.encode())
+    parsed = parse(raw)
+    if parsed is None:
+        signer.set_message(raw)
+    else:
+        signer.headers, signer.body = parsed
+    return signer.sign(key.selector.encode(), key.domain.encode(), key.material,
+                       include_headers=include,
                        canonicalize=tuple(canonicalization.encode().split(b"/")))
 
 

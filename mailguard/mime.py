@@ -12,14 +12,18 @@ _HEADER_PARSER = BytesHeaderParser(policy=compat32)
 _PARSER = BytesParser(policy=compat32)
 
 
-def header_end(raw: bytes) -> int:
-    """Offset where the body starts (after the blank line), or len(raw) for headers only."""
-    if raw.startswith((b"\r\n", b"\n")):
-        return 0
-    crlf = raw.find(b"\r\n\r\n")
-    lf = raw.find(b"\n\n")
-    candidates = [i + 4 for i in (crlf,) if i >= 0] + [i + 2 for i in (lf,) if i >= 0]
-    return min(candidates) if candidates else len(raw)
+def header_end(raw: bytes, start: int = 0, end: int | None = None) -> int:
+    """Offset where the body starts (after the blank line) in raw[start:end], or `end` when
+    there is no body. Works in place: no copy of the part."""
+    end = len(raw) if end is None else end
+    if raw.startswith((b"\r\n", b"\n"), start, end):
+        return start
+    crlf = raw.find(b"\r\n\r\n", start, end)
+    # An LF-only blank line counts only if it comes first; never scan the body for one.
+    lf = raw.find(b"\n\n", start, crlf + 2 if crlf >= 0 else end)
+    if lf >= 0:
+        return lf + 2
+    return crlf + 4 if crlf >= 0 else end
 
 
 def parse_headers(block: bytes) -> Message:
@@ -42,7 +46,12 @@ def header_problem(headers: Message, block: bytes) -> str | None:
     return None
 
 
-def addresses(headers: Message, name: str) -> list[str]:
-    """Bare addresses in an address header (all occurrences), lower-cased domain kept as sent."""
+def address_pairs(headers: Message, name: str) -> list[tuple[str, str]]:
+    """(display name, address) pairs in an address header, all occurrences, as sent."""
     values = [str(v) for v in headers.get_all(name, [])]
-    return [addr for _, addr in email.utils.getaddresses(values) if addr]
+    return [(n, a) for n, a in email.utils.getaddresses(values) if a]
+
+
+def addresses(headers: Message, name: str) -> list[str]:
+    """Bare addresses in an address header (all occurrences), as sent."""
+    return [a for _, a in address_pairs(headers, name)]

@@ -62,6 +62,13 @@ class Mail:
         """The whole MIME tree; costs a full parse, so only checks that read bodies touch it."""
         return mime.parse_message(self.raw)
 
+    def addresses(self, field: str) -> list[tuple[str, str]]:
+        """(display name, address) pairs of an address header, parsed once per message."""
+        cache = self.__dict__.setdefault("_addresses", {})
+        if field not in cache:
+            cache[field] = mime.address_pairs(self.headers, field)
+        return cache[field]
+
     @cached_property
     def parts(self) -> Part:
         """The MIME tree as byte ranges (cheap: headers of each part, boundaries found in bytes)."""

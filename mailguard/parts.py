@@ -10,8 +10,11 @@ import itertools
 import re
 from dataclasses import dataclass, field
 from email.message import Message
+from email.policy import compat32
+from functools import cached_property
 
 from mailguard import mime
+from mailguard.rewrite.headers import fields
 
 MAX_DEPTH = 40
 
@@ -26,24 +29,24 @@ class Part:
     headers: Message
     children: list[Part] = field(default_factory=list)
 
-    @property
+    @cached_property
     def content_type(self) -> str:
         return self.headers.get_content_type()
 
-    @property
+    @cached_property
     def maintype(self) -> str:
         return self.content_type.partition("/")[0]
 
-    @property
+    @cached_property
     def charset(self) -> str | None:
         value = self.headers.get_param("charset")
         return str(value).strip().lower() if isinstance(value, str) and value.strip() else None
 
-    @property
+    @cached_property
     def transfer_encoding(self) -> str:
         return str(self.headers.get("Content-Transfer-Encoding", "7bit")).strip().lower()
 
-    @property
+    @cached_property
     def is_attachment(self) -> bool:
         disposition = str(self.headers.get("Content-Disposition", "")).split(";")[0].strip()
         return disposition.lower() == "attachment"
@@ -56,31 +59,55 @@ class Part:
 
 
 def _delimiters(raw: bytes, boundary: bytes, start: int, end: int) -> list[tuple[int, int, bool]]:
-    """(delimiter start incl. its leading line break, start of the next line, is-close) each."""
-    line = rb"--" + re.escape(boundary) + rb"(--)?[ \t]*(?:\r?\n|\Z)"
-    found = []
-    # At the very start of the body the delimiter has no line break of its own before it.
-    first = re.compile(line).match(raw, start, end)
-    if first:
-        found.append((first.start(), first.end(), first.group(1) is not None))
-        if first.group(1):
+    """(delimiter start incl. its leading line break, start of the next line, is-close) each.
+
+    A delimiter is "--boundary" at the start of a line (the body's first line, or after a line
+    break, which belongs to the delimiter), then "--" for the last, spaces, and a line break.
+    Found with bytes.find: a regex with an optional leading CR has no literal to skip ahead by.
+    """
+    marker = b"--" + boundary
+    found: list[tuple[int, int, bool]] = []
+    pos = start
+    while True:
+        at = raw.find(marker, pos, end)
+        if at < 0:
             return found
-    pattern = re.compile(rb"\r?\n" + line)
-    pos = first.end() if first else start
-    while pos < end:
-        m = pattern.search(raw, pos, end)
+        pos = at + 1
+        if at == start:
+            begin = at
+        elif raw[at - 1:at] == b"\n":
+            begin = at - 2 if raw[at - 2:at] == b"\r\n" and at - 2 >= start else at - 1
+        else:
+            continue
+        m = _DELIMITER_TAIL.match(raw, at + len(marker), end)
         if m is None:
-            break
-        found.append((m.start(), m.end(), m.group(1) is not None))
-        if m.group(1):
-            break
+            continue
+        close = m.group(1) is not None
+        found.append((begin, m.end(), close))
+        if close:
+            return found
         pos = m.end()
-    return found
+
+
+_DELIMITER_TAIL = re.compile(rb"(--)?[ \t]*(?:\r?\n|\Z)")
+
+
+def part_headers(block: bytes) -> Message:
+    """A part's header block as compat32 would hold it, without its line-by-line feed parser
+    (which costs several times more, for the three fields a part's shape depends on)."""
+    msg = Message()
+    for item in fields(block.rstrip(b"\r\n") + b"\n" if block.strip() else b""):
+        if b":" not in item:
+            continue
+        lines = item.decode("ascii", "surrogateescape").splitlines(keepends=True)
+        name, value = compat32.header_source_parse(lines)
+        msg.set_raw(name, value)
+    return msg
 
 
 def _scan(raw: bytes, start: int, end: int, depth: int) -> Part:
-    head_end = start + mime.header_end(raw[start:end])
-    headers = mime.parse_headers(raw[start:head_end])
+    head_end = mime.header_end(raw, start, end)
+    headers = part_headers(raw[start:head_end])
     part = Part(start, head_end, end, headers)
     if part.maintype != "multipart" or depth >= MAX_DEPTH:
         return part

@@ -97,10 +97,15 @@ async def outgoing(mail: Mail, settings: Settings, secret: bytes,
         data = mail.raw
         for change in rewrites:
             data = change(data)
-        data = trace.missing_message_id(mail, host) + data
-        if settings.dkim.keys:
-            data = dkim.sign(settings.dkim.keys, data, settings.dkim.canonicalization) + data
-        return trace.headers_for(mail, host, secret) + data
+        message_id = trace.missing_message_id(mail, host)
+        if message_id:
+            data = message_id + data
+        froms = mail.addresses("From")
+        signature = b""
+        if settings.dkim.keys and len(froms) == 1:
+            signature = dkim.sign(settings.dkim.keys, data, froms[0][1],
+                                  settings.dkim.canonicalization)
+        return b"".join((trace.headers_for(mail, host, secret), signature, data))
 
     return build() if len(mail.raw) <= INLINE_LIMIT else await asyncio.to_thread(build)
 

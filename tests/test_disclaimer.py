@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email
 import os
+import re
 import shutil
 import subprocess
 from email.policy import default as default_policy
@@ -70,6 +71,16 @@ def test_html_without_a_thread_gets_it_inside_the_end_of_body():
                   extra_headers="Content-Type: text/html; charset=utf-8\r\n")
     out = body_text(apply(raw, D), "html")
     assert out.endswith("</div></body></html>") and "<p>Hello</p><div class" in out
+
+
+def test_no_bare_line_feeds_from_multi_line_templates():
+    d = Disclaimer("Line one\nline two", "<div>\n<p>Line one</p>\n<p>line two</p>\n</div>")
+    raw = message(body="<p>" + "word " * 40 + "</p>",
+                  extra_headers="Content-Type: text/html; charset=utf-8\r\n"
+                                "Content-Transfer-Encoding: quoted-printable\r\n")
+    out = apply(raw, d)
+    assert re.search(rb"(?<!\r)\n", out) is None, "a bare LF in a CRLF message"
+    assert "<p>line two</p>" in body_text(out, "html")
 
 
 def test_placeholders_are_escaped_in_html():

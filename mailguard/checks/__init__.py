@@ -11,9 +11,10 @@ from types import ModuleType
 
 from mailguard.checks import bcc, disclaimer, identity
 
-# Order matters only for rewrites: header rewrites first, then bodies.
+# Order matters only for rewrites: bodies first (they reuse the parsed tree of the bytes as
+# received), then the top header block.
 REGISTRY: dict[str, ModuleType] = {
     identity.NAME: identity,
-    bcc.NAME: bcc,
     disclaimer.NAME: disclaimer,
+    bcc.NAME: bcc,
 }

@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from mailguard import mime
 from mailguard.config import Action, OrganisationSettings, Section, Shared
 from mailguard.model import Finding, Mail
 from mailguard.rewrite import recipients
@@ -45,7 +44,7 @@ def settings_from(sec: Section, shared: Shared) -> Settings:
 
 def exposed(mail: Mail, settings: Settings) -> tuple[frozenset[str], int, int]:
     """(addresses to hide, parents shown, distinct external mailboxes shown) in To and Cc."""
-    shown = {a.lower() for field in ("To", "Cc") for a in mime.addresses(mail.headers, field)}
+    shown = {a.lower() for field in ("To", "Cc") for _, a in mail.addresses(field)}
     hidden, parents, external = set(), 0, 0
     for address in shown:
         role = settings.directory.role_of(address) if settings.directory else None
@@ -64,10 +63,11 @@ async def inspect(mail: Mail, settings: Settings) -> list[Finding]:
         return []
     what = (f"{parents} parents' addresses" if parents >= n
             else f"{external} outside addresses")
-    froms = mime.addresses(mail.headers, "From")
+    froms = [a for _, a in mail.addresses("From")]
     to = froms[0] if settings.to == "sender" and froms else "undisclosed-recipients:;"
     note = f"{len(hidden)} recipients moved from To/Cc to Bcc by mailguard ({CLAUSE})"
-    rewrite = partial(recipients.hide, hidden=hidden, to=to, note=note)
+    rewrite = partial(recipients.hide, hidden=hidden, to=to, note=note,
+                      pairs={f: mail.addresses(f) for f in ("To", "Cc")})
     split = settings.mode == "split" and settings.rewrite
     return [Finding(
         check=NAME, rule="split" if split else ("moved" if settings.rewrite else "exposed"),

@@ -6,6 +6,7 @@ excalibur §15 (recipients told mail may be monitored); bourne "Internet" §2 (p
 
 from __future__ import annotations
 
+import functools
 import html
 import re
 from collections.abc import Mapping
@@ -13,7 +14,6 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from mailguard import mime
 from mailguard.config import Action, OrganisationSettings, Section, Shared
 from mailguard.model import Finding, Mail
 from mailguard.parts import scan
@@ -32,7 +32,7 @@ class Template:
     html: str | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # hashed by identity: each loaded config is its own
 class Settings:
     action: Action
     organisation: OrganisationSettings
@@ -107,10 +107,9 @@ def _render(template: Template, values: dict[str, str]) -> tuple[str, str]:
     return text, f'<div class="mailguard-disclaimer" style="{rewrite.HTML_STYLE}">{inner}</div>'
 
 
-def disclaimer_for(mail: Mail, settings: Settings) -> tuple[rewrite.Disclaimer, bool] | None:
-    """The rendered disclaimer for this sender's school, and whether the mail is personal."""
-    froms = mime.addresses(mail.headers, "From")
-    sender = froms[0] if froms else mail.envelope.sender
+@functools.lru_cache(maxsize=4096)
+def _rendered(settings: Settings, sender: str, personal: bool) -> rewrite.Disclaimer | None:
+    """The disclaimer for one sender, rendered once and reused (staff send many messages)."""
     domain = sender.rpartition("@")[2].lower()
     template = settings.template_for(domain)
     if template is None:
@@ -118,12 +117,20 @@ def disclaimer_for(mail: Mail, settings: Settings) -> tuple[rewrite.Disclaimer, 
     org = settings.organisation.name
     values = {"school": settings.schools.get(domain, org), "trust": org, "sender": sender}
     text, fragment = _render(template, values)
-    subject = str(mail.headers.get("Subject", ""))
-    personal = bool(settings.personal and settings.personal_subject.search(subject))
     if personal and settings.personal:
         p_text, p_html = _render(settings.personal, values)
         text, fragment = f"{p_text}\n\n{text}", p_html + fragment
-    return rewrite.Disclaimer(text, fragment, settings.position), personal
+    return rewrite.Disclaimer(text, fragment, settings.position)
+
+
+def disclaimer_for(mail: Mail, settings: Settings) -> tuple[rewrite.Disclaimer, bool] | None:
+    """The rendered disclaimer for this sender's school, and whether the mail is personal."""
+    froms = mail.addresses("From")
+    sender = froms[0][1] if froms else mail.envelope.sender
+    subject = str(mail.headers.get("Subject", ""))
+    personal = bool(settings.personal and settings.personal_subject.search(subject))
+    found = _rendered(settings, sender, personal)
+    return None if found is None else (found, personal)
 
 
 def _finding(settings: Settings, rule: str, message: str, action: Action = Action.LOG,
@@ -144,7 +151,8 @@ async def inspect(mail: Mail, settings: Settings) -> list[Finding]:
                                  clause=PERSONAL_CLAUSE))
     if not rewrite.is_signed(mail.raw, tree):
         return [*findings, _finding(settings, "added", "trust disclaimer added",
-                                    rewrite=partial(rewrite.apply, d=d))]
+                                    rewrite=partial(rewrite.apply, d=d,
+                                                    parsed=(mail.raw, tree)))]
     if settings.signed == "reject":
         return [Finding(
             check=NAME, rule="signed", action=Action.REJECT, clause=CLAUSE,

@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from mailguard import mime
 from mailguard.config import Action, OrganisationSettings, Section, Shared, parse_domain
 from mailguard.model import Finding, Mail
 
@@ -61,7 +60,7 @@ def _finding(settings: Settings, rule: str, message: str, advice: str, evidence:
 
 
 async def inspect(mail: Mail, settings: Settings) -> list[Finding]:
-    froms = mime.addresses(mail.headers, "From")
+    froms = [a for _, a in mail.addresses("From")]
     org = settings.organisation
     if not froms:
         return [_finding(settings, "no_from", "the message has no readable From address",

@@ -9,16 +9,15 @@ mail is wrapped whole, never altered inside. After Mailman's decorate handler.
 from __future__ import annotations
 
 import base64
+import binascii
 import codecs
 import html
-import quopri
 import re
 import uuid
 from dataclasses import dataclass
-from email import quoprimime
 
 from mailguard.parts import Part, scan
-from mailguard.rewrite import headers
+from mailguard.rewrite import headers, splice
 
 SIGNED_TYPES = ("multipart/signed", "multipart/encrypted", "application/pkcs7-mime",
                 "application/x-pkcs7-mime")
@@ -40,6 +39,10 @@ HTML_QUOTE = re.compile(
     r"|<hr[^>]*\bid=\"?stopSpelling"
     r"|<div[^>]*style=\"?border:none;\s*border-top:solid #[Ee]1[Ee]1[Ee]1",
     re.I)
+# Words one of which every quote separator above contains: without any, skip the regex.
+TEXT_HINTS = ("Original Message", "orwarded", "____", "From: ", "wrote:", "\n>")
+HTML_HINTS = ("gmail_quote", "moz-", "appendonsend", "divrplyfwdmsg", "mail-editor-reference",
+              "cite", "stopspelling", "border-top:solid")
 BODY_END = re.compile(r"</body\s*>", re.I)
 TAG = re.compile(r"<[^>]*>")
 HTML_STYLE = ("margin-top:16px;padding-top:8px;border-top:1px solid #cccccc;"
@@ -55,6 +58,18 @@ class Disclaimer:
     @property
     def marker(self) -> str:
         return normalise(self.text)[:60]
+
+    @property
+    def marker_word(self) -> str:
+        """The marker's longest word: if a body lacks it, it cannot hold the disclaimer."""
+        return max(self.marker.split() or [""], key=len)
+
+
+def holds(text: str, d: Disclaimer) -> bool:
+    """True when `text` already carries the disclaimer (quoted, re-wrapped or in HTML)."""
+    if not d.marker or d.marker_word not in text.lower():
+        return False  # the cheap test settles nearly every message
+    return d.marker in normalise(text)
 
 
 def normalise(text: str) -> str:
@@ -74,8 +89,8 @@ def html_fragment(text: str) -> str:
 def is_signed(raw: bytes, tree: Part) -> bool:
     if tree.content_type in SIGNED_TYPES:
         return True
-    return any(p.maintype == "text" and INLINE_PGP.search(raw, p.body_start, p.end)
-               for p in displayed(tree))
+    return any(p.maintype == "text" and raw.find(b"-----BEGIN PGP ", p.body_start, p.end) >= 0
+               and INLINE_PGP.search(raw, p.body_start, p.end) for p in displayed(tree))
 
 
 def displayed(part: Part) -> list[Part]:
@@ -99,11 +114,11 @@ def _codec(charset: str | None) -> str | None:
         return None
 
 
-def _decode(body: bytes, cte: str) -> bytes | None:
+def _decode(body: bytes | memoryview, cte: str) -> bytes | memoryview | None:
     if cte == "base64":
         return base64.b64decode(re.sub(rb"[^A-Za-z0-9+/=]", b"", body) + b"==")
     if cte == "quoted-printable":
-        return quopri.decodestring(body)
+        return binascii.a2b_qp(body)
     if cte in ("7bit", "8bit", "binary", ""):
         return body
     return None
@@ -114,8 +129,7 @@ def _encode(data: bytes, cte: str, eol: str) -> bytes:
         text = base64.b64encode(data).decode()
         return (eol.join(text[i:i + 76] for i in range(0, len(text), 76)) + eol).encode()
     if cte == "quoted-printable":
-        return quoprimime.body_encode(data.decode("latin-1"), maxlinelen=76,
-                                      eol=eol).encode("latin-1")
+        return binascii.b2a_qp(data, istext=True)  # C; keeps the data's own line breaks
     return data
 
 
@@ -125,7 +139,9 @@ def _insert_text(text: str, block: str, position: str, eol: str, flowed: bool) -
         lines = [(" " + ln if ln.startswith((" ", ">", "From ")) else ln).rstrip() for ln in lines]
     addition = eol.join(lines)
     at = len(text)
-    if position == "quote" and (m := TEXT_QUOTE.search(text)) and text[:m.start()].strip():
+    hinted = text.startswith(">") or any(h in text for h in TEXT_HINTS)
+    if position == "quote" and hinted and (m := TEXT_QUOTE.search(text)) and (
+            text[:m.start()].strip()):
         at = m.start()
     before, after = text[:at].rstrip(), text[at:]
     if not before:
@@ -134,9 +150,12 @@ def _insert_text(text: str, block: str, position: str, eol: str, flowed: bool) -
     return before + eol + eol + addition + tail
 
 
-def _insert_html(text: str, fragment: str, position: str) -> str:
+def _insert_html(text: str, fragment: str, position: str, eol: str) -> str:
+    fragment = fragment.replace("\r\n", "\n").replace("\n", eol)  # the body's own breaks
     at = None
-    if position == "quote" and (m := HTML_QUOTE.search(text)):
+    lowered = text.lower()
+    if position == "quote" and any(h in lowered for h in HTML_HINTS) and (
+            m := HTML_QUOTE.search(text)):
         at = m.start()
     if at is None:
         ends = list(BODY_END.finditer(text))
@@ -160,19 +179,23 @@ def _set_param(field: bytes, name: str, value: str) -> bytes:
 
 def _rewrite_leaf(raw: bytes, part: Part, d: Disclaimer, eol: str) -> bytes | None:
     """The part's new bytes (headers + body), or None when it is left alone."""
+    # Intermediate copies of the part are dropped as soon as the next exists: memory stays
+    # within a few times the part, however large the message.
     cte = part.transfer_encoding
     codec = _codec(part.charset)
-    data = _decode(raw[part.body_start:part.end], cte)
+    data = _decode(memoryview(raw)[part.body_start:part.end], cte)
     if codec is None or data is None:
         return None
-    text = data.decode(codec, "surrogateescape" if codec != "utf-16" else "strict")
-    if d.marker and d.marker in normalise(text):
+    text = str(data, codec, "surrogateescape" if codec != "utf-16" else "strict")
+    del data
+    if holds(text, d):
         return None  # already there: a reply quoting it, or a second pass
     if part.content_type == "text/html":
-        new = _insert_html(text, d.html, d.position)
+        new = _insert_html(text, d.html, d.position, eol)
     else:
         flowed = str(part.headers.get_param("format", "")).lower() == "flowed"
         new = _insert_text(text, d.text, d.position, eol, flowed)
+    del text
     block = raw[part.start:part.body_start]
     try:
         out = new.encode(codec, "surrogateescape")
@@ -190,10 +213,15 @@ def _rewrite_leaf(raw: bytes, part: Part, d: Disclaimer, eol: str) -> bytes | No
     if part.start == 0 and block != raw[:part.body_start] and b"mime-version" not in [
             headers.name_of(f) for f in headers.split_block(block)[0]]:
         block = headers.replace(block, b"mime-version", [f"MIME-Version: 1.0{eol}".encode()])
-    body = _encode(out, cte, eol).rstrip(b"\r\n")
-    if raw[part.body_start:part.end].endswith(eol.encode()):
-        body += eol.encode()  # end as the original did: the delimiter owns the last line break
-    return block + body
+    del new
+    body = _encode(out, cte, eol)
+    del out
+    keep = len(body)
+    while keep and body[keep - 1] in b"\r\n":
+        keep -= 1
+    # End as the original did: the delimiter owns the part's last line break.
+    tail = eol.encode() if raw.endswith(eol.encode(), part.body_start, part.end) else b""
+    return b"".join((block, memoryview(body)[:keep], tail))
 
 
 def wrap(raw: bytes, tree: Part, d: Disclaimer) -> bytes:
@@ -224,7 +252,7 @@ def _add_part(raw: bytes, mixed: Part, d: Disclaimer, eol: str) -> bytes:
     note = eol.join(d.text.strip("\n").split("\n")).encode("utf-8")
     part = (f"--{boundary}{eol}Content-Type: text/plain; charset=utf-8{eol}"
             f"Content-Transfer-Encoding: 8bit{eol}Content-Disposition: inline{eol}{eol}").encode()
-    return raw[:close] + part + note + eol.encode() + raw[close:]
+    return splice(raw, [(close, close, part + note + eol.encode())])
 
 
 def carries(raw: bytes, tree: Part, d: Disclaimer) -> bool:
@@ -234,15 +262,17 @@ def carries(raw: bytes, tree: Part, d: Disclaimer) -> bool:
             continue
         data = _decode(raw[part.body_start:part.end], part.transfer_encoding)
         codec = _codec(part.charset)
-        if data is not None and codec and d.marker in normalise(
-                data.decode(codec, "replace")):
+        if data is not None and codec and holds(data.decode(codec, "replace"), d):
             return True
     return False
 
 
-def apply(raw: bytes, d: Disclaimer) -> bytes:
-    """The message with the disclaimer in every displayed body that lacks it."""
-    tree = scan(raw)
+def apply(raw: bytes, d: Disclaimer, parsed: tuple[bytes, Part] | None = None) -> bytes:
+    """The message with the disclaimer in every displayed body that lacks it.
+
+    `parsed` is (bytes, their tree) from the checks: reused when it is these very bytes.
+    """
+    tree = parsed[1] if parsed is not None and parsed[0] is raw else scan(raw)
     eol = headers.linesep(raw).decode()
     if tree.maintype == "message":
         return raw  # message/partial and external-body: fragments of another message
@@ -257,9 +287,6 @@ def apply(raw: bytes, d: Disclaimer) -> bytes:
         if tree.maintype in ("multipart", "text"):
             return raw  # nothing displayed to add to; an invite (text/calendar) stays an invite
         return wrap(raw, tree, d)
-    out = raw
-    for part in sorted(bodies, key=lambda p: p.start, reverse=True):
-        new = _rewrite_leaf(raw, part, d, eol)
-        if new is not None:
-            out = out[:part.start] + new + out[part.end:]
-    return out
+    edits = [(part.start, part.end, new) for part in bodies
+             if (new := _rewrite_leaf(raw, part, d, eol)) is not None]
+    return splice(raw, edits) if edits else raw

@@ -4,26 +4,27 @@ from __future__ import annotations
 
 import re
 
-_FIELD = re.compile(rb"[^\s:]+[ \t]*:.*?(?:\r?\n(?![ \t])|\Z)", re.S)
+_NAME = re.compile(rb"[^\s:]+[ \t]*:")
 
 
 def fields(text: bytes) -> list[bytes]:
-    """Header lines grouped into fields, each with its continuation lines and line break."""
+    """Header lines grouped into fields, each with its continuation lines and line break.
+
+    A line that is not a header (no name and colon) stays with the field before it.
+    """
     out: list[bytes] = []
-    pos = 0
-    while pos < len(text):
-        m = _FIELD.match(text, pos)
-        if m is None or m.end() == pos:  # not a header line: keep it with the previous field
-            nl = text.find(b"\n", pos)
-            end = len(text) if nl < 0 else nl + 1
-            if out:
-                out[-1] += text[pos:end]
-            else:
-                out.append(text[pos:end])
-            pos = end
-            continue
-        out.append(m.group(0))
-        pos = m.end()
+    pos, size = 0, len(text)
+    while pos < size:
+        nl = text.find(b"\n", pos)
+        end = size if nl < 0 else nl + 1
+        while end < size and text[end:end + 1] in (b" ", b"\t"):  # continuation lines
+            nl = text.find(b"\n", end)
+            end = size if nl < 0 else nl + 1
+        if out and not _NAME.match(text, pos, end):
+            out[-1] += text[pos:end]
+        else:
+            out.append(text[pos:end])
+        pos = end
     return out
 
 

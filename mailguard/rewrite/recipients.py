@@ -7,7 +7,7 @@ from __future__ import annotations
 from email.utils import formataddr, getaddresses
 
 from mailguard import mime
-from mailguard.rewrite import headers
+from mailguard.rewrite import headers, splice
 
 MAX_LINE = 78
 
@@ -36,16 +36,21 @@ def _pairs(block: bytes, field: str) -> list[tuple[str, str]]:
     return [(n, a) for n, a in getaddresses([str(v) for v in parsed.get_all(field, [])]) if a]
 
 
-def hide(raw: bytes, hidden: frozenset[str], to: str, note: str) -> bytes:
-    """To/Cc without the `hidden` addresses; To falls back to `to` when nobody is left in it."""
+def hide(raw: bytes, hidden: frozenset[str], to: str, note: str,
+         pairs: dict[str, list[tuple[str, str]]] | None = None) -> bytes:
+    """To/Cc without the `hidden` addresses; To falls back to `to` when nobody is left in it.
+
+    `pairs` are To/Cc as the checks already parsed them (other rewrites never change them).
+    """
     end = mime.header_end(raw)
     block, eol = raw[:end], headers.linesep(raw).decode()
-    kept = {f: [(n, a) for n, a in _pairs(block, f) if a.lower() not in hidden] for f in ("To", "Cc")}
+    pairs = pairs or {f: _pairs(block, f) for f in ("To", "Cc")}
+    kept = {f: [(n, a) for n, a in pairs[f] if a.lower() not in hidden] for f in ("To", "Cc")}
     to_field = _field("To", kept["To"], eol) if kept["To"] else f"To: {to}{eol}".encode()
     block = headers.replace(block, b"to", [to_field])
     block = headers.replace(block, b"cc", [_field("Cc", kept["Cc"], eol)] if kept["Cc"] else [])
     block = headers.replace(block, b"x-mailguard-bcc", [f"X-Mailguard-Bcc: {note}{eol}".encode()])
-    return block + raw[end:]
+    return splice(raw, [(0, end, block)])
 
 
 def only_to(raw: bytes, recipient: str) -> bytes:
@@ -56,4 +61,4 @@ def only_to(raw: bytes, recipient: str) -> bytes:
     block = headers.replace(block, b"to", [_field("To", [(named.get(recipient.lower(), ""),
                                                            recipient)], eol)])
     block = headers.replace(block, b"cc", [])
-    return block + raw[end:]
+    return splice(raw, [(0, end, block)])
