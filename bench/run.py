@@ -4,6 +4,7 @@
   ceiling   smtp-source → smtp-sink
   postfix   smtp-source → stock Postfix (relayhost) → smtp-sink
   mailguard smtp-source → mailguard (identity check, event log) → smtp-sink
+  rewrites  the same with the disclaimer, forced BCC and DKIM on
 
 Throughput counts until the sink has every message. Added latency is measured at half the
 measured mailguard rate with a small asyncio client, against the sink directly. Peak RSS is
@@ -28,6 +29,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "bench"))
 from postfix import Postfix, free_port, wait_for_port  # noqa: E402
 
 SENDER, RCPT = "bench@example.sch.uk", "rcpt@gmail.com"
@@ -66,12 +68,30 @@ class SmtpSink:
         self.proc.wait()
 
 
+REWRITES = """
+[checks.bcc]
+action = "rewrite"
+[checks.disclaimer]
+folder = "{root}/config/disclaimers"
+[dkim.domains."example.sch.uk"]
+selector = "bench"
+key = "{folder}/dkim.key"
+"""
+
+
 class Mailguard:
-    def __init__(self, folder: Path, upstream_port: int, workers: int) -> None:
+    def __init__(self, folder: Path, upstream_port: int, workers: int,
+                 rewrites: bool = False) -> None:
         self.port = free_port()
         self.folder = folder
         folder.mkdir(parents=True)
         config = folder / "mailguard.toml"
+        extra = ""
+        if rewrites:
+            from mailguard import dkim
+
+            (folder / "dkim.key").write_bytes(dkim.keygen()[0])
+            extra = REWRITES.format(root=ROOT, folder=folder)
         config.write_text(f"""
 [server]
 listen = "127.0.0.1:{self.port}"
@@ -89,7 +109,7 @@ data_dir = "{folder / 'var'}"
 listen = "127.0.0.1:{free_port()}"
 [checks.identity]
 action = "reject"
-""")
+""" + extra)
         self.log = (folder / "mailguard.log").open("wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "mailguard", "serve", "--config", str(config)],
@@ -194,6 +214,7 @@ def main() -> int:
     try:
         mailguards = {w: Mailguard(folder / f"w{w}", sink.port, w)
                       for w in sorted({1, args.workers})}
+        rewriting = Mailguard(folder / "rewrites", sink.port, args.workers, rewrites=True)
         for size in (int(s) for s in args.sizes.split(",")):
             label = f"{size // 1024}KB"
             row: dict[str, float] = {}
@@ -203,6 +224,8 @@ def main() -> int:
             for w, mg in mailguards.items():
                 row[f"mailguard_w{w}_msg_s"] = throughput(mg.port, sink, n, size, s)
                 row[f"mailguard_w{w}_ratio"] = row[f"mailguard_w{w}_msg_s"] / row["postfix_msg_s"]
+            row["rewrites_msg_s"] = throughput(rewriting.port, sink, n, size, s)
+            row["rewrites_ratio"] = row["rewrites_msg_s"] / row["postfix_msg_s"]
             mg = mailguards[args.workers]
             rate = row[f"mailguard_w{args.workers}_msg_s"] / 2
             lat_n = min(n, int(rate * 10))
@@ -216,6 +239,8 @@ def main() -> int:
                   f"{row['postfix_msg_s']:.0f}/s, " + ", ".join(
                       f"mailguard w{w} {row[f'mailguard_w{w}_msg_s']:.0f}/s "
                       f"({row[f'mailguard_w{w}_ratio']:.2f}x postfix)" for w in mailguards)
+                  + f", mailguard w{args.workers} with disclaimer+BCC+DKIM "
+                  f"{row['rewrites_msg_s']:.0f}/s ({row['rewrites_ratio']:.2f}x postfix)"
                   + f"; added latency at {rate:.0f}/s: p50 {row['added_p50_ms']:.1f} ms, "
                   f"p99 {row['added_p99_ms']:.1f} ms (sink alone: p50 {d50:.1f}, p99 {d99:.1f})",
                   flush=True)
@@ -226,8 +251,17 @@ def main() -> int:
             results[f"rss_w{w}"] = {"peak_process_mb": biggest, "peak_all_mb": total}
             print(f"peak RSS with 100 sessions, w{w}: largest process {biggest:.0f} MB, "
                   f"all processes {total:.0f} MB", flush=True)
-        for mg in mailguards.values():
+        for mg in [*mailguards.values(), rewriting]:
             mg.stop()
+        from rewrites import measure
+
+        cost = measure()
+        results["rewrite_cost"] = cost
+        print(f"rewrite cost per {cost['message_bytes'] / 1024:.1f} KB message (disclaimer + BCC "
+              f"+ DKIM, checks included): {cost['rewrite_ms']:.2f} ms over a "
+              f"{cost['baseline_ms']:.2f} ms path without them; peak memory "
+              f"{cost['peak_alloc_ratio_10k']:.1f}x the message at 10 KB, "
+              f"{cost['peak_alloc_ratio_1m']:.1f}x at 1 MB", flush=True)
     finally:
         postfix.stop()
         sink.stop()

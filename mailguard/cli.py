@@ -334,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "directory":
         return cmd_directory_import(args)
     if args.command == "serve":
-        from mailguard.service import serve
+        from mailguard.launch import serve
 
         return serve(Path(args.config), worker=args.worker)
     try:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import structlog
 
-from mailguard import dkim, metrics, mime, parts, policy, trace
+from mailguard import metrics, mime, parts, policy, trace
 from mailguard.checks import REGISTRY
 from mailguard.config import Action, Settings
 from mailguard.model import Envelope, Finding, Mail, Verdict
@@ -103,6 +103,8 @@ async def outgoing(mail: Mail, settings: Settings, secret: bytes,
         froms = mail.addresses("From")
         signature = b""
         if settings.dkim.keys and len(froms) == 1:
+            from mailguard import dkim  # loaded only where keys are configured (OpenSSL, dkimpy)
+
             signature = dkim.sign(settings.dkim.keys, data, froms[0][1],
                                   settings.dkim.canonicalization)
         return b"".join((trace.headers_for(mail, host, secret), signature, data))
