@@ -33,28 +33,11 @@ def sample(size: int = 10240) -> bytes:
 
 
 def config(folder: Path, rewrites: bool = True) -> Path:
+    """A config with disclaimer + BCC + DKIM on, or (`rewrites=False`) all of them off."""
     from mailguard import dkim
 
-    pem, _ = dkim.keygen("rsa")
-    (folder / "k.key").write_bytes(pem)
-    path = folder / ("mailguard.toml" if rewrites else "baseline.toml")
-    if not rewrites:
-        path.write_text(f"""
-[organisation]
-name = "Bench Trust"
-domains = ["example.sch.uk"]
-[storage]
-data_dir = "{folder / 'var'}"
-[checks.bcc]
-action = "off"
-""")
-        return path
-    path.write_text(f"""
-[organisation]
-name = "Bench Trust"
-domains = ["example.sch.uk"]
-[storage]
-data_dir = "{folder / 'var'}"
+    (folder / "k.key").write_bytes(dkim.keygen("rsa")[0])
+    extra = f"""
 [checks.bcc]
 action = "rewrite"
 [checks.disclaimer]
@@ -62,7 +45,18 @@ folder = "{ROOT / 'config/disclaimers'}"
 [dkim.domains."example.sch.uk"]
 selector = "mg"
 key = "{folder / 'k.key'}"
-""")
+""" if rewrites else """
+[checks.bcc]
+action = "off"
+"""
+    path = folder / ("mailguard.toml" if rewrites else "baseline.toml")
+    path.write_text(f"""
+[organisation]
+name = "Bench Trust"
+domains = ["example.sch.uk"]
+[storage]
+data_dir = "{folder / 'var'}"
+""" + extra)
     return path
 
 
