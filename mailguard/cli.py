@@ -54,7 +54,8 @@ async def _with_stores(settings: Settings, work: Callable[..., Awaitable[int]]) 
 
 
 def cmd_check_config(args: argparse.Namespace, settings: Settings) -> int:
-    enabled = [f"{n}={s.action.value}" for n, s in settings.checks.items()]
+    enabled = [f"{n}={'rewrite' if getattr(s, 'rewrite', False) else s.action.value}"
+               for n, s in settings.checks.items()]
     print(f"{settings.file}: ok (upstream {settings.upstream.url}; checks: {', '.join(enabled)})")
     return 0
 
