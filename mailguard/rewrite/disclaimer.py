@@ -16,6 +16,7 @@ import re
 import uuid
 from dataclasses import dataclass
 
+from mailguard import quotes
 from mailguard.parts import Part, scan
 from mailguard.rewrite import headers, splice
 
@@ -23,28 +24,6 @@ SIGNED_TYPES = ("multipart/signed", "multipart/encrypted", "application/pkcs7-mi
                 "application/x-pkcs7-mime")
 INLINE_PGP = re.compile(rb"^-----BEGIN PGP (?:SIGNED )?MESSAGE-----", re.M)
 
-# Where the quoted thread starts in replies and forwards (Outlook, Gmail, Apple Mail, Thunderbird).
-TEXT_QUOTE = re.compile(
-    r"^(?:-{2,}\s*(?:Original Message|Forwarded [Mm]essage)\s*-{2,}[ \t]*\r?$"
-    r"|_{20,}[ \t]*\r?\n(?:From|De|Von):"
-    r"|From: .*\r?\n(?:Sent|Date): "
-    r"|On [^\n]{1,300}?(?:\r?\n[^\n]{0,100}?)?wrote:[ \t]*\r?$"
-    r"|Begin forwarded message:[ \t]*\r?$"
-    r"|>)",
-    re.M)
-HTML_QUOTE = re.compile(
-    r"<div[^>]*\b(?:class=\"?[^\">]*\b(?:gmail_quote|moz-cite-prefix|moz-forward-container)"
-    r"|id=\"?(?:appendonsend|divRplyFwdMsg|mail-editor-reference-message-container))"
-    r"|<blockquote[^>]*\btype=\"?cite"
-    r"|<hr[^>]*\bid=\"?stopSpelling"
-    r"|<div[^>]*style=\"?border:none;\s*border-top:solid #[Ee]1[Ee]1[Ee]1",
-    re.I)
-# Words one of which every quote separator above contains: without any, skip the regex.
-TEXT_HINTS = ("Original Message", "orwarded", "____", "From: ", "wrote:", "\n>")
-HTML_HINTS = ("gmail_quote", "moz-", "appendonsend", "divrplyfwdmsg", "mail-editor-reference",
-              "cite", "stopspelling", "border-top:solid")
-BODY_END = re.compile(r"</body\s*>", re.I)
-TAG = re.compile(r"<[^>]*>")
 HTML_STYLE = ("margin-top:16px;padding-top:8px;border-top:1px solid #cccccc;"
               "font-family:Arial,Helvetica,sans-serif;font-size:11px;line-height:1.4;color:#555555")
 
@@ -75,7 +54,7 @@ def holds(text: str, d: Disclaimer) -> bool:
 def normalise(text: str) -> str:
     """Text for the once-only test: quote marks, tags and spacing do not matter."""
     text = re.sub(r"(?m)^[ \t]*(?:>[ \t]?)+", "", text)
-    return " ".join(html.unescape(TAG.sub(" ", text)).split()).lower()
+    return " ".join(html.unescape(quotes.TAG.sub(" ", text)).split()).lower()
 
 
 def html_fragment(text: str) -> str:
@@ -139,10 +118,8 @@ def _insert_text(text: str, block: str, position: str, eol: str, flowed: bool) -
         lines = [(" " + ln if ln.startswith((" ", ">", "From ")) else ln).rstrip() for ln in lines]
     addition = eol.join(lines)
     at = len(text)
-    hinted = text.startswith(">") or any(h in text for h in TEXT_HINTS)
-    if position == "quote" and hinted and (m := TEXT_QUOTE.search(text)) and (
-            text[:m.start()].strip()):
-        at = m.start()
+    if position == "quote" and (found := quotes.text_thread_start(text)) is not None:
+        at = found
     before, after = text[:at].rstrip(), text[at:]
     if not before:
         return addition + eol + (eol + after if after else "")
@@ -152,13 +129,9 @@ def _insert_text(text: str, block: str, position: str, eol: str, flowed: bool) -
 
 def _insert_html(text: str, fragment: str, position: str, eol: str) -> str:
     fragment = fragment.replace("\r\n", "\n").replace("\n", eol)  # the body's own breaks
-    at = None
-    lowered = text.lower()
-    if position == "quote" and any(h in lowered for h in HTML_HINTS) and (
-            m := HTML_QUOTE.search(text)):
-        at = m.start()
+    at = quotes.html_thread_start(text) if position == "quote" else None
     if at is None:
-        ends = list(BODY_END.finditer(text))
+        ends = list(quotes.BODY_END.finditer(text))
         at = ends[-1].start() if ends else len(text.rstrip())
     if text.rfind("<", 0, at) > text.rfind(">", 0, at):  # broken HTML: never inside a tag
         at = len(text)
