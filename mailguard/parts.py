@@ -6,6 +6,9 @@ Headers are read with compat32 (nothing normalised); boundaries are found in the
 
 from __future__ import annotations
 
+import base64
+import binascii
+import codecs
 import itertools
 import re
 from dataclasses import dataclass, field
@@ -17,6 +20,8 @@ from mailguard import mime
 from mailguard.rewrite.headers import fields
 
 MAX_DEPTH = 40
+SIGNED_TYPES = ("multipart/signed", "multipart/encrypted", "application/pkcs7-mime",
+                "application/x-pkcs7-mime")
 
 
 @dataclass
@@ -139,3 +144,43 @@ def structure_problem(tree: Part) -> str | None:
         if not part.children:
             return f"broken MIME structure ({part.content_type} with no parts found)"
     return None
+
+
+def displayed(part: Part) -> list[Part]:
+    """The bodies a reader sees: never attachments, forwarded messages or calendar parts."""
+    ctype = part.content_type
+    if part.is_attachment or ctype in ("text/calendar", "message/rfc822") or ctype in SIGNED_TYPES:
+        return []
+    if ctype in ("text/plain", "text/html"):
+        return [part]
+    if part.maintype != "multipart" or not part.children:
+        return []
+    if ctype == "multipart/alternative":
+        return [b for child in part.children for b in displayed(child)]
+    return displayed(part.children[0])  # mixed, related, report …: the first body
+
+
+def codec_of(charset: str | None) -> str | None:
+    try:
+        return codecs.lookup(charset or "us-ascii").name
+    except LookupError:
+        return None
+
+
+def decode_body(body: bytes | memoryview, cte: str) -> bytes | memoryview | None:
+    if cte == "base64":
+        return base64.b64decode(re.sub(rb"[^A-Za-z0-9+/=]", b"", body) + b"==")
+    if cte == "quoted-printable":
+        return binascii.a2b_qp(body)
+    if cte in ("7bit", "8bit", "binary", ""):
+        return body
+    return None
+
+
+def text_of(raw: bytes, part: Part) -> str | None:
+    """A text part's words as a string, or None when its encoding or charset is unknown."""
+    codec = codec_of(part.charset)
+    data = decode_body(memoryview(raw)[part.body_start:part.end], part.transfer_encoding)
+    if codec is None or data is None:
+        return None
+    return str(data, codec, "replace")

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from mailguard.checks import bcc, disclaimer, identity
+from mailguard.checks import bcc, disclaimer, identity, language
 
 # Order matters only for rewrites: bodies first (they reuse the parsed tree of the bytes as
 # received), then the top header block.
 REGISTRY: dict[str, ModuleType] = {
     identity.NAME: identity,
+    language.NAME: language,
     disclaimer.NAME: disclaimer,
     bcc.NAME: bcc,
 }

@@ -10,18 +10,15 @@ from __future__ import annotations
 
 import base64
 import binascii
-import codecs
 import html
 import re
 import uuid
 from dataclasses import dataclass
 
 from mailguard import quotes
-from mailguard.parts import Part, scan
+from mailguard.parts import SIGNED_TYPES, Part, codec_of, decode_body, displayed, scan
 from mailguard.rewrite import headers, splice
 
-SIGNED_TYPES = ("multipart/signed", "multipart/encrypted", "application/pkcs7-mime",
-                "application/x-pkcs7-mime")
 INLINE_PGP = re.compile(rb"^-----BEGIN PGP (?:SIGNED )?MESSAGE-----", re.M)
 
 HTML_STYLE = ("margin-top:16px;padding-top:8px;border-top:1px solid #cccccc;"
@@ -70,37 +67,6 @@ def is_signed(raw: bytes, tree: Part) -> bool:
         return True
     return any(p.maintype == "text" and raw.find(b"-----BEGIN PGP ", p.body_start, p.end) >= 0
                and INLINE_PGP.search(raw, p.body_start, p.end) for p in displayed(tree))
-
-
-def displayed(part: Part) -> list[Part]:
-    """The bodies a reader sees: never attachments, forwarded messages or calendar parts."""
-    ctype = part.content_type
-    if part.is_attachment or ctype in ("text/calendar", "message/rfc822") or ctype in SIGNED_TYPES:
-        return []
-    if ctype in ("text/plain", "text/html"):
-        return [part]
-    if part.maintype != "multipart" or not part.children:
-        return []
-    if ctype == "multipart/alternative":
-        return [b for child in part.children for b in displayed(child)]
-    return displayed(part.children[0])  # mixed, related, report …: the first body
-
-
-def _codec(charset: str | None) -> str | None:
-    try:
-        return codecs.lookup(charset or "us-ascii").name
-    except LookupError:
-        return None
-
-
-def _decode(body: bytes | memoryview, cte: str) -> bytes | memoryview | None:
-    if cte == "base64":
-        return base64.b64decode(re.sub(rb"[^A-Za-z0-9+/=]", b"", body) + b"==")
-    if cte == "quoted-printable":
-        return binascii.a2b_qp(body)
-    if cte in ("7bit", "8bit", "binary", ""):
-        return body
-    return None
 
 
 def _encode(data: bytes, cte: str, eol: str) -> bytes:
@@ -155,8 +121,8 @@ def _rewrite_leaf(raw: bytes, part: Part, d: Disclaimer, eol: str) -> bytes | No
     # Intermediate copies of the part are dropped as soon as the next exists: memory stays
     # within a few times the part, however large the message.
     cte = part.transfer_encoding
-    codec = _codec(part.charset)
-    data = _decode(memoryview(raw)[part.body_start:part.end], cte)
+    codec = codec_of(part.charset)
+    data = decode_body(memoryview(raw)[part.body_start:part.end], cte)
     if codec is None or data is None:
         return None
     text = str(data, codec, "surrogateescape" if codec != "utf-16" else "strict")
@@ -233,8 +199,8 @@ def carries(raw: bytes, tree: Part, d: Disclaimer) -> bool:
     for part in tree.walk():
         if part.maintype != "text" or part.is_attachment or part.children:
             continue
-        data = _decode(raw[part.body_start:part.end], part.transfer_encoding)
-        codec = _codec(part.charset)
+        data = decode_body(raw[part.body_start:part.end], part.transfer_encoding)
+        codec = codec_of(part.charset)
         if data is not None and codec and holds(data.decode(codec, "replace"), d):
             return True
     return False

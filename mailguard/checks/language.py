@@ -1,0 +1,111 @@
+"""Abusive, discriminatory, obscene, threatening or otherwise prohibited language, from lists
+IT can tune (wordlists/). All five policies forbid it; excalibur section 26 asks for an alert
+when staff send "an inappropriate word or phrase".
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from mailguard import lexicon
+from mailguard.config import Action, Section, Shared
+from mailguard.model import Finding, Mail
+from mailguard.textviews import views
+
+NAME = "language"
+READS_BODY = True
+CLAUSES = {
+    "discriminatory": "excalibur section 17; leventhorpe 'Prohibited Communications'; vale section 4",
+    "threats": "excalibur section 17; leventhorpe 'Prohibited Communications'",
+    "harassment": "excalibur section 17; bourne section 5c(i)",
+    "extremism": "excalibur section 11 (Prevent duty)",
+    "gambling": "bourne section 5c(iii-iv); soke",
+    "sexual": "bourne section 5c(iii-iv); excalibur section 17",
+    "chain": "excalibur section 19; soke 'general guidance'",
+    "appeals": "excalibur section 19; bourne section 5c(ii)",
+    "contract": "excalibur section 20; soke; bourne section 5b(v)",
+}
+DEFAULT_CLAUSE = "excalibur section 17; soke 'E-mail etiquette'; bourne section 5b(iii)"
+LOWER = {"high": "medium", "medium": "low", "low": None}
+ACTIONS = ("off", "log", "quarantine", "reject")
+
+
+@dataclass(frozen=True, eq=False)
+class Settings:
+    action: Action
+    lexicon: lexicon.Lexicon
+    quoted: str                                       # "reduce", "full", "ignore"
+    overrides: Mapping[tuple[str, str | None], Action]  # (category, severity or None)
+
+    def action_for(self, category: str, severity: str) -> Action:
+        return self.overrides.get((category, severity)) or self.overrides.get(
+            (category, None)) or self.action
+
+
+def settings_from(sec: Section, shared: Shared) -> Settings:
+    action = sec.action("action", Action.LOG if sec.table else Action.OFF)
+    folder = sec.path("folder", shared.base, "wordlists")
+    assert folder is not None
+    found = lexicon.Lexicon()
+    if action is not Action.OFF or sec.table.get("categories"):
+        if not folder.is_dir():
+            raise sec.error("folder", f"{folder} is not a folder of wordlists")
+        try:
+            found = lexicon.load(folder)
+        except (lexicon.LexiconError, OSError, UnicodeDecodeError) as e:
+            raise sec.error("folder", str(e)) from None
+    overrides: dict[tuple[str, str | None], Action] = {}
+    cats = sec.table_of("categories")
+    for category in list(cats.table):
+        one = cats.table_of(category)
+        if not (Path(folder) / f"{category}.txt").is_file():
+            raise cats.error(category, f"no wordlist {category}.txt in {folder}")
+        for key in ("action", *lexicon.SEVERITIES):
+            if key in one.table:
+                overrides[(category, None if key == "action" else key)] = one.action(
+                    key, Action.LOG)
+        one.done()
+    cats.done()
+    return Settings(action=action, lexicon=found, overrides=overrides,
+                    quoted=sec.choice("quoted", "reduce", ("reduce", "full", "ignore")))
+
+
+def _excerpt(text: str, hit: lexicon.Hit) -> str:
+    """A short context with the matched word itself masked: enough for the DPO to judge."""
+    word = text[hit.start:hit.end]
+    masked = word[:1] + "*" * max(len(word) - 1, 0)
+    before = " ".join(text[max(0, hit.start - 40):hit.start].split()[-5:])
+    after = " ".join(text[hit.end:hit.end + 40].split()[:5])
+    return f"…{before} {masked} {after}…"
+
+
+async def inspect(mail: Mail, settings: Settings) -> list[Finding]:
+    seen = views(mail)
+    findings: dict[str, Finding] = {}
+    sources = [("own", seen.own)]
+    if settings.quoted != "ignore" and seen.quoted:
+        sources.append(("quoted", seen.quoted))
+    for where, text in sources:
+        normalised = lexicon.normalise(text)
+        for hit in settings.lexicon.scan(text):
+            term = hit.term
+            severity: str | None = term.severity
+            if where == "quoted" and settings.quoted == "reduce":
+                severity = LOWER[term.severity]
+            if severity is None:
+                continue
+            action = settings.action_for(term.category, severity)
+            rule = f"{term.category}:{term.id.rpartition(':')[2]}"
+            if action is Action.OFF or rule in findings:
+                continue
+            findings[rule] = Finding(
+                check=NAME, rule=rule, action=action, severity=severity,
+                clause=CLAUSES.get(term.category, DEFAULT_CLAUSE),
+                message=f"the message contains {term.category} language"
+                        + (" in quoted or forwarded text" if where == "quoted" else ""),
+                advice="reword it; if you are reporting abuse you received, forward it to the "
+                       "safeguarding lead",
+                evidence=f"{where}, {hit.how}: {_excerpt(normalised, hit)}")
+    return list(findings.values())

@@ -1,0 +1,43 @@
+"""What a message says, as text: the sender's own words apart from what they quote or forward.
+
+Checks that read language read these views, so a teacher forwarding a parent's abusive mail
+to the head is judged on their own words, and the forwarded words count for less.
+"""
+
+from __future__ import annotations
+
+import html
+from dataclasses import dataclass
+
+from mailguard import quotes
+from mailguard.model import Mail
+from mailguard.parts import displayed, text_of
+
+
+@dataclass(frozen=True)
+class TextViews:
+    own: str     # subject and the newest text of every displayed body
+    quoted: str  # the quoted thread or forwarded message below it
+
+
+def html_to_text(markup: str) -> str:
+    return html.unescape(quotes.TAG.sub(" ", markup))
+
+
+def views(mail: Mail) -> TextViews:
+    own = [str(mail.headers.get("Subject", ""))]
+    quoted = []
+    for part in displayed(mail.parts):
+        text = text_of(mail.raw, part)
+        if text is None:
+            continue
+        if part.content_type == "text/html":
+            at = quotes.html_thread_start(text)
+            head, tail = (text, "") if at is None else (text[:at], text[at:])
+            own.append(html_to_text(head))
+            quoted.append(html_to_text(tail))
+        else:
+            at = quotes.text_thread_start(text)
+            own.append(text if at is None else text[:at])
+            quoted.append("" if at is None else text[at:])
+    return TextViews("\n".join(own), "\n".join(q for q in quoted if q))

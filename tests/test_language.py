@@ -1,0 +1,86 @@
+"""The language check through the gateway: findings name category and term, never the words."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import ROOT, base_config, message, toml_dump
+
+from mailguard import config
+
+LANGUAGE = {"checks": {"language": {
+    "action": "log", "folder": str(ROOT / "wordlists"),
+    "categories": {"threats": {"high": "quarantine", "medium": "log"},
+                   "extremism": {"action": "quarantine"}},
+}}}
+
+
+def test_own_words_are_logged_by_category_and_term_id(make_gateway, sink):
+    gw = make_gateway(LANGUAGE)
+    assert gw.send(message(subject="Report", body="This is bullshit, frankly.\r\n"))[0] == 250
+    assert len(sink.wait_for(1)) == 1
+    [event] = gw.events()
+    assert event["verdict"] == "delivered"
+    assert [c.rpartition(":")[0] for c in event["checks"]] == ["language.profanity"]
+    assert "bullshit" not in gw.log() and "bullshit" not in json.dumps(event)
+
+
+def test_a_threat_is_held_with_a_masked_excerpt_for_the_dpo(make_gateway, sink):
+    gw = make_gateway(LANGUAGE)
+    code, text = gw.send(message(body="If you do that again I know where you live.\r\n"))
+    assert code == 250 and b"Held for review" in text
+    [held] = [json.loads(line) for line in gw.cli("quarantine", "list", "--json").stdout.split("\n")
+              if line]
+    shown = json.loads(gw.cli("quarantine", "show", held["id"], "--json").stdout)
+    [finding] = shown["findings"]
+    assert finding["rule"].startswith("language.threats:")
+    # Context for the DPO, the matched words themselves masked.
+    assert "if you do that again i****" in finding["evidence"]
+    assert "where you live" not in finding["evidence"]
+    assert sink.messages == []
+
+
+def test_forwarded_abuse_counts_for_less_than_the_senders_own_words(make_gateway, sink):
+    gw = make_gateway(LANGUAGE)
+    forward = ("Head, please see below from a parent.\r\n\r\n"
+               "---------- Forwarded message ---------\r\nFrom: Parent\r\n\r\n"
+               "I know where you live.\r\n")
+    assert gw.send(message(body=forward))[0] == 250
+    assert len(sink.wait_for(1)) == 1  # delivered, not held: the threat is quoted
+    [event] = gw.events()
+    assert [c.rpartition(":")[0] for c in event["checks"]] == ["language.threats"]
+
+
+def test_extremism_is_held_whatever_its_severity(make_gateway, sink):
+    gw = make_gateway(LANGUAGE)
+    code, text = gw.send(message(body="They talk about the great replacement.\r\n"))
+    assert code == 250 and b"Held for review" in text
+
+
+@pytest.mark.parametrize(("change", "expected"), [
+    ({"categories": {"swearing": {"action": "log"}}},
+     "checks.language.categories.swearing: no wordlist swearing.txt"),
+    ({"categories": {"threats": {"high": "shout"}}},
+     "checks.language.categories.threats.high: must be one of off, log, quarantine, reject"),
+])
+def test_config_errors(tmp_path, change, expected):
+    data = base_config(tmp_path / "var", "maildir:var/outbox")
+    data["checks"]["language"] = {"action": "log", "folder": str(ROOT / "wordlists"), **change}
+    path = tmp_path / "c.toml"
+    path.write_text(toml_dump(data))
+    with pytest.raises(config.ConfigError, match=expected):
+        config.load(path)
+
+
+def test_a_broken_wordlist_line_names_file_and_line(tmp_path):
+    lists = tmp_path / "lists"
+    lists.mkdir()
+    (lists / "profanity.txt").write_text("ok\nbad ; colour=red\n")
+    data = base_config(tmp_path / "var", "maildir:var/outbox")
+    data["checks"]["language"] = {"action": "log", "folder": str(lists)}
+    path = tmp_path / "c.toml"
+    path.write_text(toml_dump(data))
+    with pytest.raises(config.ConfigError,
+                       match=r"checks\.language\.folder: .*profanity\.txt: line 2: unknown option"):
+        config.load(path)
