@@ -39,6 +39,8 @@ HOMOGLYPHS = str.maketrans({
     "α": "a", "β": "b", "ε": "e", "η": "n", "ι": "i", "κ": "k", "ν": "v", "ο": "o",
     "ρ": "p", "τ": "t", "υ": "u", "χ": "x", "ω": "w", "γ": "y", "μ": "u",
 })
+_ZERO_WIDTH_ANY = re.compile("[" + "".join(map(chr, ZERO_WIDTH)) + "]")
+_HOMOGLYPH_ANY = re.compile("[" + "".join(map(chr, HOMOGLYPHS)) + "]")
 LEET = str.maketrans({"4": "a", "@": "a", "3": "e", "0": "o", "1": "i", "!": "i", "|": "l",
                       "$": "s", "5": "s", "7": "t", "8": "b", "9": "g"})
 
@@ -70,11 +72,15 @@ def normalise(text: str) -> str:
     characters, HTML entities decoded, look-alike Cyrillic and Greek letters folded to Latin."""
     if "&" in text:
         text = html.unescape(text)
-    if not text.isascii():
-        text = unicodedata.normalize("NFKC", text).translate(ZERO_WIDTH)
-        text = text.casefold().translate(HOMOGLYPHS)
-        return text
-    return text.lower()
+    if text.isascii():
+        return text.lower()
+    text = unicodedata.normalize("NFKC", text)
+    if _ZERO_WIDTH_ANY.search(text):  # str.translate is slow on non-ASCII text: only if needed
+        text = text.translate(ZERO_WIDTH)
+    text = text.casefold()
+    if _HOMOGLYPH_ANY.search(text):
+        text = text.translate(HOMOGLYPHS)
+    return text
 
 
 @dataclass
