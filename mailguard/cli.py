@@ -247,6 +247,47 @@ def cmd_directory_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_wordlists_test(args: argparse.Namespace, settings: Settings) -> int:
+    """Every match in a text or a saved message, and the normalisation that found it, so IT
+    can see why a word was (or was not) flagged before changing a list."""
+    from mailguard import lexicon, mime
+    from mailguard.model import Client, Envelope, Mail
+    from mailguard.textviews import views
+
+    try:
+        lists = (lexicon.load(Path(args.folder)) if args.folder
+                 else settings.checks["language"].lexicon)
+    except lexicon.LexiconError as e:
+        print(f"mailguard: {e}", file=sys.stderr)
+        return 2
+    if not lists.terms:
+        print("mailguard: no lists loaded: turn on [checks.language] or give --folder",
+              file=sys.stderr)
+        return 2
+    if args.file:
+        raw = Path(args.file).read_bytes().replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+        mail = Mail(id="TEST", envelope=Envelope("", ()), client=Client(ip=""), raw=raw)
+        if mime.header_problem(mail.headers, raw[: mail.header_end]):
+            print("mailguard: the file is not a readable message", file=sys.stderr)
+            return 2
+        seen = views(mail)
+        sources = [("own", seen.own), ("quoted", seen.quoted)]
+    else:
+        sources = [("text", args.text or "")]
+    rows = []
+    for where, text in sources:
+        normalised = lexicon.normalise(text)
+        for hit in lists.scan(text):
+            rows.append({"where": where, "category": hit.term.category, "term": hit.term.id,
+                         "entry": hit.term.text, "severity": hit.term.severity, "how": hit.how,
+                         "matched": normalised[hit.start:hit.end]})
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        print(_table(rows, ["where", "category", "severity", "term", "entry", "how", "matched"]))
+    return 0
+
+
 def cmd_passwd(args: argparse.Namespace) -> int:
     from mailguard.auth import hash_password
 
@@ -304,6 +345,13 @@ def build_parser() -> argparse.ArgumentParser:
     im.add_argument("--role-value", action="append", default=[], metavar="WORD=ROLE",
                     help="map the export's word to a role, e.g. Mother=parent")
     im.add_argument("--merge", action="store_true", help="keep the contacts already in --out")
+    wl = command("wordlists", "tune the language lists")
+    wlsub = wl.add_subparsers(dest="wordlists_command", required=True)
+    wt = wlsub.add_parser("test", help="every match in a text or message, and why")
+    wt.add_argument("text", nargs="?")
+    wt.add_argument("--file", help="a saved message (.eml): own words and quoted text apart")
+    wt.add_argument("--folder", help="lists to test (default: [checks.language] folder)")
+    wt.add_argument("--json", action="store_true")
     q = command("quarantine", "review held mail")
     q.add_argument("--actor", help="who is acting (default: your login name)")
     qsub = q.add_subparsers(dest="action", required=True)
@@ -344,5 +392,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"mailguard: {e}", file=sys.stderr)
         return 2
     handlers = {"check-config": cmd_check_config, "check": cmd_check, "events": cmd_events,
-                "purge": cmd_purge, "quarantine": cmd_quarantine}
+                "purge": cmd_purge, "quarantine": cmd_quarantine,
+                "wordlists": cmd_wordlists_test}
     return handlers[args.command](args, settings)

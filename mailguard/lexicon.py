@@ -109,22 +109,23 @@ class Lexicon:
         else:
             self.words.setdefault(words[0], []).append(term)
 
-    def _candidates(self, text: str) -> dict[str, str]:
-        """Every word to look up → how it was found; C-level passes, Python only for oddities."""
-        found = dict.fromkeys(set(WORD.findall(text)), "plain")
+    def _candidates(self, text: str) -> dict[str, tuple[str, str]]:
+        """Every word to look up → (how it was found, the text as written); C-level passes,
+        Python only for the oddities."""
+        found = {w: ("plain", w) for w in set(WORD.findall(text))}
         for token in set(MIXED.findall(text)):
             if any(c.isalpha() for c in token):  # "sh1t" yes; "2024" and "455" stay numbers
                 for variant in {token.translate(LEET), token.replace("1", "l").translate(LEET)}:
                     for w in WORD.findall(variant):
-                        found.setdefault(w, "leet")
+                        found.setdefault(w, ("leet", token))
         for m in SPACED.finditer(text):
             letters = m.group(0)[::2]  # "a f u c k" → "afuck": try every run of 3 or more
             for i in range(len(letters) - 2):
                 for j in range(i + 3, len(letters) + 1):
-                    found.setdefault(letters[i:j], "spaced")
-        for word in [w for w in found if STRETCHED.search(w)]:
+                    found.setdefault(letters[i:j], ("spaced", m.group(0)))
+        for word, (_, written) in [(w, v) for w, v in found.items() if STRETCHED.search(w)]:
             for repl in (r"\1", r"\1\1"):
-                found.setdefault(STRETCHED.sub(repl, word), "stretched")
+                found.setdefault(STRETCHED.sub(repl, word), ("stretched", written))
         return found
 
     def scan(self, raw_text: str) -> list[Hit]:
@@ -134,13 +135,13 @@ class Lexicon:
         hits: list[Hit] = []
         for word in candidates.keys() & self.words.keys():
             if word not in self.allow:
-                hits += self._place(text, word, self.words[word], candidates[word])
+                hits += self._place(text, self.words[word], *candidates[word])
         for length in self.stem_lengths:
             present = {w[:length] for w in candidates if len(w) >= length} & self.stems.keys()
             for stem in present:  # rare: only now look at the words themselves
-                for word, how in candidates.items():
+                for word, (how, written) in candidates.items():
                     if word.startswith(stem) and word not in self.allow:
-                        hits += self._place(text, word, self.stems[stem], how)
+                        hits += self._place(text, self.stems[stem], how, written)
         for head in candidates.keys() & self.phrases.keys():
             for words, term in self.phrases[head]:
                 if all(w in candidates for w in words):
@@ -165,10 +166,11 @@ class Lexicon:
         return []
 
     @staticmethod
-    def _place(text: str, word: str, terms: list[Term], how: str) -> list[Hit]:
-        """Where the word stands (first place; the obfuscated form when it was obfuscated)."""
-        m = re.search(r"(?<![^\W_])" + re.escape(word) + r"(?![^\W_])", text)
-        start, end = (m.start(), m.end()) if m else (0, 0)
+    def _place(text: str, terms: list[Term], how: str, written: str) -> list[Hit]:
+        """Where the word stands, as written (its first place in the text)."""
+        m = re.search(r"(?<![^\W_])" + re.escape(written) + r"(?![^\W_])", text)
+        at = m.start() if m else text.find(written)
+        start, end = (at, at + len(written)) if at >= 0 else (0, 0)
         return [Hit(t, start, end, how) for t in terms]
 
 

@@ -38,3 +38,18 @@ def test_passwd_makes_a_line_the_server_accepts(tmp_path):
     assert db.verify("office@example.sch.uk", "tr0ub4dor&3")
     assert db.verify("Office@Example.sch.uk", "tr0ub4dor&3")  # names are case-insensitive
     assert not db.verify("office@example.sch.uk", "tr0ub4dor&4")
+
+
+def test_wordlists_test_shows_each_match_and_how_it_was_found(tmp_path):
+    out = mailguard("wordlists", "--config", "config/mailguard.toml", "test",
+                    "Shitterton is nice but you are a tw4t", "--json")
+    assert out.returncode == 0, out.stderr
+    rows = json.loads(out.stdout)
+    assert [(r["entry"], r["how"], r["matched"]) for r in rows] == [("twat", "leet", "tw4t")]
+    eml = tmp_path / "fwd.eml"
+    eml.write_text("From: t@example.sch.uk\nSubject: fwd\n\nSee below.\n\n"
+                   "---------- Forwarded message ---------\nI know where you live\n")
+    out = mailguard("wordlists", "--config", "config/mailguard.toml", "test", "--file", str(eml),
+                    "--json")
+    [row] = json.loads(out.stdout)
+    assert (row["where"], row["category"]) == ("quoted", "threats")
