@@ -247,6 +247,39 @@ def cmd_directory_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_wordlists(args: argparse.Namespace, settings: Settings) -> int:
+    return {"test": cmd_wordlists_test, "lint": cmd_wordlists_lint}[args.wordlists_command](
+        args, settings)
+
+
+def cmd_wordlists_lint(args: argparse.Namespace, settings: Settings) -> int:
+    """Report list problems (exit 1 when there are any), for IT to run before a change."""
+    from mailguard import lexicon
+
+    folder = Path(args.folder) if args.folder else None
+    try:
+        lists = lexicon.load(folder) if folder else settings.checks["language"].lexicon
+    except lexicon.LexiconError as e:
+        print(f"mailguard: {e}", file=sys.stderr)
+        return 2
+    words: list[str] = []
+    source = Path(args.dictionary) if args.dictionary else next(
+        (d for d in lexicon.DICTIONARIES if d.exists()), None)
+    if source is not None:
+        words = source.read_text(encoding="utf-8", errors="replace").split()
+    else:
+        print("note: no dictionary found (apt-get install wbritish): stems not checked",
+              file=sys.stderr)
+    problems, notes = lexicon.lint(lists, words)
+    for problem in problems:
+        print(f"problem: {problem}")
+    for note in notes:
+        print(f"review:  {note}")
+    print(f"{len(lists.terms)} terms, {len(problems)} problems, {len(notes)} to review"
+          + (f" (dictionary: {source})" if source else ""))
+    return 1 if problems else 0
+
+
 def cmd_wordlists_test(args: argparse.Namespace, settings: Settings) -> int:
     """Every match in a text or a saved message, and the normalisation that found it, so IT
     can see why a word was (or was not) flagged before changing a list."""
@@ -352,6 +385,9 @@ def build_parser() -> argparse.ArgumentParser:
     wt.add_argument("--file", help="a saved message (.eml): own words and quoted text apart")
     wt.add_argument("--folder", help="lists to test (default: [checks.language] folder)")
     wt.add_argument("--json", action="store_true")
+    wn = wlsub.add_parser("lint", help="duplicates, allowlist clashes, stems that catch ordinary words")
+    wn.add_argument("--folder", help="lists to check (default: [checks.language] folder)")
+    wn.add_argument("--dictionary", help="word list (default: /usr/share/dict/british-english)")
     q = command("quarantine", "review held mail")
     q.add_argument("--actor", help="who is acting (default: your login name)")
     qsub = q.add_subparsers(dest="action", required=True)
@@ -393,5 +429,5 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     handlers = {"check-config": cmd_check_config, "check": cmd_check, "events": cmd_events,
                 "purge": cmd_purge, "quarantine": cmd_quarantine,
-                "wordlists": cmd_wordlists_test}
+                "wordlists": cmd_wordlists}
     return handlers[args.command](args, settings)

@@ -240,3 +240,43 @@ def load(folder: Path, categories: Iterable[str] | None = None) -> Lexicon:
             lexicon.add(Term(f"{category}:{number}", text, category, severity, kind, tags))
     lexicon.allow = frozenset(allow)
     return lexicon
+
+
+DICTIONARIES = (Path("/usr/share/dict/british-english"), Path("/usr/share/dict/words"))
+
+
+def lint(lexicon: Lexicon, dictionary: Iterable[str]) -> tuple[list[str], list[str]]:
+    """(problems, notes) for IT before a list goes live. Problems: the same entry twice, entries
+    the allowlist cancels, stems or patterns that reach a name in the dictionary (`wank*` flags
+    "Wankel": the Scunthorpe problem). Notes: the other words a stem reaches, to review."""
+    problems: list[str] = []
+    notes: list[str] = []
+    seen: dict[tuple[str, str], str] = {}
+    for term in lexicon.terms:
+        key = (term.kind, normalise(term.text))
+        if key in seen:
+            problems.append(f"{term.id}: duplicate of {seen[key]} ({term.text!r})")
+        seen.setdefault(key, term.id)
+        words = WORD.findall(normalise(term.text.rstrip("*")))
+        if term.kind in ("word", "stem") and words and words[0] in lexicon.allow:
+            problems.append(f"{term.id}: {term.text!r} is also in the allowlist, so never matches")
+    listed = {normalise(t.text) for t in lexicon.terms if t.kind == "word"}
+    entries = [w for w in dictionary if w.isalpha()]
+    names = {normalise(w) for w in entries if w[:1].isupper()} - listed - lexicon.allow
+    words = {normalise(w) for w in entries if not w[:1].isupper()} - listed - lexicon.allow
+    for stem, terms in lexicon.stems.items():
+        for term in terms:
+            named = sorted(w for w in names if w.startswith(stem))
+            caught = sorted(w for w in words if w.startswith(stem) and w != stem)
+            if named:
+                problems.append(f"{term.id}: {term.text!r} would flag names: {', '.join(named)}"
+                                " (list the exact forms instead, or allow the names)")
+            if caught:
+                notes.append(f"{term.id}: {term.text!r} also reaches {', '.join(caught[:8])}"
+                             + (" …" if len(caught) > 8 else ""))
+    for pattern, term in lexicon.regexes:
+        named = sorted(w for w in names | words if pattern.search(w))
+        if named:
+            problems.append(f"{term.id}: regex {term.text!r} matches dictionary words: "
+                            f"{', '.join(named[:8])}")
+    return problems, notes

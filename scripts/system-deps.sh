@@ -10,6 +10,7 @@ rm -rf "$probe"
 if [ "${1:-run}" = test ]; then
   [ -x /usr/sbin/postfix ] && [ -x /usr/sbin/smtp-source ] || want+=(postfix)
   command -v swaks >/dev/null || want+=(swaks)
+  [ -e /usr/share/dict/british-english ] || want+=(wbritish)   # wordlists lint's dictionary
 fi
 [ ${#want[@]} -eq 0 ] && exit 0
 echo "Installing Debian packages: ${want[*]}"
