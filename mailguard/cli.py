@@ -248,8 +248,43 @@ def cmd_directory_import(args: argparse.Namespace) -> int:
 
 
 def cmd_wordlists(args: argparse.Namespace, settings: Settings) -> int:
-    return {"test": cmd_wordlists_test, "lint": cmd_wordlists_lint}[args.wordlists_command](
-        args, settings)
+    return {"test": cmd_wordlists_test, "lint": cmd_wordlists_lint,
+            "stats": cmd_wordlists_stats}[args.wordlists_command](args, settings)
+
+
+def cmd_wordlists_stats(args: argparse.Namespace, settings: Settings) -> int:
+    """Hits per term and per category from the event log: which entries earn their place."""
+    from collections import Counter
+
+    terms = {t.id: t for t in settings.checks["language"].lexicon.terms}
+
+    async def work(db: Any, quarantine: Any, events: Any) -> int:
+        rows = await events.since(time.time() - args.since)
+        per_term: Counter[str] = Counter()
+        for row in rows:
+            for rule in row["checks"]:
+                if rule.startswith("language."):
+                    per_term[rule.removeprefix("language.")] += 1
+        out = []
+        for rule, hits in per_term.most_common():
+            category, _, line = rule.partition(":")
+            term = terms.get(f"{category}:{line}")
+            out.append({"category": category, "term": rule, "hits": hits,
+                        "entry": term.text if term else "(no longer listed)",
+                        "severity": term.severity if term else ""})
+        categories = Counter[str]()
+        for row in out:
+            categories[row["category"]] += row["hits"]
+        if args.json:
+            print(json.dumps({"terms": out, "categories": dict(categories),
+                              "messages": len(rows)}, indent=2))
+        else:
+            print(_table(out, ["category", "term", "entry", "severity", "hits"]))
+            print(f"{len(rows)} messages; " + ", ".join(
+                f"{c} {n}" for c, n in categories.most_common()))
+        return 0
+
+    return asyncio.run(_with_stores(settings, work))
 
 
 def cmd_wordlists_lint(args: argparse.Namespace, settings: Settings) -> int:
@@ -385,6 +420,9 @@ def build_parser() -> argparse.ArgumentParser:
     wt.add_argument("--file", help="a saved message (.eml): own words and quoted text apart")
     wt.add_argument("--folder", help="lists to test (default: [checks.language] folder)")
     wt.add_argument("--json", action="store_true")
+    ws = wlsub.add_parser("stats", help="hits per term and category from the event log")
+    ws.add_argument("--since", type=parse_age, default=parse_age("30d"), help="e.g. 7d, 30d")
+    ws.add_argument("--json", action="store_true")
     wn = wlsub.add_parser("lint", help="duplicates, allowlist clashes, stems that catch ordinary words")
     wn.add_argument("--folder", help="lists to check (default: [checks.language] folder)")
     wn.add_argument("--dictionary", help="word list (default: /usr/share/dict/british-english)")

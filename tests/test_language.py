@@ -84,3 +84,15 @@ def test_a_broken_wordlist_line_names_file_and_line(tmp_path):
     with pytest.raises(config.ConfigError,
                        match=r"checks\.language\.folder: .*profanity\.txt: line 2: unknown option"):
         config.load(path)
+
+
+def test_wordlists_stats_counts_hits_per_term_and_category(make_gateway, sink):
+    gw = make_gateway(LANGUAGE)
+    for body in ("what bullshit\r\n", "more bullshit\r\n", "you twat\r\n", "hello\r\n"):
+        assert gw.send(message(body=body))[0] == 250
+    gw.events()
+    out = gw.cli("wordlists", "stats", "--since", "1d", "--json")
+    assert out.returncode == 0, out.stderr
+    stats = json.loads(out.stdout)
+    assert stats["messages"] == 4 and stats["categories"] == {"profanity": 3}
+    assert [(t["entry"], t["hits"]) for t in stats["terms"]] == [("bullshit", 2), ("twat", 1)]
