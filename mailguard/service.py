@@ -43,10 +43,11 @@ class Instance:
     server: asyncio.Server
     db: object
     retention: asyncio.Task[None] | None = None
+    watcher: asyncio.Task[None] | None = None
 
     async def reload(self) -> None:
-        try:
-            new = config.load(self.config_path)
+        try:  # off the event loop: compiling wordlists must not hold up mail
+            new = await asyncio.to_thread(config.load, self.config_path)
             users = load_users(new)
         except ConfigError as e:
             log.error("reload_failed_keeping_old_config", error=str(e))
@@ -68,6 +69,25 @@ class Instance:
         self.handler.refresh_tls()
         log.info("reloaded", config=str(self.config_path))
 
+    def watched(self) -> dict[Path, tuple[float, int]]:
+        """The wordlist files in use, with their modification time and size."""
+        language = self.settings.checks.get("language")
+        folder = getattr(language, "folder", None)
+        if folder is None or not folder.is_dir():
+            return {}
+        return {p: (p.stat().st_mtime, p.stat().st_size) for p in sorted(folder.glob("*.txt"))}
+
+    async def watch_wordlists(self, every: float = 2.0) -> None:
+        """Reload when IT saves a wordlist, as SIGHUP would: new lists swap in when compiled."""
+        seen = self.watched()
+        while True:
+            await asyncio.sleep(every)
+            now = self.watched()
+            if now != seen:
+                seen = now
+                log.info("wordlists_changed_reloading")
+                await self.reload()
+
     async def drain(self, timeout: float) -> None:
         """Stop accepting, let transactions in flight finish (bounded), then close the rest."""
         self.handler.closing = True
@@ -80,8 +100,9 @@ class Instance:
             if conn.transport is not None:
                 conn.transport.write(b"421 4.3.2 mailguard is shutting down, try again shortly\r\n")
                 conn.transport.close()
-        if self.retention:
-            self.retention.cancel()
+        for task in (self.retention, self.watcher):
+            if task:
+                task.cancel()
         await self.events.stop()
         await self.upstream.close()
 
@@ -127,6 +148,7 @@ async def run_single(config_path: Path, settings: Settings, *, worker: bool = Fa
     install_signals(stop, reload)
     instance = await start(config_path, settings, reuse_port=worker or bool(others))
     running.append(instance)
+    instance.watcher = asyncio.create_task(instance.watch_wordlists())
     web = None if worker else await web_task(settings, instance)
     keeper = asyncio.create_task(others.run()) if others else None
     await stop.wait()

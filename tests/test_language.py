@@ -96,3 +96,31 @@ def test_wordlists_stats_counts_hits_per_term_and_category(make_gateway, sink):
     stats = json.loads(out.stdout)
     assert stats["messages"] == 4 and stats["categories"] == {"profanity": 3}
     assert [(t["entry"], t["hits"]) for t in stats["terms"]] == [("bullshit", 2), ("twat", 1)]
+
+
+def test_lists_reload_when_saved_and_a_broken_line_keeps_the_old_ones(make_gateway, sink, tmp_path):
+    import shutil
+    import time
+
+    lists = tmp_path / "lists"
+    shutil.copytree(ROOT / "wordlists", lists)
+    gw = make_gateway({"checks": {"language": {"action": "log", "folder": str(lists)}}})
+    assert gw.send(message(body="what a numpty\r\n"))[0] == 250
+    with (lists / "profanity.txt").open("a") as f:
+        f.write("numpty ; severity=low\n")
+    deadline = time.monotonic() + 10
+    while '"reloaded"' not in gw.log() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert gw.send(message(body="what a numpty\r\n"))[0] == 250
+    with (lists / "profanity.txt").open("a") as f:
+        f.write("broken ; colour=red\n")
+    deadline = time.monotonic() + 10
+    while "reload_failed_keeping_old_config" not in gw.log() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert "profanity.txt: line" in gw.log() and "unknown option" in gw.log()
+    assert gw.send(message(body="what a numpty\r\n"))[0] == 250  # the old lists still work
+    text = (lists / "profanity.txt").read_text()
+    (lists / "profanity.txt").write_text(text.replace("broken ; colour=red\n", ""))
+    checks = [e["checks"] for e in gw.events()]
+    assert checks[0] == [] and [c.rpartition(":")[0] for c in checks[1]] == ["language.profanity"]
+    assert [c.rpartition(":")[0] for c in checks[2]] == ["language.profanity"]

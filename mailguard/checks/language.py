@@ -36,6 +36,7 @@ ACTIONS = ("off", "log", "quarantine", "reject")
 class Settings:
     action: Action
     lexicon: lexicon.Lexicon
+    folder: Path
     quoted: str                                       # "reduce", "full", "ignore"
     overrides: Mapping[tuple[str, str | None], Action]  # (category, severity or None)
 
@@ -68,7 +69,7 @@ def settings_from(sec: Section, shared: Shared) -> Settings:
                     key, Action.LOG)
         one.done()
     cats.done()
-    return Settings(action=action, lexicon=found, overrides=overrides,
+    return Settings(action=action, lexicon=found, folder=folder, overrides=overrides,
                     quoted=sec.choice("quoted", "reduce", ("reduce", "full", "ignore")))
 
 
