@@ -5,7 +5,7 @@ PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 CONFIG  ?= config/mailguard.toml
 
-.PHONY: run test lint bench check-config clean
+.PHONY: run test lint bench eval check-config clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,6 +34,10 @@ bench:
 	scripts/system-deps.sh test
 	$(MAKE) $(STAMP)
 	$(PY) bench/run.py
+
+eval: $(STAMP)
+	$(PY) -m pip install -q better-profanity alt-profanity-check
+	$(PY) bench/language_eval.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache .hypothesis
