@@ -460,8 +460,11 @@ def main(argv: list[str] | None = None) -> int:
         from mailguard.launch import serve
 
         return serve(Path(args.config), worker=args.worker)
+    # Commands that only read the stores do not need the checks' lists or the DKIM keys.
+    store_only = args.command in ("events", "purge") or (
+        args.command == "quarantine" and args.action in ("list", "show", "delete"))
     try:
-        settings = config.load(args.config)
+        settings = config.load(args.config, checks=not store_only)
     except ConfigError as e:
         print(f"mailguard: {e}", file=sys.stderr)
         return 2

@@ -119,8 +119,6 @@ def test_lists_reload_when_saved_and_a_broken_line_keeps_the_old_ones(make_gatew
         time.sleep(0.1)
     assert "profanity.txt: line" in gw.log() and "unknown option" in gw.log()
     assert gw.send(message(body="what a numpty\r\n"))[0] == 250  # the old lists still work
-    text = (lists / "profanity.txt").read_text()
-    (lists / "profanity.txt").write_text(text.replace("broken ; colour=red\n", ""))
-    checks = [e["checks"] for e in gw.events()]
+    checks = [e["checks"] for e in gw.events()]  # reading the log works with the list broken
     assert checks[0] == [] and [c.rpartition(":")[0] for c in checks[1]] == ["language.profanity"]
     assert [c.rpartition(":")[0] for c in checks[2]] == ["language.profanity"]
