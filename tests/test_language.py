@@ -105,18 +105,19 @@ def test_lists_reload_when_saved_and_a_broken_line_keeps_the_old_ones(make_gatew
     lists = tmp_path / "lists"
     shutil.copytree(ROOT / "wordlists", lists)
     gw = make_gateway({"checks": {"language": {"action": "log", "folder": str(lists)}}})
+
+    def save(line: str, logged: str) -> None:
+        """Append a line as IT would, then wait for the gateway to notice the saved file."""
+        with (lists / "profanity.txt").open("a") as f:
+            f.write(line)
+        deadline = time.monotonic() + 10
+        while logged not in gw.log() and time.monotonic() < deadline:
+            time.sleep(0.1)
+
     assert gw.send(message(body="what a numpty\r\n"))[0] == 250
-    with (lists / "profanity.txt").open("a") as f:
-        f.write("numpty ; severity=low\n")
-    deadline = time.monotonic() + 10
-    while '"reloaded"' not in gw.log() and time.monotonic() < deadline:
-        time.sleep(0.1)
+    save("numpty ; severity=low\n", '"reloaded"')
     assert gw.send(message(body="what a numpty\r\n"))[0] == 250
-    with (lists / "profanity.txt").open("a") as f:
-        f.write("broken ; colour=red\n")
-    deadline = time.monotonic() + 10
-    while "reload_failed_keeping_old_config" not in gw.log() and time.monotonic() < deadline:
-        time.sleep(0.1)
+    save("broken ; colour=red\n", "reload_failed_keeping_old_config")
     assert "profanity.txt: line" in gw.log() and "unknown option" in gw.log()
     assert gw.send(message(body="what a numpty\r\n"))[0] == 250  # the old lists still work
     checks = [e["checks"] for e in gw.events()]  # reading the log works with the list broken
