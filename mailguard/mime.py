@@ -5,11 +5,10 @@ from __future__ import annotations
 import email.utils
 from email import errors as email_errors
 from email.message import Message
-from email.parser import BytesHeaderParser, BytesParser
+from email.parser import BytesHeaderParser
 from email.policy import compat32
 
 _HEADER_PARSER = BytesHeaderParser(policy=compat32)
-_PARSER = BytesParser(policy=compat32)
 
 
 def header_end(raw: bytes, start: int = 0, end: int | None = None) -> int:
@@ -28,10 +27,6 @@ def header_end(raw: bytes, start: int = 0, end: int | None = None) -> int:
 
 def parse_headers(block: bytes) -> Message:
     return _HEADER_PARSER.parsebytes(block)
-
-
-def parse_message(raw: bytes) -> Message:
-    return _PARSER.parsebytes(raw)
 
 
 def header_problem(headers: Message, block: bytes) -> str | None:

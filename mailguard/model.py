@@ -57,11 +57,6 @@ class Mail:
         """The header block alone (compat32: no normalising of what we do not own)."""
         return mime.parse_headers(self.raw[: self.header_end])
 
-    @cached_property
-    def message(self) -> Message:
-        """The whole MIME tree; costs a full parse, so only checks that read bodies touch it."""
-        return mime.parse_message(self.raw)
-
     def addresses(self, field: str) -> list[tuple[str, str]]:
         """(display name, address) pairs of an address header, parsed once per message."""
         cache = self.__dict__.setdefault("_addresses", {})
