@@ -343,42 +343,15 @@ def _web(sec: Section) -> WebSettings:
 
 
 def _dkim(sec: Section, base: Path) -> DkimSettings:
-    from mailguard.dkim import Key
+    from mailguard import dkim  # OpenSSL and dkimpy load only where DKIM is configured
 
-    canon = sec.choice("canonicalization", "relaxed/simple",
-                       ("relaxed/simple", "relaxed/relaxed", "simple/simple", "simple/relaxed"))
-    domains = sec.table_of("domains")
-    keys = {}
-    for domain in list(domains.table):
-        one = domains.table_of(domain)
-        name = parse_domain(domains, domain, domain)
-        selector = one.string("selector", required=True)
-        path = one.path("key", base)
-        if path is None:
-            raise one.error("key", "is required: the private key file (mailguard dkim keygen)")
-        try:
-            keys[name] = Key.load(name, selector, path)
-        except FileNotFoundError:
-            raise one.error("key", f"file {path} does not exist") from None
-        except (ValueError, TypeError, OSError) as e:
-            raise one.error("key", f"{path} is not a usable private key: {e}") from None
-        one.done()
-    domains.done()
-    return DkimSettings(keys, canon)
+    return dkim.settings_from(sec, base)
 
 
 def _directory(sec: Section, base: Path) -> Any:
-    from mailguard.directory import Directory, DirectoryError
+    from mailguard import directory
 
-    path = sec.path("file", base)
-    if path is None:
-        return None
-    try:
-        return Directory.load(path)
-    except FileNotFoundError:
-        raise sec.error("file", f"{path} does not exist") from None
-    except (DirectoryError, UnicodeDecodeError, OSError) as e:
-        raise sec.error("file", str(e)) from None
+    return directory.settings_from(sec, base)
 
 
 def _checks(sec: Section, shared: Shared) -> dict[str, Any]:

@@ -11,6 +11,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from mailguard.config import Section
+
 ROLES = ("parent", "pupil", "staff", "supplier", "other")
 COLUMNS = ("email", "role", "name", "pupils")
 
@@ -102,3 +104,16 @@ def import_mis(text: str, columns: Mapping[str, str], role: str | None,
                                 row.get(columns.get("name", "name"), "").strip(),
                                 row.get(columns.get("pupils", "pupils"), "").strip()))
     return contacts
+
+
+def settings_from(sec: Section, base: Path) -> Directory | None:
+    """The [directory] table: the contacts file, read now so a bad row is a config error."""
+    path = sec.path("file", base)
+    if path is None:
+        return None
+    try:
+        return Directory.load(path)
+    except FileNotFoundError:
+        raise sec.error("file", f"{path} does not exist") from None
+    except (DirectoryError, UnicodeDecodeError, OSError) as e:
+        raise sec.error("file", str(e)) from None

@@ -19,6 +19,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa, utils
 
 from mailguard import mime
+from mailguard.config import DkimSettings, Section, parse_domain
 from mailguard.rewrite.headers import fields
 
 SIGNED_HEADERS = (b"from", b"from", b"to", b"cc", b"subject", b"date", b"message-id",
@@ -144,3 +145,28 @@ def txt_record(selector: str, domain: str, value: str) -> str:
     """A zone-file line, the value split into the 255-character strings DNS allows."""
     chunks = " ".join(f'"{value[i:i + 255]}"' for i in range(0, len(value), 255))
     return f"{selector}._domainkey.{domain}. IN TXT ( {chunks} )"
+
+
+def settings_from(sec: Section, base: Path) -> DkimSettings:
+    """The [dkim] table: canonicalisation and one key per signing domain, loaded now so a bad
+    key is a config error (`file: dkim.domains.D.key: problem`), not a failure at send time."""
+    canon = sec.choice("canonicalization", "relaxed/simple",
+                       ("relaxed/simple", "relaxed/relaxed", "simple/simple", "simple/relaxed"))
+    domains = sec.table_of("domains")
+    keys = {}
+    for domain in list(domains.table):
+        one = domains.table_of(domain)
+        name = parse_domain(domains, domain, domain)
+        selector = one.string("selector", required=True)
+        path = one.path("key", base)
+        if path is None:
+            raise one.error("key", "is required: the private key file (mailguard dkim keygen)")
+        try:
+            keys[name] = Key.load(name, selector, path)
+        except FileNotFoundError:
+            raise one.error("key", f"file {path} does not exist") from None
+        except (ValueError, TypeError, OSError) as e:
+            raise one.error("key", f"{path} is not a usable private key: {e}") from None
+        one.done()
+    domains.done()
+    return DkimSettings(keys, canon)

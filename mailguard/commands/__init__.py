@@ -1,0 +1,1 @@
+"""The `mailguard` subcommands, one module per audience: review (DPO), wordlists and setup (IT)."""
