@@ -123,3 +123,27 @@ def test_lists_reload_when_saved_and_a_broken_line_keeps_the_old_ones(make_gatew
     checks = [e["checks"] for e in gw.events()]  # reading the log works with the list broken
     assert checks[0] == [] and [c.rpartition(":")[0] for c in checks[1]] == ["language.profanity"]
     assert [c.rpartition(":")[0] for c in checks[2]] == ["language.profanity"]
+
+
+def test_replay_shows_what_a_list_change_would_flag_or_clear(make_gateway, sink, tmp_path):
+    import shutil
+
+    gw = make_gateway(LANGUAGE)
+    code, text = gw.send(message(body="I know where you live, numpty.\r\n"))
+    assert code == 250 and b"Held for review" in text
+    [held] = [json.loads(line) for line in gw.cli("quarantine", "list", "--json").stdout.split("\n")
+              if line]
+    trial = tmp_path / "trial"
+    shutil.copytree(ROOT / "wordlists", trial)
+    threats = (trial / "threats.txt").read_text().replace("i know where you live\n", "")
+    (trial / "threats.txt").write_text(threats)
+    with (trial / "profanity.txt").open("a") as f:
+        f.write("numpty ; severity=low\n")
+    out = gw.cli("wordlists", "replay", "--folder", str(trial), "--json")
+    assert out.returncode == 0, out.stderr
+    [row] = json.loads(out.stdout)
+    assert row["id"] == held["id"]
+    assert row["now_flagged"].startswith("language.profanity:")
+    assert row["now_cleared"].startswith("language.threats:")
+    same = gw.cli("wordlists", "replay", "--json")  # the lists in use: nothing changes
+    assert json.loads(same.stdout) == []

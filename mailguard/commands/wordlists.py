@@ -15,8 +15,51 @@ from mailguard.config import Settings
 
 
 def cmd_wordlists(args: argparse.Namespace, settings: Settings) -> int:
-    return {"test": cmd_wordlists_test, "lint": cmd_wordlists_lint,
-            "stats": cmd_wordlists_stats}[args.wordlists_command](args, settings)
+    return {"test": cmd_wordlists_test, "lint": cmd_wordlists_lint, "stats": cmd_wordlists_stats,
+            "replay": cmd_wordlists_replay}[args.wordlists_command](args, settings)
+
+
+def cmd_wordlists_replay(args: argparse.Namespace, settings: Settings) -> int:
+    """Re-run the current lists over the held mail still on disk: what a list change would now
+    flag or clear, before it goes live. Event-log entries keep no content, so only messages
+    in the quarantine can be replayed."""
+    from dataclasses import replace
+
+    from mailguard import lexicon
+    from mailguard.checks import language
+    from mailguard.model import Client, Envelope, Mail
+
+    check = settings.checks["language"]
+    if args.folder:
+        try:
+            check = replace(check, lexicon=lexicon.load(Path(args.folder)))
+        except lexicon.LexiconError as e:
+            print(f"mailguard: {e}", file=sys.stderr)
+            return 2
+
+    async def work(db: Any, quarantine: Any, events: Any) -> int:
+        rows = []
+        for held in await quarantine.list(None):
+            if held.ts < time.time() - args.since or not held.file:
+                continue
+            raw = quarantine.read(held)
+            if raw is None:
+                continue
+            mail = Mail(id=held.id, envelope=Envelope(held.sender, tuple(held.recipients)),
+                        client=Client(ip=held.client or ""), raw=raw)
+            before = sorted(f["rule"] for f in held.findings if f["rule"].startswith("language."))
+            after = sorted(f.rule_id for f in await language.inspect(mail, check))
+            if before != after:
+                rows.append({"id": held.id, "status": held.status,
+                             "now_flagged": ",".join(sorted(set(after) - set(before))) or "-",
+                             "now_cleared": ",".join(sorted(set(before) - set(after))) or "-"})
+        if args.json:
+            print(json.dumps(rows, indent=2))
+        else:
+            print(table(rows, ["id", "status", "now_flagged", "now_cleared"]))
+        return 0
+
+    return asyncio.run(with_stores(settings, work))
 
 
 def cmd_wordlists_stats(args: argparse.Namespace, settings: Settings) -> int:
