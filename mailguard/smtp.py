@@ -125,7 +125,8 @@ class GatewaySMTP(SMTP):
         if longest_line(data, server.max_line_length) > server.max_line_length + 2:
             return (f"500 5.5.6 A line is longer than {server.max_line_length} bytes "
                     "(server.max_line_length); the message was not sent")
-        if mime.header_end(data[: server.max_header_size + 4]) > server.max_header_size:
+        if mime.header_end(data, 0, min(len(data), server.max_header_size + 4)) > (
+                server.max_header_size):
             return (f"552 5.3.4 The message header is larger than {server.max_header_size} bytes "
                     "(server.max_header_size); the message was not sent")
         return data
