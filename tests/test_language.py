@@ -36,7 +36,7 @@ def test_a_threat_is_held_with_a_masked_excerpt_for_the_dpo(make_gateway, sink):
     [finding] = shown["findings"]
     assert finding["rule"].startswith("language.threats:")
     # Context for the DPO, the matched words themselves masked.
-    assert "if you do that again i****" in finding["evidence"]
+    assert "If you do that again I****" in finding["evidence"]
     assert "where you live" not in finding["evidence"]
     assert sink.messages == []
 

@@ -60,10 +60,10 @@ def test_innocuous_words_and_places_never_match_at_medium_or_high():
     ("fuuuuuck", "fuck*", "stretched"),
     ("sh1t", "shit", "leet"),
     ("$h!t happens", "shit", "leet"),
-    ("\u0455hit", "shit", "plain"),            # Cyrillic dze
-    ("sh\u200bit", "shit", "plain"),           # zero-width space
+    ("\u0455hit", "shit", "unicode"),            # Cyrillic dze
+    ("sh\u200bit", "shit", "unicode"),           # zero-width space
     ("&#115;hit", "shit", "plain"),            # HTML entity
-    ("\uff46\uff55\uff43\uff4b", "fuck*", "plain"),  # fullwidth (NFKC)
+    ("\uff46\uff55\uff43\uff4b", "fuck*", "unicode"),  # fullwidth (NFKC)
     ("I will k1ll you", "kill you", "leet"),
     ("Heil   Hitler!", "heil hitler", "plain"),
 ])

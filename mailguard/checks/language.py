@@ -89,7 +89,6 @@ async def inspect(mail: Mail, settings: Settings) -> list[Finding]:
     if settings.quoted != "ignore" and seen.quoted:
         sources.append(("quoted", seen.quoted))
     for where, text in sources:
-        normalised = lexicon.normalise(text)
         for hit in settings.lexicon.scan(text):
             term = hit.term
             severity: str | None = term.severity
@@ -108,5 +107,5 @@ async def inspect(mail: Mail, settings: Settings) -> list[Finding]:
                         + (" in quoted or forwarded text" if where == "quoted" else ""),
                 advice="reword it; if you are reporting abuse you received, forward it to the "
                        "safeguarding lead",
-                evidence=f"{where}, {hit.how}: {_excerpt(normalised, hit)}")
+                evidence=f"{where}, {hit.how}: {_excerpt(lexicon.readable(text), hit)}")
     return list(findings.values())

@@ -154,11 +154,11 @@ def cmd_wordlists_test(args: argparse.Namespace, settings: Settings) -> int:
         sources = [("text", args.text or "")]
     rows = []
     for where, text in sources:
-        normalised = lexicon.normalise(text)
+        written = lexicon.readable(text)
         for hit in lists.scan(text):
             rows.append({"where": where, "category": hit.term.category, "term": hit.term.id,
                          "entry": hit.term.text, "severity": hit.term.severity, "how": hit.how,
-                         "matched": normalised[hit.start:hit.end]})
+                         "matched": written[hit.start:hit.end]})
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
