@@ -11,13 +11,18 @@ import random
 from pathlib import Path
 
 DICTIONARY = Path("/usr/share/dict/british-english")
-COMMON = ("the of and to a in is it you that he was for on are with as i his they be at one "
-          "have this from or had by not word but what some we can out other were all there "
-          "when up use your how said an each she which do their time if will way about many "
-          "then them would write like so these her long make thing see him two has look more "
-          "day could go come did number sound no most people my over know water than call "
-          "first who may down side been now find pupils parents school class homework "
-          "trip meeting term governors staff lesson report").split()
+COMMON = [
+    "the", "of", "and", "to", "a", "in", "is", "it", "you", "that", "he", "was", "for", "on",
+    "are", "with", "as", "i", "his", "they", "be", "at", "one", "have", "this", "from", "or",
+    "had", "by", "not", "word", "but", "what", "some", "we", "can", "out", "other", "were",
+    "all", "there", "when", "up", "use", "your", "how", "said", "an", "each", "she", "which",
+    "do", "their", "time", "if", "will", "way", "about", "many", "then", "them", "would",
+    "write", "like", "so", "these", "her", "long", "make", "thing", "see", "him", "two", "has",
+    "look", "more", "day", "could", "go", "come", "did", "number", "sound", "no", "most",
+    "people", "my", "over", "know", "water", "than", "call", "first", "who", "may", "down",
+    "side", "been", "now", "find", "pupils", "parents", "school", "class", "homework", "trip",
+    "meeting", "term", "governors", "staff", "lesson", "report",
+]
 
 
 def vocabulary() -> list[str]:

@@ -5,6 +5,7 @@
   postfix   smtp-source → stock Postfix (relayhost) → smtp-sink
   mailguard smtp-source → mailguard (identity check, event log) → smtp-sink
   rewrites  the same with the disclaimer, forced BCC and DKIM on
+  language  the wordlist scan on 1 MB of text beside re and Hyperscan (language_speed.py)
 
 Throughput counts until the sink has every message. Added latency is measured at half the
 Postfix rate (the target's load) and at half of mailguard's own, with a small asyncio client,
@@ -276,6 +277,10 @@ def main() -> int:
               f"{cost['baseline_ms']:.2f} ms path without them; peak memory "
               f"{cost['peak_alloc_ratio_10k']:.1f}x the message at 10 KB, "
               f"{cost['peak_alloc_ratio_1m']:.1f}x at 1 MB", flush=True)
+        import language_speed
+
+        results["language_scan"] = language_speed.measure()
+        print(language_speed.report(results["language_scan"]), flush=True)
     finally:
         postfix.stop()
         sink.stop()

@@ -12,6 +12,10 @@ from mailguard import mime
 from mailguard.config import Action
 from mailguard.parts import Part, scan
 
+# Work on a message bigger than this (rewriting, scanning text) goes to a thread, so that one
+# large message does not hold up every other session on the event loop.
+INLINE_LIMIT = 512 * 1024
+
 
 @dataclass(frozen=True)
 class Client:

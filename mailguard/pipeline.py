@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import structlog
 
-from mailguard import metrics, mime, parts, policy, trace
+from mailguard import metrics, mime, model, parts, policy, trace
 from mailguard.checks import REGISTRY
 from mailguard.config import Action, Settings
 from mailguard.model import Envelope, Finding, Mail, Verdict
@@ -84,7 +84,6 @@ async def assess(mail: Mail, settings: Settings) -> Verdict:
     return policy.decide(inspected)
 
 
-INLINE_LIMIT = 512 * 1024
 
 
 async def outgoing(mail: Mail, settings: Settings, secret: bytes,
@@ -109,7 +108,7 @@ async def outgoing(mail: Mail, settings: Settings, secret: bytes,
                                   settings.dkim.canonicalization)
         return b"".join((trace.headers_for(mail, host, secret), signature, data))
 
-    return build() if len(mail.raw) <= INLINE_LIMIT else await asyncio.to_thread(build)
+    return build() if len(mail.raw) <= model.INLINE_LIMIT else await asyncio.to_thread(build)
 
 
 class Pipeline:

@@ -98,6 +98,44 @@ def test_allowlist_wins_over_a_stem(tmp_path: Path):
     assert lx.scan("a Pissarro painting") == []
 
 
+def test_an_allowed_word_first_does_not_hide_a_listed_one_later(tmp_path: Path):
+    (tmp_path / "profanity.txt").write_text("piss*\n")
+    (tmp_path / "allow.txt").write_text("pissarro\n")
+    lx = lexicon.load(tmp_path)
+    [hit] = lx.scan("Pissarro painted it. Then I got pissed.")
+    assert "Then I got pissed"[11:] == "pissed" and hit.how == "plain"
+    assert "Pissarro painted it. Then I got pissed."[hit.start:hit.end] == "pissed"
+
+
+@pytest.mark.parametrize(("text", "found"), [
+    ("what a twat\u2019s way to say it", True),    # Outlook apostrophe is not a letter
+    ("\u201ctwat\u201d he said", True),            # nor are curly quotes
+    ("twat\u00e9", False),                          # but é is: a different word
+    ("na\u00efve twat", True),
+    ("\u00e9twat", False),
+])
+def test_words_next_to_non_ascii_characters(text: str, found: bool):
+    assert any(h.term.text == "twat" for h in LISTS.scan(text)) is found
+
+
+def test_excerpt_offsets_point_at_the_words_as_written():
+    text = "Caf\u00e9 \u2014 na\u00efve \u201cf u c k\u201d and sh1t and SHIT"
+    got = {h.term.text: text[h.start:h.end] for h in LISTS.scan(text)}
+    assert got == {"fuck*": "f u c k", "shit": "SHIT"}  # plain reading first
+
+
+def test_scans_from_many_threads_at_once_agree():
+    """Big messages are scanned in worker threads: each needs its own Hyperscan scratch."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    texts = [f"message {i}: " + ("all fine here. " * 2000) + ("sh1t" if i % 2 else "ok")
+             for i in range(40)]
+    alone = [sorted(h.term.id for h in LISTS.scan(t)) for t in texts]
+    with ThreadPoolExecutor(8) as pool:
+        together = list(pool.map(lambda t: sorted(h.term.id for h in LISTS.scan(t)), texts))
+    assert together == alone and alone[1] and not alone[0]
+
+
 def test_lint_finds_duplicates_allowlist_clashes_and_stems_that_reach_names(tmp_path: Path):
     (tmp_path / "profanity.txt").write_text("wank*\ntwat\ntwat\npiss\nfuck*\n")
     (tmp_path / "allow.txt").write_text("piss\n")

@@ -5,13 +5,14 @@ when staff send "an inappropriate word or phrase".
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from mailguard import lexicon
 from mailguard.config import Action, Section, Shared
-from mailguard.model import Finding, Mail
+from mailguard.model import INLINE_LIMIT, Finding, Mail
 from mailguard.textviews import views
 
 NAME = "language"
@@ -83,8 +84,16 @@ def _excerpt(text: str, hit: lexicon.Hit) -> str:
 
 
 async def inspect(mail: Mail, settings: Settings) -> list[Finding]:
+    if len(mail.raw) <= INLINE_LIMIT:
+        return findings(mail, settings)
+    return await asyncio.to_thread(findings, mail, settings)
+
+
+def findings(mail: Mail, settings: Settings) -> list[Finding]:
+    """One finding per term, at the severity and action for where it stood (own words or
+    quoted), with a masked excerpt for the quarantine record."""
     seen = views(mail)
-    findings: dict[str, Finding] = {}
+    found: dict[str, Finding] = {}
     sources = [("own", seen.own)]
     if settings.quoted != "ignore" and seen.quoted:
         sources.append(("quoted", seen.quoted))
@@ -98,9 +107,9 @@ async def inspect(mail: Mail, settings: Settings) -> list[Finding]:
                 continue
             action = settings.action_for(term.category, severity)
             rule = f"{term.category}:{term.id.rpartition(':')[2]}"
-            if action is Action.OFF or rule in findings:
+            if action is Action.OFF or rule in found:
                 continue
-            findings[rule] = Finding(
+            found[rule] = Finding(
                 check=NAME, rule=rule, action=action, severity=severity,
                 clause=CLAUSES.get(term.category, DEFAULT_CLAUSE),
                 message=f"the message contains {term.category} language"
@@ -108,4 +117,4 @@ async def inspect(mail: Mail, settings: Settings) -> list[Finding]:
                 advice="reword it; if you are reporting abuse you received, forward it to the "
                        "safeguarding lead",
                 evidence=f"{where}, {hit.how}: {_excerpt(lexicon.readable(text), hit)}")
-    return list(findings.values())
+    return list(found.values())

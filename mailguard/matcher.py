@@ -1,0 +1,447 @@
+"""The compiled form of the wordlists, and the scan that runs them over mail text.
+
+Two Hyperscan databases do the reading, each in one pass over the bytes in C:
+  words      every listed word and stem as a literal (" word ", " stem") over the text with
+             ASCII letters lower-cased and everything else turned into spaces; Hyperscan's
+             literal compiler builds 10,000 terms in well under a second.
+  detectors  phrases (their words with any non-letters between), and the places where the
+             odd spellings are: non-ASCII letters, digits or symbols inside a word, letters
+             spaced out with one separator, a letter three times over.
+Python then reads only the few words around the detectors' places (NFKC and look-alike
+folding, leetspeak, squeezing), and checks those against the same lists with sets.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import threading
+import unicodedata
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+import hyperscan
+
+WORD = re.compile(r"[^\W_]+")
+
+ZERO_WIDTH = dict.fromkeys(map(ord, "\u00ad\u200b\u200c\u200d\u2060\ufeff\u180e"), None)
+HOMOGLYPHS = str.maketrans({
+    # Cyrillic
+    "а": "a", "в": "b", "е": "e", "к": "k", "м": "m", "н": "h", "о": "o", "р": "p",
+    "с": "c", "т": "t", "у": "y", "х": "x", "і": "i", "ј": "j", "ѕ": "s", "ԁ": "d",
+    "ԛ": "q", "ԝ": "w", "ӏ": "l", "ё": "e", "ї": "i",
+    # Greek
+    "α": "a", "β": "b", "ε": "e", "η": "n", "ι": "i", "κ": "k", "ν": "v", "ο": "o",
+    "ρ": "p", "τ": "t", "υ": "u", "χ": "x", "ω": "w", "γ": "y", "μ": "u",
+})
+_ZERO_WIDTH_ANY = re.compile("[" + "".join(map(chr, ZERO_WIDTH)) + "]")
+_HOMOGLYPH_ANY = re.compile("[" + "".join(map(chr, HOMOGLYPHS)) + "]")
+LEET = str.maketrans({"4": "a", "@": "a", "3": "e", "0": "o", "1": "i", "!": "i", "|": "l",
+                      "$": "s", "5": "s", "7": "t", "8": "b", "9": "g"})
+
+
+
+def readable(text: str) -> str:
+    """The text with HTML entities decoded: what `Hit` offsets count in."""
+    return html.unescape(text) if "&" in text else text
+
+
+def normalise(text: str) -> str:
+    """The form both lists and mail are matched in: NFKC, case-folded, without zero-width
+    characters, HTML entities decoded, look-alike Cyrillic and Greek letters folded to Latin."""
+    if "&" in text:
+        text = html.unescape(text)
+    if text.isascii():
+        return text.lower()
+    text = unicodedata.normalize("NFKC", text)
+    if _ZERO_WIDTH_ANY.search(text):  # str.translate is slow on non-ASCII text: only if needed
+        text = text.translate(ZERO_WIDTH)
+    text = text.casefold()
+    if _HOMOGLYPH_ANY.search(text):
+        text = text.translate(HOMOGLYPHS)
+    return text
+
+
+
+
+@dataclass(frozen=True)
+class Term:
+    id: str           # "category:line": stable enough for stats, never the word itself
+    text: str         # as written in the list
+    category: str
+    severity: str
+    kind: str         # "word", "stem", "phrase", "regex"
+    tags: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Hit:
+    term: Term
+    start: int        # offsets in readable(text): the text with HTML entities decoded
+    end: int
+    how: str          # what led to it: plain, unicode, leet, spaced, stretched, regex
+
+
+_LOWER = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ", b"abcdefghijklmnopqrstuvwxyz")
+ALNUM = b"abcdefghijklmnopqrstuvwxyz0123456789"
+
+
+def _table(keep: bytes, high: bool) -> bytes:
+    """A bytes.translate table: ASCII letters lower-cased, `keep` kept, other ASCII → space,
+    UTF-8 bytes kept or turned into spaces."""
+    table = bytearray(b" " * 256)
+    for b in keep:
+        table[b] = b
+    for b in range(65, 91):
+        table[b] = table[b + 32]
+    if high:
+        table[128:] = bytes(range(128, 256))
+    return bytes(table)
+
+
+WORDS = _table(ALNUM, high=False)          # what the literal database reads
+TOKENS = _table(ALNUM + b"$@|!", high=True)  # where a word with odd spelling begins and ends
+LEET_BYTES = bytes.maketrans(b"4@301!|$5789", b"aaeoiilsstbg")  # as text.LEET, for bytes
+DIGITS_AND_SYMBOLS = b"0123456789$@|!"
+SEPARATORS = b" .-_*"
+WORD_BYTES = frozenset(ALNUM + bytes(range(128, 256)))
+SPACED = re.compile(rb"[a-z0-9]([ .\-_*])(?:[a-z0-9]\1){1,18}[a-z0-9](?![a-z0-9])", re.I)
+STRETCHED = re.compile(rb"([a-z])\1{2,}")
+# Non-ASCII, except the punctuation every Outlook message is full of: ’ ‘ “ ” – — … • and
+# the no-break space and £ (those cannot hide letters).
+NON_ASCII = (rb"[\xc3-\xdf\xe0\xe1\xe3-\xf4]|\xc2[\x80-\x9f\xa1\xa2\xa4-\xbf]|\xe2[\x81-\xbf]"
+             rb"|\xe2\x80[\x80-\x92\x95-\x97\x9a\x9b\x9e-\xa1\xa3-\xa5\xa7-\xbf]")
+DETECTORS = {
+    "unicode": [NON_ASCII],
+    "leet": [rb"[a-z][0-9$@|]|[0-9$@|!][a-z]"],
+    "spaced": [rb"\b[a-z0-9]" + re.escape(bytes([s])) + rb"[a-z0-9]" + re.escape(bytes([s]))
+               + rb"[a-z0-9]" for s in SEPARATORS],
+    "stretched": [b"|".join(bytes([c]) * 3 for c in range(97, 123))],
+}
+
+
+def trie_pattern(words: Iterable[bytes]) -> bytes:
+    """One regex alternation shaped as a trie (shared prefixes written once), so the regex
+    engine tests a handful of first letters per word, not every entry."""
+    trie: dict = {}
+    for word in words:
+        node = trie
+        for b in word:
+            node = node.setdefault(b, {})
+        node[-1] = {}
+
+    def walk(node: dict) -> bytes:
+        branches = [re.escape(bytes([b])) + walk(child) for b, child in sorted(node.items())
+                    if b != -1]
+        if not branches:
+            return b""
+        body = branches[0] if len(branches) == 1 else b"(?:" + b"|".join(branches) + b")"
+        if -1 in node:
+            return (b"(?:" + body + b")?") if len(branches) == 1 else body + b"?"
+        return body
+    return walk(trie)
+
+
+class Matcher:
+    """The lists compiled for scanning. Built once per (re)load, off the event loop; a scan
+    may run in any thread (each thread gets its own Hyperscan scratch space)."""
+
+    def __init__(self, terms: Iterable[Term], allow: Iterable[str]) -> None:
+        self.words: dict[bytes, list[Term]] = {}
+        self.stems: dict[bytes, list[Term]] = {}
+        self.phrases: dict[bytes, list[tuple[tuple[bytes, ...], Term]]] = {}
+        self.regexes: list[tuple[re.Pattern[str], Term]] = []
+        for term in terms:
+            if term.kind == "regex":
+                self.regexes.append((re.compile(term.text), term))
+                continue
+            words = tuple(w.encode() for w in WORD.findall(normalise(term.text.rstrip("*"))))
+            if term.kind == "phrase":
+                self.phrases.setdefault(words[0], []).append((words, term))
+            else:
+                (self.stems if term.kind == "stem" else self.words).setdefault(
+                    words[0], []).append(term)
+        self.allow = frozenset(w.encode() for w in allow)
+        self.phrase_words: dict[bytes, list[tuple[tuple[bytes, ...], Term]]] = {}
+        for entries in self.phrases.values():
+            for words, term in entries:
+                for word in set(words):
+                    self.phrase_words.setdefault(word, []).append((words, term))
+        self.stem_pattern = re.compile(b" (" + trie_pattern(self.stems) + b")([^ ]*)") \
+            if self.stems else None
+        self._literals: list[tuple[str, bytes]] = [
+            *(("word", w) for w in self.words if w.isascii()),
+            *(("stem", s) for s in self.stems if s.isascii())]
+        self._literal_db = self._compile(
+            [b" " + w + (b" " if kind == "word" else b"") for kind, w in self._literals],
+            [hyperscan.HS_FLAG_SINGLEMATCH if kind == "word" else 0
+             for kind, _ in self._literals], literal=True)
+        self._detectors: list[tuple[str, tuple[tuple[bytes, ...], Term] | None]] = [
+            (name, None) for name, patterns in DETECTORS.items() for _ in patterns]
+        patterns = [p for ps in DETECTORS.values() for p in ps]
+        flags = [hyperscan.HS_FLAG_CASELESS] * len(patterns)
+        for entries in self.phrases.values():
+            for words, term in entries:
+                if all(w.isascii() for w in words):
+                    self._detectors.append(("phrase", (words, term)))
+                    patterns.append(rb"\b" + rb"[^a-z0-9\x80-\xff]+".join(
+                        map(re.escape, words)) + rb"\b")
+                    flags.append(hyperscan.HS_FLAG_CASELESS | hyperscan.HS_FLAG_SINGLEMATCH)
+        self._detector_db = self._compile(patterns, flags, literal=False)
+        self._local = threading.local()
+
+    @staticmethod
+    def _compile(patterns: list[bytes], flags: list[int], literal: bool) -> hyperscan.Database:
+        db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
+        if patterns:
+            db.compile(expressions=patterns, ids=list(range(len(patterns))),
+                       elements=len(patterns), flags=flags, literal=literal)
+        return db
+
+    def _scratches(self) -> tuple[hyperscan.Scratch, hyperscan.Scratch]:
+        found = getattr(self._local, "scratch", None)
+        if found is None:
+            found = self._local.scratch = (
+                hyperscan.Scratch(self._literal_db) if self._literals else None,
+                hyperscan.Scratch(self._detector_db))
+        return found
+
+    def scan(self, text: str) -> list[Hit]:
+        """Every listed word, stem, phrase or pattern in the text (entities already decoded)."""
+        data = text.encode("utf-8", "replace")
+        literal_scratch, detector_scratch = self._scratches()
+        raw: list[tuple[int, int]] = []
+        if self._literals:
+            self._literal_db.scan(b" " + data.translate(WORDS) + b" ",
+                                  match_event_handler=lambda i, _f, to, _fl, _c: raw.append(
+                                      (i, to)), scratch=literal_scratch)
+        places: list[tuple[int, int]] = []
+        self._detector_db.scan(data, match_event_handler=lambda i, _f, to, _fl, _c:
+                               places.append((i, to)), scratch=detector_scratch)
+        if not raw and not places and not self.regexes:
+            return []
+        return _Scan(self, text, data).run(raw, places)
+
+
+class _Scan:
+    """One text: the literal hits checked and placed, the detectors' places read closely."""
+
+    def __init__(self, matcher: Matcher, text: str, data: bytes) -> None:
+        self.m = matcher
+        self.text = text
+        self.data = data
+        self.lowered = data.translate(_LOWER)
+        self.tokens = data.translate(TOKENS)
+        self.hits: dict[str, Hit] = {}
+        self._leet: bytes | None = None
+        self._normalised: str | None = None
+
+    def run(self, raw: list[tuple[int, int]], places: list[tuple[int, int]]) -> list[Hit]:
+        for i, to in raw:                       # offsets in " " + text: one more than data
+            kind, word = self.m._literals[i]
+            start = to - len(word) - (2 if kind == "word" else 1)
+            end = start + len(word)
+            if kind == "stem":                   # the whole word the stem begins
+                end = self._word_end(start)
+            if not self._alone(start, end):
+                continue                         # part of a word with non-ASCII letters
+            whole = self.lowered[start:end]
+            if whole in self.m.allow:
+                continue
+            for term in (self.m.words if kind == "word" else self.m.stems)[word]:
+                self._add(term, start, end, "plain")
+        found: dict[str, dict[bytes, bytes]] = {}    # how → {word: the token it came from}
+        by_kind: dict[str, set[int]] = {}
+        for i, to in places:
+            kind, payload = self.m._detectors[i]
+            if kind == "phrase":
+                assert payload is not None
+                self._phrase_at(payload[1], payload[0], to)
+            else:
+                by_kind.setdefault(kind, set()).add(to)
+        if "unicode" in by_kind:
+            found["unicode"] = self._unicode(self._tokens_at(by_kind["unicode"]))
+        if "leet" in by_kind:
+            found["leet"] = self._leet_words(self._tokens_at(by_kind["leet"]))
+        if "spaced" in by_kind:
+            found["spaced"] = self._spaced(by_kind["spaced"])
+        if "stretched" in by_kind:
+            found["stretched"] = self._stretched(self._tokens_at(by_kind["stretched"]))
+        for how, variants in found.items():
+            self._variants(how, variants)
+        for pattern, term in self.m.regexes:
+            if (m := pattern.search(self.normalised)) and term.id not in self.hits:
+                self.hits[term.id] = Hit(term, m.start(), m.end(), "regex")
+        return list(self.hits.values())
+
+    # -- the words the detectors point at ------------------------------------------------
+
+    def _word_end(self, start: int) -> int:
+        end = start
+        while end < len(self.lowered) and self.lowered[end] in WORD_BYTES:
+            end += 1
+        return end
+
+    def _tokens_at(self, ends: set[int]) -> dict[bytes, int]:
+        """The word (letters, digits, $@|! and non-ASCII bytes) around each place → where."""
+        out: dict[bytes, int] = {}
+        for to in sorted(ends):
+            start = self.tokens.rfind(b" ", 0, to - 1) + 1
+            end = self.tokens.find(b" ", to - 1)
+            end = len(self.tokens) if end < 0 else end
+            out.setdefault(self.tokens[start:end], start)
+        return out
+
+    def _unicode(self, tokens: dict[bytes, int]) -> dict[bytes, bytes]:
+        """Words with non-ASCII letters, through the full normalisation: NFKC, case folding,
+        zero-width characters and look-alike letters ("ѕhit" with a Cyrillic dze). All are
+        normalised in one call, a line each (no normalisation makes or eats lines)."""
+        out: dict[bytes, bytes] = {}
+        written = [t.decode("utf-8", "replace") for t in tokens]
+        forms = normalise("\n".join(written)).split("\n")
+        for token, as_written, form in zip(tokens, written, forms, strict=True):
+            for word in WORD.findall(form):
+                how_word = word.encode()
+                if word in as_written.lower():   # "café" as written: a plain word
+                    self._plain_word(how_word, token)
+                else:
+                    out.setdefault(how_word, token)
+        return out
+
+    def _plain_word(self, word: bytes, token: bytes) -> None:
+        if word in self.m.allow:
+            return
+        for term in self.m.words.get(word, ()):
+            self._place(term, token, "plain")
+
+    def _leet_words(self, tokens: dict[bytes, int]) -> dict[bytes, bytes]:
+        """Words with digits or $@|! read as letters ("sh1t", "$h!t"); numbers stay numbers."""
+        out: dict[bytes, bytes] = {}
+        for token in tokens:
+            if not token.translate(None, DIGITS_AND_SYMBOLS):
+                continue
+            for variant in {token.translate(LEET_BYTES),
+                            token.replace(b"1", b"l").translate(LEET_BYTES)}:
+                for word in variant.translate(WORDS).split():
+                    out.setdefault(word, token)
+        return out
+
+    def _spaced(self, ends: set[int]) -> dict[bytes, bytes]:
+        """Letters spaced out with one repeated separator: f.u.c.k, f u c k, f-u-c-k."""
+        out: dict[bytes, bytes] = {}
+        done = -1
+        for to in sorted(ends):
+            if to <= done:
+                continue
+            m = SPACED.match(self.data, to - 5)
+            if m:
+                letters = m.group(0)[::2].translate(_LOWER)
+                for i in range(len(letters) - 2):
+                    for j in range(i + 3, len(letters) + 1):
+                        out.setdefault(letters[i:j], m.group(0))
+                done = m.end()
+        return out
+
+    @staticmethod
+    def _stretched(tokens: dict[bytes, int]) -> dict[bytes, bytes]:
+        """Words with a letter three or more times over ("fuuuuck") → with it once and twice."""
+        out: dict[bytes, bytes] = {}
+        for token in tokens:
+            word = token.translate(_LOWER)
+            for repl in (rb"\1", rb"\1\1"):
+                out.setdefault(STRETCHED.sub(repl, word), token)
+        return out
+
+    def _variants(self, how: str, variants: dict[bytes, bytes]) -> None:
+        """Read forms of odd words → the lists: words, stems and phrases that use them."""
+        for word in (variants.keys() & self.m.words.keys()) - self.m.allow:
+            for term in self.m.words[word]:
+                self._place(term, variants[word], how)
+        if self.m.stem_pattern is not None:
+            for m in self.m.stem_pattern.finditer(b" " + b" ".join(variants)):
+                word = m.group(1) + m.group(2)
+                if word not in self.m.allow:
+                    for term in self.m.stems[m.group(1)]:
+                        self._place(term, variants[word], how)
+        if how in ("leet", "unicode"):
+            for word in variants.keys() & self.m.phrase_words.keys():
+                for words, term in self.m.phrase_words[word]:
+                    self._phrase_anywhere(term, words, how)
+
+    # -- placing hits --------------------------------------------------------------------
+
+    def _alone(self, start: int, end: int) -> bool:
+        """Not inside a longer word: no letter or digit either side (non-ASCII ones included,
+        but not punctuation such as ’). Offsets hold for every same-length view of data."""
+        before = self.text_char(start, -1) if start else ""
+        after = self.text_char(end, 1) if end < len(self.data) else ""
+        return not before.isalnum() and not after.isalnum()
+
+    def text_char(self, at: int, direction: int) -> str:
+        """The character just before (-1) or after (+1) byte offset `at`."""
+        if direction < 0:
+            chunk = self.data[max(0, at - 4):at]
+            return chunk.decode("utf-8", "ignore")[-1:] or "?"
+        return self.data[at:at + 4].decode("utf-8", "ignore")[:1] or "?"
+
+    def _offset(self, at: int) -> int:
+        return len(self.data[:at].decode("utf-8", "replace"))
+
+    def _add(self, term: Term, start: int, end: int, how: str) -> None:
+        if term.id not in self.hits:
+            at = self._offset(start)
+            length = len(self.data[start:end].decode("utf-8", "replace"))
+            self.hits[term.id] = Hit(term, at, at + length, how)
+
+    def _place(self, term: Term, written: bytes, how: str) -> None:
+        """A hit found through a reading of `written`: at its first standing-alone place."""
+        if term.id in self.hits:
+            return
+        written = written.translate(_LOWER)
+        at = first = self.lowered.find(written)
+        while at >= 0 and not self._alone(at, at + len(written)):
+            at = self.lowered.find(written, at + 1)
+        at = at if at >= 0 else first
+        if at < 0:
+            self.hits[term.id] = Hit(term, 0, 0, how)
+        else:
+            self._add(term, at, at + len(written), how)
+
+    def _phrase_at(self, term: Term, words: tuple[bytes, ...], to: int) -> None:
+        """A phrase the detectors found ending at `to`: find where it starts."""
+        pattern = _phrase_pattern(words)
+        for m in pattern.finditer(self.lowered, max(0, to - 400), to):
+            if m.end() == to:
+                self._add(term, m.start(), m.end(), "plain")
+                return
+
+    def _phrase_anywhere(self, term: Term, words: tuple[bytes, ...], how: str) -> None:
+        """A phrase with an odd word in it ("k1ll you"): in the leetspeak reading of the text,
+        or for look-alike letters in the normalised text."""
+        if term.id in self.hits:
+            return
+        if how == "leet":
+            if self._leet is None:
+                self._leet = self.lowered.translate(LEET_BYTES)
+            for m in _phrase_pattern(words).finditer(self._leet):
+                if self._alone(m.start(), m.end()):
+                    self._add(term, m.start(), m.end(), how)
+                    return
+            return
+        pattern = re.compile(r"(?<![^\W_])" + r"[\W_]+".join(
+            re.escape(w.decode("utf-8", "replace")) for w in words) + r"(?![^\W_])")
+        if m := pattern.search(self.normalised):
+            self.hits[term.id] = Hit(term, m.start(), m.end(), how)
+
+    @property
+    def normalised(self) -> str:
+        """The slow path, for look-alike phrases and regex entries: the whole text normalised
+        (offsets are those of the normalised text, near enough for an excerpt)."""
+        if self._normalised is None:
+            self._normalised = normalise(self.text)
+        return self._normalised
+
+
+def _phrase_pattern(words: tuple[bytes, ...]) -> re.Pattern[bytes]:
+    return re.compile(rb"[^a-z0-9\x80-\xff]+".join(map(re.escape, words)))
+
