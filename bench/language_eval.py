@@ -4,22 +4,32 @@
 Data: de Gibert et al. (2018) Stormfront sentences labelled hate / noHate, read from
 ../shared/corpus/abuse/ (kept outside the repository). A sentence counts as flagged by
 mailguard when the shipped lists match at medium or high severity in a hate category
-(discriminatory, threats, harassment, extremism): swearing alone is not hate speech.
+(discriminatory, threats, harassment): swearing alone is not hate speech. A second row adds
+the extremism list: Stormfront posters use its slogans ("white power", "14 words") in
+sentences the annotators did not label hate, though the Prevent duty wants them seen.
 The comparison packages (better-profanity, alt-profanity-check) are installed only for this
 evaluation: `make eval`.
+
+The data is split in two halves by post (a crc32 of the post id), so that list changes made
+while looking at the "dev" half's mistakes can be judged on the "held-out" half. The script also
+asks what any wordlist could reach here: the n-grams that occur in hate sentences and never in
+the others, picked on one half and tried on the other.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import re
 import sys
 import time
+import zlib
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-HATE = {"discriminatory", "threats", "harassment", "extremism"}
+HATE = {"discriminatory", "threats", "harassment"}
 DATA = ROOT.parent / "shared/corpus/abuse/degibert2018-stormfront/sentences_labelled.csv"
 
 
@@ -34,15 +44,15 @@ def scores(predicted: list[bool], truth: list[bool]) -> dict[str, float]:
             "flagged": tp + fp}
 
 
-def mailguard_filter() -> Callable[[list[str]], list[bool]]:
+def mailguard_filter(categories: set[str] = HATE) -> Callable[[list[str]], list[bool]]:
     sys.path.insert(0, str(ROOT))
     from mailguard import lexicon
 
     lists = lexicon.load(ROOT / "wordlists")
 
     def run(texts: list[str]) -> list[bool]:
-        return [any(h.term.severity != "low" and h.term.category in HATE for h in lists.scan(t))
-                for t in texts]
+        return [any(h.term.severity != "low" and h.term.category in categories
+                    for h in lists.scan(t)) for t in texts]
     return run
 
 
@@ -59,6 +69,34 @@ def profanity_check_filter() -> Callable[[list[str]], list[bool]]:
     return lambda texts: [bool(p) for p in predict(texts)]
 
 
+def half(row: dict[str, str]) -> str:
+    return "dev" if zlib.crc32(row["file_id"].split("_")[0].encode()) % 2 == 0 else "held-out"
+
+
+def ngrams(text: str) -> set[str]:
+    words = re.findall(r"[a-z]+", text.lower())
+    return set(words) | {" ".join(words[i:i + 2]) for i in range(len(words) - 1)}
+
+
+def wordlist_ceiling(rows: list[dict[str, str]]) -> dict[str, float]:
+    """Words and word pairs seen in at least `support` hate sentences of the dev half and in
+    none of its others: how well would such a list, the best a list picked from labelled data
+    can be, do on the held-out half?"""
+    hate: Counter[str] = Counter()
+    other: Counter[str] = Counter()
+    for row in rows:
+        if half(row) == "dev":
+            (hate if row["label"] == "hate" else other).update(ngrams(row["text"]))
+    out = {}
+    for support in (2, 3):
+        chosen = {g for g, n in hate.items() if n >= support and not other[g]}
+        held = [r for r in rows if half(r) == "held-out"]
+        predicted = [bool(ngrams(r["text"]) & chosen) for r in held]
+        result = scores(predicted, [r["label"] == "hate" for r in held])
+        out[f"support_{support}"] = {"ngrams": len(chosen), **result}
+    return out
+
+
 def main() -> int:
     if not DATA.exists():
         print(f"eval: {DATA} is not here (it lives in ../shared/corpus)", file=sys.stderr)
@@ -68,9 +106,10 @@ def main() -> int:
     texts = [r["text"] for r in rows]
     truth = [r["label"] == "hate" for r in rows]
     print(f"{len(rows)} sentences, {sum(truth)} labelled hate")
-    results = {}
+    results: dict[str, dict] = {}
     only = set(sys.argv[2:])
     for name, make in (("mailguard wordlists", mailguard_filter),
+                       ("mailguard + extremism", lambda: mailguard_filter(HATE | {"extremism"})),
                        ("better-profanity", better_profanity_filter),
                        ("alt-profanity-check", profanity_check_filter)):
         if only and name not in only:
@@ -81,10 +120,19 @@ def main() -> int:
             print(f"{name}: not installed ({e.name}); `make eval` installs it")
             continue
         started = time.perf_counter()
-        results[name] = {**scores(run(texts), truth),
-                         "seconds": round(time.perf_counter() - started, 2)}
-        print(f"{name:22} {results[name]}")
-    if len(sys.argv) > 1:
+        predicted = run(texts)
+        seconds = round(time.perf_counter() - started, 2)
+        results[name] = {"all": scores(predicted, truth), "seconds": seconds}
+        for part in ("dev", "held-out"):
+            pick = [i for i, r in enumerate(rows) if half(r) == part]
+            results[name][part] = scores([predicted[i] for i in pick], [truth[i] for i in pick])
+        print(f"{name:22} all {results[name]['all']}  held-out {results[name]['held-out']}  "
+              f"({seconds} s)")
+    results["wordlist_ceiling"] = wordlist_ceiling(rows)
+    for key, value in results["wordlist_ceiling"].items():
+        print(f"a list picked from the dev half's labels ({key.replace('_', ' ')}): "
+              f"held-out {value}")
+    if len(sys.argv) > 1 and sys.argv[1]:
         Path(sys.argv[1]).write_text(json.dumps(results, indent=2))
     return 0
 

@@ -26,6 +26,7 @@ class Action(Enum):
 
     OFF = "off"
     LOG = "log"
+    NOTIFY = "notify"          # deliver, keep a copy, and tell the safeguarding lead
     QUARANTINE = "quarantine"
     REJECT = "reject"
 
@@ -197,6 +198,7 @@ class OrganisationSettings:
     name: str
     domains: tuple[str, ...]
     postmaster: str
+    safeguarding_lead: str = ""   # the designated safeguarding lead, told of alerts
 
     def owns(self, address: str) -> bool:
         """True when the address is in one of the organisation's domains or their subdomains."""
@@ -326,7 +328,11 @@ def _organisation(sec: Section) -> OrganisationSettings:
     if not domains:
         raise sec.error("domains", "list at least one of the organisation's mail domains")
     postmaster = sec.string("postmaster", f"postmaster@{domains[0]}")
-    return OrganisationSettings(name=name, domains=domains, postmaster=postmaster)
+    lead = sec.string("safeguarding_lead", "")
+    if lead and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", lead):
+        raise sec.error("safeguarding_lead", f"{lead!r} is not an email address")
+    return OrganisationSettings(name=name, domains=domains, postmaster=postmaster,
+                                safeguarding_lead=lead)
 
 
 def _storage(sec: Section, base: Path) -> StorageSettings:

@@ -7,6 +7,8 @@ from prometheus_client import Counter, Gauge, Histogram
 MESSAGES = Counter("mailguard_messages_total", "Transactions by final verdict", ["verdict"])
 FINDINGS = Counter("mailguard_findings_total", "Findings raised, by rule", ["rule"])
 REFUSED = Counter("mailguard_refused_total", "Commands refused before DATA, by reason", ["reason"])
+ALERTS = Counter("mailguard_safeguarding_alerts_total", "Alerts to the safeguarding lead, by result",
+                 ["result"])
 PROCESSING = Histogram("mailguard_processing_seconds",
                        "Time from end of DATA to our final reply (checks + upstream)",
                        buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1, 5, 30))

@@ -1,4 +1,5 @@
-"""Notices mailguard sends people: for now, the sender's notice when the DPO rejects held mail."""
+"""Notices mailguard sends people: the sender's notice when the DPO rejects held mail, and the
+safeguarding lead's alert when a message trips a category they must hear of."""
 
 from __future__ import annotations
 
@@ -9,20 +10,61 @@ from email.policy import SMTP as SMTP_POLICY
 from email.utils import formatdate
 
 from mailguard.config import Settings
+from mailguard.model import Finding, Mail
 from mailguard.relay import Reply, open_upstream
+
+WHAT_HAPPENED = {
+    "delivered": "It was delivered. A copy is kept for you in the quarantine (status "
+                 "'released'), so you can read it.",
+    "quarantined": "It is held in the quarantine for review and has not been delivered.",
+    "rejected": "It was refused and returned to the sender; no copy was kept.",
+}
+
+
+def _notice(settings: Settings, recipient: str, subject: str, lines: list[str]) -> bytes:
+    org = settings.organisation
+    msg = EmailMessage(policy=SMTP_POLICY)
+    msg["From"] = f"{org.name} mail gateway <{org.postmaster}>"
+    msg["To"] = recipient
+    msg["Subject"] = subject
+    msg["Date"] = formatdate(time.time(), localtime=True)
+    msg["Message-ID"] = f"<{uuid.uuid4().hex}@{settings.server.hostname}>"
+    msg["Auto-Submitted"] = "auto-generated"
+    msg.set_content("\n".join(lines))
+    return msg.as_bytes()
+
+
+def safeguarding_alert(settings: Settings, mail: Mail, findings: list[Finding],
+                       outcome: str, reference: str) -> bytes:
+    """Who sent what kind of thing to how many, and where to read it. Envelope facts and rule
+    ids only: the words themselves stay in the quarantine, behind its audit trail."""
+    categories = sorted({f.rule.split(":")[0] for f in findings})
+    lines = [
+        "Hello,",
+        "",
+        f"{settings.organisation.name}'s mail gateway found {' and '.join(categories)} "
+        "language in a message",
+        f"from {mail.envelope.sender or '(no sender)'} to "
+        f"{len(mail.envelope.recipients)} recipient(s)"
+        f" at {', '.join(mail.envelope.recipient_domains)}.",
+        "",
+        WHAT_HAPPENED[outcome],
+        "",
+        "What was found (rule, severity, policy):",
+        *[f"  - {f.rule_id}, {f.severity}: {f.message} ({f.clause})" for f in findings],
+        "",
+        f"Reference: {reference}. To read it: mailguard quarantine show {reference}",
+        "(each reading is recorded in the audit trail).",
+    ]
+    return _notice(settings, settings.organisation.safeguarding_lead,
+                   f"Safeguarding alert: {', '.join(categories)} language (reference "
+                   f"{reference})", lines)
 
 
 def rejection_notice(settings: Settings, recipient: str, qid: str, reasons: list[str],
                      note: str) -> bytes:
     org = settings.organisation
-    msg = EmailMessage(policy=SMTP_POLICY)
-    msg["From"] = f"{org.name} mail gateway <{org.postmaster}>"
-    msg["To"] = recipient
-    msg["Subject"] = f"Your message was not sent (reference {qid})"
-    msg["Date"] = formatdate(time.time(), localtime=True)
-    msg["Message-ID"] = f"<{uuid.uuid4().hex}@{settings.server.hostname}>"
-    msg["Auto-Submitted"] = "auto-generated"
-    lines = [
+    return _notice(settings, recipient, f"Your message was not sent (reference {qid})", [
         "Hello,",
         "",
         f"A message you sent was held by {org.name}'s mail gateway for review, and the",
@@ -36,9 +78,7 @@ def rejection_notice(settings: Settings, recipient: str, qid: str, reasons: list
         "",
         f"Reference: {qid}. If you think this is wrong, reply to IT or the Data Protection",
         "Officer quoting the reference.",
-    ]
-    msg.set_content("\n".join(lines))
-    return msg.as_bytes()
+    ])
 
 
 async def send(settings: Settings, recipient: str, message: bytes) -> Reply:

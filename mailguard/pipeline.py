@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import structlog
 
-from mailguard import metrics, mime, model, parts, policy, trace
+from mailguard import metrics, mime, model, notify, parts, policy, trace
 from mailguard.checks import REGISTRY
 from mailguard.config import Action, Settings
 from mailguard.model import Envelope, Finding, Mail, Verdict
@@ -119,6 +119,7 @@ class Pipeline:
         self.quarantine = quarantine
         self.secret = secret
         self.upstream = upstream
+        self.alerts: set[asyncio.Task[None]] = set()
 
     async def process(self, mail: Mail, txn: Transaction, refused: int = 0) -> Outcome:
         started = time.monotonic()
@@ -229,4 +230,27 @@ class Pipeline:
             size=len(mail.raw), verdict=outcome, checks=verdict.rule_ids,
             upstream=str(upstream)[:200] if upstream else "", latency_ms=round(elapsed * 1000, 2),
             quarantine_id=quarantine_id, tls=mail.client.tls, stamped=stamped))
+        alerting = [f for f in verdict.findings if f.alert]
+        if alerting and outcome in notify.WHAT_HAPPENED:
+            task = asyncio.create_task(self._alert(mail, alerting, outcome))
+            self.alerts.add(task)
+            task.add_done_callback(self.alerts.discard)
         return Outcome(reply, outcome)
+
+    async def _alert(self, mail: Mail, findings: list[Finding], outcome: str) -> None:
+        """Tell the safeguarding lead, after the sender has had their answer. A delivered
+        message is copied into the quarantine first, so the lead can read what was sent."""
+        try:
+            if outcome == "delivered":
+                await self.quarantine.hold(mail, tuple(findings), "copy for the safeguarding lead")
+                await self.quarantine.update(mail.id, status="released",
+                                             note="delivered; copy kept for the safeguarding lead")
+            reply = await notify.send(self.settings, self.settings.organisation.safeguarding_lead,
+                                      notify.safeguarding_alert(self.settings, mail, findings,
+                                                                outcome, mail.id))
+            metrics.ALERTS.labels("sent" if reply.ok else "failed").inc()
+            log.info("safeguarding_alert", id=mail.id, rules=[f.rule_id for f in findings],
+                     outcome=outcome, reply=str(reply)[:200])
+        except Exception as e:  # the message itself is safe; the alert must be chased by IT
+            metrics.ALERTS.labels("failed").inc()
+            log.error("safeguarding_alert_failed", id=mail.id, error=repr(e))

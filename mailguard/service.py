@@ -103,6 +103,9 @@ class Instance:
         for task in (self.retention, self.watcher):
             if task:
                 task.cancel()
+        if self.handler.pipeline.alerts:  # safeguarding alerts still on their way
+            await asyncio.wait(self.handler.pipeline.alerts,
+                               timeout=max(1.0, deadline - time.monotonic()))
         await self.events.stop()
         await self.upstream.close()
 

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import email
+import email.policy
 import json
+import time
 
 import pytest
 from conftest import ROOT, base_config, message, toml_dump
@@ -62,7 +65,13 @@ def test_extremism_is_held_whatever_its_severity(make_gateway, sink):
     ({"categories": {"swearing": {"action": "log"}}},
      "checks.language.categories.swearing: no wordlist swearing.txt"),
     ({"categories": {"threats": {"high": "shout"}}},
-     "checks.language.categories.threats.high: must be one of off, log, quarantine, reject"),
+     "checks.language.categories.threats.high: must be one of off, log, notify, quarantine, "
+     "reject"),
+    ({"categories": {"extremism": {"action": "notify"}}},
+     r"checks.language.action: alerts go to the safeguarding lead: set \[organisation\] "
+     "safeguarding_lead"),
+    ({"categories": {"threats": {"alert": "yes"}}},
+     "checks.language.categories.threats.alert: must be true or false"),
 ])
 def test_config_errors(tmp_path, change, expected):
     data = base_config(tmp_path / "var", "maildir:var/outbox")
@@ -71,6 +80,58 @@ def test_config_errors(tmp_path, change, expected):
     path.write_text(toml_dump(data))
     with pytest.raises(config.ConfigError, match=expected):
         config.load(path)
+
+
+DSL = "dsl@example.sch.uk"
+ALERTING = {"organisation": {"safeguarding_lead": DSL}, "checks": {"language": {
+    "action": "log", "folder": str(ROOT / "wordlists"),
+    "categories": {"threats": {"high": "notify"},
+                   "extremism": {"action": "quarantine", "alert": True}},
+}}}
+
+
+def alert_for(sink, reference: str, messages: int = 2) -> str:
+    [notice] = [m for m in sink.wait_for(messages) if m.recipients == [DSL]]
+    parsed = email.message_from_bytes(notice.data, policy=email.policy.default)
+    text = parsed.get_body().get_content()
+    assert f"(reference {reference})" in parsed["Subject"] and notice.sender in ("", "<>")
+    assert f"mailguard quarantine show {reference}" in text
+    return text
+
+
+def test_notify_delivers_keeps_a_copy_and_tells_the_safeguarding_lead(make_gateway, sink):
+    gw = make_gateway(ALERTING)
+    code, _ = gw.send(message(body="If you do that again I know where you live.\r\n"))
+    assert code == 250
+    [event] = gw.events()
+    assert event["verdict"] == "delivered"
+    text = alert_for(sink, event["id"])
+    assert "threats language" in text and "It was delivered" in text
+    assert "language.threats:" in text
+    assert "where you live" not in text      # the words stay in the quarantine
+    [copy] = [json.loads(line) for line in gw.cli("quarantine", "list", "--status", "released",
+                                                   "--json").stdout.splitlines() if line]
+    assert copy["id"] == event["id"]
+    shown = gw.cli("quarantine", "show", copy["id"], "--raw").stdout
+    assert "I know where you live" in shown
+
+
+def test_held_extremism_alerts_the_safeguarding_lead_too(make_gateway, sink):
+    gw = make_gateway(ALERTING)
+    code, text = gw.send(message(body="They want a race war.\r\n"))
+    assert code == 250 and b"Held for review" in text
+    [event] = gw.events()
+    notice = alert_for(sink, event["id"], messages=1)
+    assert "extremism language" in notice and "held in the quarantine" in notice
+    assert len(sink.messages) == 1          # the alert only: the message itself is held
+
+
+def test_swearing_does_not_alert_the_safeguarding_lead(make_gateway, sink):
+    gw = make_gateway(ALERTING)
+    assert gw.send(message(body="This is bullshit.\r\n"))[0] == 250
+    sink.wait_for(1)
+    time.sleep(0.5)
+    assert [DSL not in m.recipients for m in sink.messages] == [True]
 
 
 def test_a_broken_wordlist_line_names_file_and_line(tmp_path):

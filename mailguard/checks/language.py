@@ -30,7 +30,6 @@ CLAUSES = {
 }
 DEFAULT_CLAUSE = "excalibur section 17; soke 'E-mail etiquette'; bourne section 5b(iii)"
 LOWER = {"high": "medium", "medium": "low", "low": None}
-ACTIONS = ("off", "log", "quarantine", "reject")
 
 
 @dataclass(frozen=True, eq=False)
@@ -40,6 +39,7 @@ class Settings:
     folder: Path
     quoted: str                                       # "reduce", "full", "ignore"
     overrides: Mapping[tuple[str, str | None], Action]  # (category, severity or None)
+    alerts: frozenset[str] = frozenset()              # categories the safeguarding lead hears of
 
     def action_for(self, category: str, severity: str) -> Action:
         return self.overrides.get((category, severity)) or self.overrides.get(
@@ -59,6 +59,7 @@ def settings_from(sec: Section, shared: Shared) -> Settings:
         except (lexicon.LexiconError, OSError, UnicodeDecodeError) as e:
             raise sec.error("folder", str(e)) from None
     overrides: dict[tuple[str, str | None], Action] = {}
+    alerts: set[str] = set()
     cats = sec.table_of("categories")
     for category in list(cats.table):
         one = cats.table_of(category)
@@ -68,10 +69,18 @@ def settings_from(sec: Section, shared: Shared) -> Settings:
             if key in one.table:
                 overrides[(category, None if key == "action" else key)] = one.action(
                     key, Action.LOG)
+        if one.boolean("alert", False):
+            alerts.add(category)
         one.done()
     cats.done()
+    notifying = action is Action.NOTIFY or Action.NOTIFY in overrides.values()
+    if (alerts or notifying) and not shared.organisation.safeguarding_lead:
+        raise sec.error("categories" if alerts else "action",
+                        "alerts go to the safeguarding lead: set [organisation] "
+                        "safeguarding_lead to their address")
     return Settings(action=action, lexicon=found, folder=folder, overrides=overrides,
-                    quoted=sec.choice("quoted", "reduce", ("reduce", "full", "ignore")))
+                    quoted=sec.choice("quoted", "reduce", ("reduce", "full", "ignore")),
+                    alerts=frozenset(alerts))
 
 
 def _excerpt(text: str, hit: lexicon.Hit) -> str:
@@ -110,6 +119,8 @@ def findings(mail: Mail, settings: Settings) -> list[Finding]:
             if action is Action.OFF or rule in found:
                 continue
             found[rule] = Finding(
+                alert=action is Action.NOTIFY or (
+                    term.category in settings.alerts and severity != "low"),
                 check=NAME, rule=rule, action=action, severity=severity,
                 clause=CLAUSES.get(term.category, DEFAULT_CLAUSE),
                 message=f"the message contains {term.category} language"
