@@ -370,6 +370,10 @@ def _checks(sec: Section, shared: Shared) -> dict[str, Any]:
     for name, module in REGISTRY.items():
         table = sec.table_of(name)
         result[name] = module.settings_from(table, shared)
+        if getattr(result[name], "action", None) is Action.NOTIFY and \
+                not shared.organisation.safeguarding_lead:
+            raise table.error("action", "notify tells the safeguarding lead: set "
+                              "[organisation] safeguarding_lead to their address")
         table.done()
     return result
 

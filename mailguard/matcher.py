@@ -35,6 +35,7 @@ HOMOGLYPHS = str.maketrans({
     "ρ": "p", "τ": "t", "υ": "u", "χ": "x", "ω": "w", "γ": "y", "μ": "u",
 })
 _ZERO_WIDTH_ANY = re.compile("[" + "".join(map(chr, ZERO_WIDTH)) + "]")
+_MARKS = re.compile("[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f]")
 _HOMOGLYPH_ANY = re.compile("[" + "".join(map(chr, HOMOGLYPHS)) + "]")
 LEET = str.maketrans({"4": "a", "@": "a", "3": "e", "0": "o", "1": "i", "!": "i", "|": "l",
                       "$": "s", "5": "s", "7": "t", "8": "b", "9": "g"})
@@ -47,13 +48,17 @@ def readable(text: str) -> str:
 
 
 def normalise(text: str) -> str:
-    """The form both lists and mail are matched in: NFKC, case-folded, without zero-width
-    characters, HTML entities decoded, look-alike Cyrillic and Greek letters folded to Latin."""
+    """The form both lists and mail are matched in: NFKC, case-folded, without accents or other
+    combining marks and zero-width characters, HTML entities decoded, look-alike Cyrillic and
+    Greek letters folded to Latin."""
     if "&" in text:
         text = html.unescape(text)
     if text.isascii():
         return text.lower()
     text = unicodedata.normalize("NFKC", text)
+    decomposed = unicodedata.normalize("NFD", text)
+    if _MARKS.search(decomposed):  # accents and Zalgo stacks: "tẃat", "café" → "cafe"
+        text = _MARKS.sub("", decomposed)
     if _ZERO_WIDTH_ANY.search(text):  # str.translate is slow on non-ASCII text: only if needed
         text = text.translate(ZERO_WIDTH)
     text = text.casefold()

@@ -39,7 +39,7 @@ def test_shipped_config_is_valid_and_relays_to_a_local_maildir():
     ({"organisation": {"domains": []}}, "organisation.domains: list at least one"),
     ({"organisation": {"domains": ["not a domain"]}}, "organisation.domains: 'not a domain'"),
     ({"checks": {"identity": {"action": "bounce"}}},
-     "checks.identity.action: must be one of off, log, quarantine, reject"),
+     "checks.identity.action: must be one of off, log, notify, quarantine, reject"),
     ({"checks": {"spelling": {"action": "log"}}}, "checks.spelling: unknown check"),
     ({"checks": {"identity": {"delegations": {"office": ["a@example.sch.uk"]}}}},
      "checks.identity.delegations.office: must be a mailbox address"),

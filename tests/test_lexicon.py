@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 from conftest import ROOT
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from mailguard import lexicon
 
@@ -64,6 +66,7 @@ def test_innocuous_words_and_places_never_match_at_medium_or_high():
     ("sh\u200bit", "shit", "unicode"),           # zero-width space
     ("&#115;hit", "shit", "plain"),            # HTML entity
     ("\uff46\uff55\uff43\uff4b", "fuck*", "unicode"),  # fullwidth (NFKC)
+    ("tw\u0301a\u0308t", "twat", "unicode"),                 # combining marks (Zalgo)
     ("I will k1ll you", "kill you", "leet"),
     ("Heil   Hitler!", "heil hitler", "plain"),
 ])
@@ -165,3 +168,15 @@ def test_lint_command_uses_the_system_dictionary(tmp_path: Path):
                               "config/mailguard.toml", "lint"], capture_output=True, text=True,
                              cwd=ROOT, timeout=60)
     assert shipped.returncode == 0, shipped.stdout  # the lists we ship reach no names
+
+
+@settings(max_examples=300, deadline=None)
+@given(before=st.text(max_size=200), after=st.text(max_size=200))
+def test_any_text_scans_without_error_and_a_listed_word_in_it_is_found(before: str, after: str):
+    """Mail is full of odd Unicode: the scan must never fail on it, offsets must point inside
+    the text, and a listed word standing between spaces is found whatever surrounds it."""
+    for text in (before + after, f"{before} twat {after}"):
+        readable = lexicon.readable(text)
+        for hit in LISTS.scan(text):
+            assert 0 <= hit.start <= hit.end <= len(readable)
+    assert "profanity" in {h.term.category for h in LISTS.scan(f"{before} twat {after}")}
