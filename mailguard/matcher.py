@@ -108,6 +108,7 @@ WORDS = _table(ALNUM, high=False)          # what the literal database reads
 TOKENS = _table(ALNUM + b"$@|!", high=True)  # where a word with odd spelling begins and ends
 LEET_BYTES = bytes.maketrans(b"4@301!|$5789", b"aaeoiilsstbg")  # as text.LEET, for bytes
 DIGITS_AND_SYMBOLS = b"0123456789$@|!"
+CONTINUATION = bytes(1 if 0x80 <= b < 0xC0 else 0 for b in range(256))  # UTF-8 10xxxxxx
 SEPARATORS = b" .-_*"
 WORD_BYTES = frozenset(ALNUM + bytes(range(128, 256)))
 SPACED = re.compile(rb"[a-z0-9]([ .\-_*])(?:[a-z0-9]\1){1,18}[a-z0-9](?![a-z0-9])", re.I)
@@ -179,8 +180,9 @@ class Matcher:
             *(("stem", s) for s in self.stems if s.isascii())]
         self._literal_db = self._compile(
             [b" " + w + (b" " if kind == "word" else b"") for kind, w in self._literals],
-            [hyperscan.HS_FLAG_SINGLEMATCH if kind == "word" else 0
-             for kind, _ in self._literals], literal=True)
+            # Every match, not the first only: "twaté twat" must not hide the second behind
+            # the first, which the check around non-ASCII letters then turns down.
+            [0] * len(self._literals), literal=True)
         self._detectors: list[tuple[str, tuple[tuple[bytes, ...], Term] | None]] = [
             (name, None) for name, patterns in DETECTORS.items() for _ in patterns]
         patterns = [p for ps in DETECTORS.values() for p in ps]
@@ -240,10 +242,14 @@ class _Scan:
         self.hits: dict[str, Hit] = {}
         self._leet: bytes | None = None
         self._normalised: str | None = None
+        self._continuations: bytes | None = None
+        self._places: dict[bytes, list[int]] = {}
 
     def run(self, raw: list[tuple[int, int]], places: list[tuple[int, int]]) -> list[Hit]:
         for i, to in raw:                       # offsets in " " + text: one more than data
             kind, word = self.m._literals[i]
+            if kind == "word" and self.m.words[word][0].id in self.hits:
+                continue
             start = to - len(word) - (2 if kind == "word" else 1)
             end = start + len(word)
             if kind == "stem":                   # the whole word the stem begins
@@ -371,7 +377,7 @@ class _Scan:
         if how in ("leet", "unicode"):
             for word in variants.keys() & self.m.phrase_words.keys():
                 for words, term in self.m.phrase_words[word]:
-                    self._phrase_anywhere(term, words, how)
+                    self._phrase_anywhere(term, words, how, variants[word])
 
     # -- placing hits --------------------------------------------------------------------
 
@@ -389,14 +395,17 @@ class _Scan:
             return chunk.decode("utf-8", "ignore")[-1:] or "?"
         return self.data[at:at + 4].decode("utf-8", "ignore")[:1] or "?"
 
-    def _offset(self, at: int) -> int:
-        return len(self.data[:at].decode("utf-8", "replace"))
+    def _offset(self, at: int, start: int = 0) -> int:
+        """Characters in data[start:at]: its bytes less the UTF-8 continuation bytes (data is
+        valid UTF-8: it was encoded here), counted in C without copying."""
+        if self._continuations is None:
+            self._continuations = self.data.translate(CONTINUATION)
+        return at - start - self._continuations.count(1, start, at)
 
     def _add(self, term: Term, start: int, end: int, how: str) -> None:
         if term.id not in self.hits:
             at = self._offset(start)
-            length = len(self.data[start:end].decode("utf-8", "replace"))
-            self.hits[term.id] = Hit(term, at, at + length, how)
+            self.hits[term.id] = Hit(term, at, at + self._offset(end, start), how)
 
     def _place(self, term: Term, written: bytes, how: str) -> None:
         """A hit found through a reading of `written`: at its first standing-alone place."""
@@ -420,28 +429,45 @@ class _Scan:
                 self._add(term, m.start(), m.end(), "plain")
                 return
 
-    def _phrase_anywhere(self, term: Term, words: tuple[bytes, ...], how: str) -> None:
-        """A phrase with an odd word in it ("k1ll you"): in the leetspeak reading of the text,
-        or for look-alike letters in the normalised text."""
+    def _phrase_anywhere(self, term: Term, words: tuple[bytes, ...], how: str,
+                         token: bytes) -> None:
+        """A phrase with an odd word in it: in the leetspeak reading of the text ("k1ll you"),
+        or, for look-alike letters, in the normalised text around that word ("piece of ѕhit";
+        offsets there are near enough for an excerpt)."""
         if term.id in self.hits:
-            return
-        if how == "leet":
-            if self._leet is None:
-                self._leet = self.lowered.translate(LEET_BYTES)
-            for m in _phrase_pattern(words).finditer(self._leet):
-                if self._alone(m.start(), m.end()):
-                    self._add(term, m.start(), m.end(), how)
-                    return
             return
         pattern = re.compile(r"(?<![^\W_])" + r"[\W_]+".join(
             re.escape(w.decode("utf-8", "replace")) for w in words) + r"(?![^\W_])")
-        if m := pattern.search(self.normalised):
-            self.hits[term.id] = Hit(term, m.start(), m.end(), how)
+        reach = 80 * len(words)
+        for at in self._positions(token.translate(_LOWER)):  # only around the odd word
+            low, high = max(0, at - reach), at + len(token) + reach
+            if how == "leet":
+                if self._leet is None:
+                    self._leet = self.lowered.translate(LEET_BYTES)
+                for m in _phrase_pattern(words).finditer(self._leet, low, high):
+                    if self._alone(m.start(), m.end()):
+                        self._add(term, m.start(), m.end(), how)
+                        return
+            elif m := pattern.search(normalise(
+                    self.data[low:high].decode("utf-8", "ignore"))):
+                base = self._offset(low)
+                self.hits[term.id] = Hit(term, base + m.start(), base + m.end(), how)
+                return
+
+    def _positions(self, token: bytes) -> list[int]:
+        """Every place a (lower-cased) token stands, found once per scan."""
+        if token not in self._places:
+            found, at = [], self.lowered.find(token)
+            while at >= 0:
+                found.append(at)
+                at = self.lowered.find(token, at + 1)
+            self._places[token] = found
+        return self._places[token]
 
     @property
     def normalised(self) -> str:
-        """The slow path, for look-alike phrases and regex entries: the whole text normalised
-        (offsets are those of the normalised text, near enough for an excerpt)."""
+        """For `re:` entries: the whole text normalised (offsets are those of the normalised
+        text, near enough for an excerpt)."""
         if self._normalised is None:
             self._normalised = normalise(self.text)
         return self._normalised

@@ -116,6 +116,7 @@ def test_an_allowed_word_first_does_not_hide_a_listed_one_later(tmp_path: Path):
     ("twat\u00e9", False),                          # but é is: a different word
     ("na\u00efve twat", True),
     ("\u00e9twat", False),
+    ("twat\u00e9 and then twat", True),             # the first does not hide the second
 ])
 def test_words_next_to_non_ascii_characters(text: str, found: bool):
     assert any(h.term.text == "twat" for h in LISTS.scan(text)) is found
