@@ -32,12 +32,12 @@ def sample(size: int = 10240) -> bytes:
             f"{html}\r\n--alt--\r\n").encode()
 
 
-def config(folder: Path, rewrites: bool = True) -> Path:
-    """A config with disclaimer + BCC + DKIM on, or (`rewrites=False`) all of them off."""
+def rewrite_tables(folder: Path) -> str:
+    """The TOML that turns on disclaimer + forced BCC + DKIM (with a fresh key in `folder`)."""
     from mailguard import dkim
 
     (folder / "k.key").write_bytes(dkim.keygen("rsa")[0])
-    extra = f"""
+    return f"""
 [checks.bcc]
 action = "rewrite"
 [checks.disclaimer]
@@ -45,7 +45,12 @@ folder = "{ROOT / 'config/disclaimers'}"
 [dkim.domains."example.sch.uk"]
 selector = "mg"
 key = "{folder / 'k.key'}"
-""" if rewrites else """
+"""
+
+
+def config(folder: Path, rewrites: bool = True) -> Path:
+    """A config with disclaimer + BCC + DKIM on, or (`rewrites=False`) all of them off."""
+    extra = rewrite_tables(folder) if rewrites else """
 [checks.bcc]
 action = "off"
 """

@@ -70,17 +70,6 @@ class SmtpSink:
         self.proc.wait()
 
 
-REWRITES = """
-[checks.bcc]
-action = "rewrite"
-[checks.disclaimer]
-folder = "{root}/config/disclaimers"
-[dkim.domains."example.sch.uk"]
-selector = "bench"
-key = "{folder}/dkim.key"
-"""
-
-
 class Mailguard:
     def __init__(self, folder: Path, upstream_port: int, workers: int,
                  rewrites: bool = False) -> None:
@@ -90,10 +79,9 @@ class Mailguard:
         config = folder / "mailguard.toml"
         extra = ""
         if rewrites:
-            from mailguard import dkim
+            from rewrites import rewrite_tables
 
-            (folder / "dkim.key").write_bytes(dkim.keygen()[0])
-            extra = REWRITES.format(root=ROOT, folder=folder)
+            extra = rewrite_tables(folder)
         config.write_text(f"""
 [server]
 listen = "127.0.0.1:{self.port}"

@@ -16,10 +16,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mailguard.matcher import LEET, WORD, Hit, Matcher, Term, normalise, readable
+from mailguard.matcher import WORD, Hit, Matcher, Term, normalise, readable
 
 __all__ = [
-    "LEET",
     "Hit",
     "Lexicon",
     "LexiconError",
@@ -40,10 +39,6 @@ class LexiconError(ValueError):
 @dataclass
 class Lexicon:
     """The entries as listed (for lint and the tools) and, once built, their matcher."""
-    words: dict[str, list[Term]] = field(default_factory=dict)
-    stems: dict[str, list[Term]] = field(default_factory=dict)
-    phrases: dict[str, list[tuple[tuple[str, ...], Term]]] = field(default_factory=dict)
-    regexes: list[tuple[re.Pattern[str], Term]] = field(default_factory=list)
     allow: frozenset[str] = frozenset()
     terms: list[Term] = field(default_factory=list)
     _matcher: Matcher | None = field(default=None, repr=False)
@@ -51,15 +46,6 @@ class Lexicon:
     def add(self, term: Term) -> None:
         self._matcher = None
         self.terms.append(term)
-        if term.kind == "regex":
-            self.regexes.append((re.compile(term.text), term))
-            return
-        words = WORD.findall(normalise(term.text.rstrip("*")))
-        if term.kind == "phrase":
-            self.phrases.setdefault(words[0], []).append((tuple(words), term))
-        else:
-            (self.stems if term.kind == "stem" else self.words).setdefault(
-                words[0], []).append(term)
 
     @property
     def matcher(self) -> Matcher:
@@ -165,7 +151,8 @@ def lint(lexicon: Lexicon, dictionary: Iterable[str]) -> tuple[list[str], list[s
     entries = [w for w in dictionary if w.isalpha()]
     names = {normalise(w) for w in entries if w[:1].isupper()} - listed - lexicon.allow
     words = {normalise(w) for w in entries if not w[:1].isupper()} - listed - lexicon.allow
-    for stem, terms in lexicon.stems.items():
+    for key, terms in lexicon.matcher.stems.items():
+        stem = key.decode()
         for term in terms:
             named = sorted(w for w in names if w.startswith(stem))
             caught = sorted(w for w in words if w.startswith(stem) and w != stem)
@@ -175,7 +162,7 @@ def lint(lexicon: Lexicon, dictionary: Iterable[str]) -> tuple[list[str], list[s
             if caught:
                 notes.append(f"{term.id}: {term.text!r} also reaches {', '.join(caught[:8])}"
                              + (" …" if len(caught) > 8 else ""))
-    for pattern, term in lexicon.regexes:
+    for pattern, term in lexicon.matcher.regexes:
         named = sorted(w for w in names | words if pattern.search(w))
         if named:
             problems.append(f"{term.id}: regex {term.text!r} matches dictionary words: "
