@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
+from mailguard.files.limits import Limits
+
 T = TypeVar("T")
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -213,6 +215,7 @@ class Shared:
     organisation: OrganisationSettings
     directory: Any  # mailguard.directory.Directory, or None without a directory file
     base: Path      # relative paths in the config are relative to this folder
+    inspection: Limits = field(default_factory=Limits)   # bounds on reading attachments
 
 
 @dataclass(frozen=True)
@@ -360,6 +363,17 @@ def _directory(sec: Section, base: Path) -> Any:
     return directory.settings_from(sec, base)
 
 
+def _inspection(sec: Section) -> Limits:
+    d = Limits()
+    return Limits(max_depth=sec.integer("max_depth", d.max_depth, minimum=1),
+                  max_members=sec.integer("max_members", d.max_members, minimum=1),
+                  max_expanded=sec.size("max_expanded", f"{d.max_expanded}"),
+                  max_ratio=sec.integer("max_ratio", d.max_ratio, minimum=2),
+                  max_text=sec.size("max_text", f"{d.max_text}"),
+                  max_rows=sec.integer("max_rows", d.max_rows, minimum=10),
+                  time_limit=sec.number("time_limit", d.time_limit, minimum=0.1))
+
+
 def _checks(sec: Section, shared: Shared) -> dict[str, Any]:
     from mailguard.checks import REGISTRY
 
@@ -412,7 +426,7 @@ def load(path: str | Path, *, checks: bool = True) -> Settings:
     storage = part("storage", lambda s: _storage(s, base))
     org = part("organisation", _organisation)
     directory = part("directory", lambda s: _directory(s, base))
-    shared = Shared(org, directory, base)
+    shared = Shared(org, directory, base, part("inspection", _inspection))
     settings = Settings(
         file=file,
         server=part("server", lambda s: _server(s, base, storage.data_dir)),

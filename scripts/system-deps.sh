@@ -7,7 +7,11 @@ python3 -m venv "$probe/v" >/dev/null 2>&1 || want+=(python3-venv)   # Debian sp
 rm -rf "$probe"
 [ -e /usr/lib/x86_64-linux-gnu/libmagic.so.1 ] || [ -e /usr/lib/aarch64-linux-gnu/libmagic.so.1 ] \
   || ldconfig -p 2>/dev/null | grep -q libmagic.so.1 || want+=(libmagic1)
+command -v 7zz >/dev/null || command -v 7z >/dev/null || want+=(7zip)   # RAR attachments (rarfile)
 if [ "${1:-run}" = test ]; then
+  command -v qpdf >/dev/null || want+=(qpdf)   # the attachment tests make encrypted files with
+  command -v gpg >/dev/null || want+=(gnupg)   # qpdf, gpg and zip, as a teacher's PC would
+  command -v zip >/dev/null || want+=(zip)
   [ -x /usr/sbin/postfix ] && [ -x /usr/sbin/smtp-source ] || want+=(postfix)
   command -v swaks >/dev/null || want+=(swaks)
   [ -e /usr/share/dict/british-english ] || want+=(wbritish)   # wordlists lint's dictionary

@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from mailguard import lexicon
 from mailguard.config import Action, Section, Shared
+from mailguard.files import report
+from mailguard.files.limits import Limits
 from mailguard.model import INLINE_LIMIT, Finding, Mail
 from mailguard.textviews import views
 
@@ -40,6 +42,8 @@ class Settings:
     quoted: str                                       # "reduce", "full", "ignore"
     overrides: Mapping[tuple[str, str | None], Action]  # (category, severity or None)
     alerts: frozenset[str] = frozenset()              # categories the safeguarding lead hears of
+    attachments: bool = True                          # also read text extracted from attachments
+    limits: Limits = field(default_factory=Limits)
 
     def action_for(self, category: str, severity: str) -> Action:
         return self.overrides.get((category, severity)) or self.overrides.get(
@@ -80,7 +84,8 @@ def settings_from(sec: Section, shared: Shared) -> Settings:
                         "safeguarding_lead to their address")
     return Settings(action=action, lexicon=found, folder=folder, overrides=overrides,
                     quoted=sec.choice("quoted", "reduce", ("reduce", "full", "ignore")),
-                    alerts=frozenset(alerts))
+                    alerts=frozenset(alerts), attachments=sec.boolean("attachments", True),
+                    limits=shared.inspection)
 
 
 def _excerpt(text: str, hit: lexicon.Hit) -> str:
@@ -93,19 +98,33 @@ def _excerpt(text: str, hit: lexicon.Hit) -> str:
 
 
 async def inspect(mail: Mail, settings: Settings) -> list[Finding]:
+    files = await report.of(mail, settings.limits) if settings.attachments else None
     if len(mail.raw) <= INLINE_LIMIT:
-        return findings(mail, settings)
-    return await asyncio.to_thread(findings, mail, settings)
+        return findings(mail, settings, files)
+    return await asyncio.to_thread(findings, mail, settings, files)
 
 
-def findings(mail: Mail, settings: Settings) -> list[Finding]:
-    """One finding per term, at the severity and action for where it stood (own words or
-    quoted), with a masked excerpt for the quarantine record."""
+def texts(mail: Mail, quoted: str = "full", files: report.MailFiles | None = None,
+          ) -> list[tuple[str, str]]:
+    """(where, text) for everything the check reads: the sender's own words, the quoted
+    thread (unless ignored), and the words of each attachment."""
     seen = views(mail)
-    found: dict[str, Finding] = {}
     sources = [("own", seen.own)]
-    if settings.quoted != "ignore" and seen.quoted:
+    if quoted != "ignore" and seen.quoted:
         sources.append(("quoted", seen.quoted))
+    for file in files.walk() if files else ():
+        if file.extracted.text or file.extracted.properties:
+            sources.append((f"attachment {file.path}",
+                            file.extracted.properties + "\n" + file.extracted.text))
+    return sources
+
+
+def findings(mail: Mail, settings: Settings, files: report.MailFiles | None = None) -> list[Finding]:
+    """One finding per term, at the severity and action for where it stood (own words,
+    quoted, or an attachment, which counts as the sender's own), with a masked excerpt for
+    the quarantine record."""
+    found: dict[str, Finding] = {}
+    sources = texts(mail, settings.quoted, files)
     for where, text in sources:
         for hit in settings.lexicon.scan(text):
             term = hit.term
@@ -123,8 +142,9 @@ def findings(mail: Mail, settings: Settings) -> list[Finding]:
                     term.category in settings.alerts and severity != "low"),
                 check=NAME, rule=rule, action=action, severity=severity,
                 clause=CLAUSES.get(term.category, DEFAULT_CLAUSE),
-                message=f"the message contains {term.category} language"
-                        + (" in quoted or forwarded text" if where == "quoted" else ""),
+                message=f"the message contains {term.category} language" + (
+                    " in quoted or forwarded text" if where == "quoted" else
+                    f" in {where}" if where != "own" else ""),
                 advice="reword it; if you are reporting abuse you received, forward it to the "
                        "safeguarding lead",
                 evidence=f"{where}, {hit.how}: {_excerpt(lexicon.readable(text), hit)}")

@@ -129,8 +129,10 @@ def cmd_wordlists_test(args: argparse.Namespace, settings: Settings) -> int:
     """Every match in a text or a saved message, and the normalisation that found it, so IT
     can see why a word was (or was not) flagged before changing a list."""
     from mailguard import lexicon, mime
+    from mailguard.checks.language import texts
+    from mailguard.files.limits import Limits
+    from mailguard.files.report import inspect_mail
     from mailguard.model import Client, Envelope, Mail
-    from mailguard.textviews import views
 
     try:
         lists = (lexicon.load(Path(args.folder)) if args.folder
@@ -148,8 +150,9 @@ def cmd_wordlists_test(args: argparse.Namespace, settings: Settings) -> int:
         if mime.header_problem(mail.headers, raw[: mail.header_end]):
             print("mailguard: the file is not a readable message", file=sys.stderr)
             return 2
-        seen = views(mail)
-        sources = [("own", seen.own), ("quoted", seen.quoted)]
+        language = settings.checks.get("language")
+        limits = language.limits if language else Limits()
+        sources = texts(mail, "full", inspect_mail(mail, limits))
     else:
         sources = [("text", args.text or "")]
     rows = []

@@ -1,0 +1,121 @@
+"""Confidential attachments must be encrypted before they leave the school, and never go to
+personal (free-mail) accounts.
+
+vale section 5.1: "Any attachments containing sensitive or confidential information should be
+encrypted so that the information is only accessible by the intended recipient." bourne
+section 5b(iv) and soke agree; vale section 5.1 and bourne appendix B rule out school
+business through personal email accounts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mailguard import pupildata
+from mailguard.config import Action, OrganisationSettings, Section, Shared
+from mailguard.files import report
+from mailguard.files.limits import Limits
+from mailguard.model import Finding, Mail
+from mailguard.textviews import views
+
+NAME = "confidential"
+READS_BODY = True
+CLAUSE = "vale section 5.1; bourne section 5b(iv); soke 'E-mail etiquette'"
+FREEMAIL_CLAUSE = "vale section 5.1; bourne appendix B"
+ENCRYPT_ADVICE = ("encrypt the attachment with a password (Word, Excel and PDF can all do "
+                  "this, or use a password-protected zip) and send the password by another "
+                  "route, such as a phone call or text")
+FREEMAIL = ("gmail.com", "googlemail.com", "outlook.com", "hotmail.com", "hotmail.co.uk",
+            "live.com", "live.co.uk", "msn.com", "yahoo.com", "yahoo.co.uk", "ymail.com",
+            "icloud.com", "me.com", "mac.com", "aol.com", "aol.co.uk", "btinternet.com",
+            "sky.com", "talktalk.net", "virginmedia.com", "ntlworld.com", "protonmail.com",
+            "proton.me", "gmx.com", "gmx.co.uk", "mail.com", "zoho.com", "yandex.com")
+
+
+@dataclass(frozen=True)
+class Settings:
+    action: Action            # confidential, not encrypted, leaving the organisation
+    encrypted: Action         # confidential and encrypted: normally just logged
+    freemail: Action          # confidential data to a personal (free-mail) account
+    in_body: Action           # identifiers typed into the message body itself
+    freemail_domains: frozenset[str]
+    min_rows: int
+    organisation: OrganisationSettings
+    limits: Limits
+
+
+def settings_from(sec: Section, shared: Shared) -> Settings:
+    action = sec.action("action", Action.QUARANTINE if sec.table else Action.OFF)
+    return Settings(
+        action=action, encrypted=sec.action("encrypted", Action.LOG),
+        freemail=sec.action("freemail", Action.QUARANTINE),
+        in_body=sec.action("in_body", action),
+        freemail_domains=frozenset(d.lower() for d in sec.strings("freemail_domains",
+                                                                  list(FREEMAIL))),
+        min_rows=sec.integer("min_rows", 5, minimum=1),
+        organisation=shared.organisation, limits=shared.inspection)
+
+
+def file_signals(file: report.FileReport, min_rows: int) -> pupildata.Signals:
+    signals = pupildata.Signals()
+    pupildata.scan_text(file.name, signals, capitals_only=False)
+    pupildata.scan_text(file.extracted.properties, signals, capitals_only=False)
+    pupildata.scan_text(file.extracted.text, signals)
+    for table in file.extracted.tables:
+        pupildata.scan_table(table.headers, table.rows, f"{file.name} {table.where}".strip(),
+                             signals, min_rows=min_rows)
+    return signals
+
+
+def judge(mail: Mail, files: report.MailFiles, settings: Settings) -> list[Finding]:
+    recipients = mail.envelope.recipients
+    outside = [r for r in recipients if not settings.organisation.owns(r)]
+    freemail = sorted({r.rpartition("@")[2].lower() for r in recipients}
+                      & settings.freemail_domains)
+    if not outside or files.encrypted_message:
+        return []
+    text = views(mail)
+    subject = pupildata.Signals()
+    pupildata.scan_text(str(mail.headers.get("Subject", "")), subject, capitals_only=False)
+    pupildata.scan_text(text.own, subject)
+    found: list[Finding] = []
+    for file in files.walk():
+        if file.members and not file.extracted.text:
+            continue   # an archive is judged by its files
+        signals = file_signals(file, settings.min_rows)
+        if not signals and subject.markings and not file.members:
+            signals.markings = {f"{m} (in the message)" for m in subject.markings}
+        if not signals:
+            continue
+        severity = "high" if signals.special else "medium"
+        what = f"{file.path} holds confidential or personal data ({signals.describe()})"
+        if freemail:
+            found.append(Finding(
+                check=NAME, rule="freemail", action=settings.freemail, clause=FREEMAIL_CLAUSE,
+                severity=severity, evidence=f"{file.path}: {signals.describe()}",
+                message=f"{what} and is addressed to a personal email account "
+                        f"({', '.join(freemail)})",
+                advice="send school data only to school or organisation addresses; if it must "
+                       "go to this person, ask the DPO"))
+        rule, action = ("encrypted", settings.encrypted) if file.encrypted else (
+            "unencrypted", settings.action)
+        found.append(Finding(
+            check=NAME, rule=rule, action=action, clause=CLAUSE, severity=severity,
+            evidence=f"{file.path}: {signals.describe()}; "
+                     f"{file.encryption.how or 'not encrypted'}",
+            message=what + (" and is encrypted" if file.encrypted else
+                            " and is not encrypted, going outside the school"),
+            advice="nothing to do" if file.encrypted else ENCRYPT_ADVICE))
+    body = pupildata.Signals(identifiers=subject.identifiers)
+    if body:
+        found.append(Finding(
+            check=NAME, rule="in_body", action=settings.in_body, clause=CLAUSE, severity="medium",
+            evidence=f"message text: {body.describe()}",
+            message=f"the message itself contains personal identifiers ({body.describe()}) "
+                    "and is going outside the school",
+            advice="put personal details in an encrypted attachment instead of the email text"))
+    return [f for f in found if f.action is not Action.OFF]
+
+
+async def inspect(mail: Mail, settings: Settings) -> list[Finding]:
+    return judge(mail, await report.of(mail, settings.limits), settings)

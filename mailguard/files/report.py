@@ -1,0 +1,196 @@
+"""Every attachment of a message, inspected once: true type, encryption, words, tables and
+archive members, within one Budget. The checks (attachments, confidential, language) read
+the same report."""
+
+from __future__ import annotations
+
+import asyncio
+import binascii
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from email.header import decode_header, make_header
+
+from mailguard.files import archives, encryption, filetype
+from mailguard.files.encryption import YES, Encryption
+from mailguard.files.extract import Extracted, extract
+from mailguard.files.limits import Budget, LimitExceeded, Limits
+from mailguard.model import INLINE_LIMIT, Mail
+from mailguard.parts import SIGNED_TYPES, Part, decode_body, displayed, scan, text_of
+
+SIGNATURES = ("application/pkcs7-signature", "application/x-pkcs7-signature",
+              "application/pgp-signature")
+SEPARATOR = " > "   # ASCII: paths appear in SMTP replies
+
+
+@dataclass(frozen=True)
+class Problem:
+    kind: str     # "disguised", "limits" (a bomb), "uninspectable"
+    detail: str
+
+
+@dataclass
+class FileReport:
+    """One attachment or archive member, as its bytes show it."""
+
+    path: str                 # "pupils.zip > Year 7.xlsx"
+    size: int
+    mime: str                 # what libmagic read in the bytes
+    family: str
+    declared: str = ""        # the Content-Type the sender's mail program gave
+    encryption: Encryption = field(default_factory=Encryption)
+    extracted: Extracted = field(default_factory=Extracted)
+    problems: list[Problem] = field(default_factory=list)
+    members: list[FileReport] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return self.path.rpartition(SEPARATOR)[2]
+
+    @property
+    def encrypted(self) -> bool:
+        return self.encryption.state == YES
+
+    @property
+    def dangerous(self) -> str | None:
+        """"executable" or "script", by its bytes or (scripts being plain text) its name."""
+        if self.family in filetype.DANGEROUS:
+            return self.family
+        claimed = filetype.claimed(self.name)
+        return claimed if claimed in filetype.DANGEROUS else None
+
+    def walk(self) -> Iterator[FileReport]:
+        yield self
+        for member in self.members:
+            yield from member.walk()
+
+
+@dataclass
+class MailFiles:
+    files: list[FileReport]
+    encrypted_message: str = ""   # how, when the whole message is S/MIME or PGP encrypted
+
+    def walk(self) -> Iterator[FileReport]:
+        for f in self.files:
+            yield from f.walk()
+
+
+def filename(part: Part, index: int) -> str:
+    raw = part.headers.get_filename() or part.headers.get_param("name")
+    if not isinstance(raw, str) or not raw.strip():
+        return f"unnamed part {index} ({part.content_type})"
+    try:
+        return str(make_header(decode_header(raw))).strip()
+    except (ValueError, LookupError, binascii.Error):
+        return raw.strip()
+
+
+def attachment_parts(tree: Part) -> list[Part]:
+    """Leaf parts that are not a body the reader sees and not a signature."""
+    shown = {id(p) for p in displayed(tree)}
+    return [p for p in tree.walk() if not p.children and p.maintype != "multipart"
+            and id(p) not in shown and p.content_type not in SIGNATURES
+            and p.content_type != "application/pgp-encrypted"]
+
+
+def message_encryption(tree: Part, raw: bytes) -> str:
+    """How the message as a whole is encrypted ("" if it is not)."""
+    ctype = tree.content_type
+    if ctype == "multipart/encrypted":
+        return f"the whole message is encrypted ({tree.headers.get_param('protocol')})"
+    if ctype in SIGNED_TYPES and ctype.endswith("pkcs7-mime"):
+        body = decode_body(memoryview(raw)[tree.body_start:tree.end], tree.transfer_encoding)
+        if body is not None and encryption.detect("smime", bytes(body[:64])).state == YES:
+            return "the whole message is S/MIME encrypted"
+    return ""
+
+
+def body_bytes(raw: bytes, part: Part) -> bytes | None:
+    view = memoryview(raw)[part.body_start:part.end]
+    if part.transfer_encoding == "base64":
+        try:
+            return binascii.a2b_base64(view.tobytes() + b"==")   # skips line breaks, no copy via re
+        except binascii.Error:
+            pass
+    data = decode_body(view, part.transfer_encoding)
+    return None if data is None else bytes(data)
+
+
+def inspect_file(path: str, declared: str, data: bytes, budget: Budget, depth: int) -> FileReport:
+    """A file's report, with its members' when it is an archive or an attached message."""
+    mime = filetype.sniff(data)
+    if declared == "message/rfc822" and mime.startswith("text/"):
+        mime = declared   # libmagic knows a message only by some of its first headers
+    report = FileReport(path, len(data), mime, filetype.family_of(mime), declared)
+    why = filetype.mismatch(report.name, mime)
+    if why:
+        report.problems.append(Problem("disguised", why))
+    try:
+        budget.tick()
+        report.encryption = encryption.detect(report.family, data)
+        if not report.encrypted:
+            report.extracted = extract(report.family, report.name, data, budget)
+        if report.family in archives.ARCHIVES or report.family == "message":
+            if depth >= budget.limits.max_depth:
+                raise LimitExceeded(f"archives nested more than {budget.limits.max_depth} deep")
+            _unpack(report, data, budget, depth)
+    except LimitExceeded as e:
+        report.problems.append(Problem("limits", str(e)))
+    except Exception as e:  # malformed files are common; say so, never crash the session
+        if not report.encrypted:   # an archive whose very names are encrypted cannot be listed
+            report.problems.append(Problem(
+                "uninspectable", f"{report.family} could not be read ({type(e).__name__})"))
+    return report
+
+
+def _unpack(report: FileReport, data: bytes, budget: Budget, depth: int) -> None:
+    if report.family == "message":
+        inner = scan(data)
+        report.extracted.text = "\n".join(t for p in displayed(inner)
+                                          if (t := text_of(data, p)) is not None)
+        report.members = _attachments(data, inner, budget, depth + 1, report.path + SEPARATOR)
+        return
+    for member in archives.members(report.family, report.name, data, budget):
+        path = report.path + SEPARATOR + member.name
+        if member.data is None:
+            family = filetype.claimed(member.name) or "other"
+            report.members.append(FileReport(path, 0, "", family, encryption=Encryption(
+                YES, "inside an encrypted archive")))
+        else:
+            report.members.append(inspect_file(path, "", member.data, budget, depth + 1))
+
+
+def _attachments(raw: bytes, tree: Part, budget: Budget, depth: int, prefix: str) -> list[FileReport]:
+    out = []
+    for index, part in enumerate(attachment_parts(tree), 1):
+        data = body_bytes(raw, part)
+        path = prefix + filename(part, index)
+        if data is None:
+            out.append(FileReport(path, part.end - part.body_start, "", "other", part.content_type,
+                                  problems=[Problem("uninspectable", "unknown transfer encoding "
+                                                    f"{part.transfer_encoding!r}")]))
+            continue
+        out.append(inspect_file(path, part.content_type, data, budget, depth))
+    return out
+
+
+def inspect_mail(mail: Mail, limits: Limits) -> MailFiles:
+    """The report on every attachment of a message (blocking: large ones go to a thread)."""
+    encrypted = message_encryption(mail.parts, mail.raw)
+    if encrypted:
+        return MailFiles([], encrypted)
+    return MailFiles(_attachments(mail.raw, mail.parts, Budget(limits), 0, ""))
+
+
+async def of(mail: Mail, limits: Limits) -> MailFiles:
+    """The message's report, made once however many checks ask; big ones in a thread."""
+    cached = mail.__dict__.get("_files")
+    if cached is None:
+        parts = attachment_parts(mail.parts)
+        if sum(p.end - p.body_start for p in parts) <= INLINE_LIMIT // 4:
+            future: asyncio.Future[MailFiles] = asyncio.get_running_loop().create_future()
+            future.set_result(inspect_mail(mail, limits))
+            cached = future
+        else:
+            cached = asyncio.ensure_future(asyncio.to_thread(inspect_mail, mail, limits))
+        mail.__dict__["_files"] = cached
+    return await asyncio.shield(cached)

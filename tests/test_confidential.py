@@ -1,0 +1,155 @@
+"""Confidential attachments over the real SMTP path: pupil data leaving unencrypted is held
+(or refused with how to encrypt it), encrypted is delivered and logged, free-mail is its own
+finding; and the identifier checks that decide it, validated rather than shape-matched."""
+
+from __future__ import annotations
+
+import base64
+
+import filemaker as fm
+import pytest
+from conftest import ROOT
+from test_files import smime_enveloped
+
+from mailguard import pupildata
+
+CONFIDENTIAL = {"checks": {"confidential": {"action": "quarantine"}}}
+
+
+def test_an_unencrypted_pupil_list_to_another_school_is_held_naming_file_and_signal(
+        make_gateway, sink):
+    gw = make_gateway(CONFIDENTIAL)
+    code, text = gw.send(fm.mail_with({"Year 7.xlsx": fm.xlsx()}),
+                         recipients=("head@otherschool.org.uk",))
+    assert code == 250 and b"Held for review" in text
+    [event] = gw.events()
+    assert event["verdict"] == "quarantined"
+    assert event["checks"] == ["confidential.unencrypted"]
+    shown = gw.cli("quarantine", "show", event["id"]).stdout
+    assert "Year 7.xlsx" in shown and "6 valid UPNs" in shown
+    assert "6 rows with columns" in shown and "SEN" in shown
+    assert "H801200001001" not in gw.cli("events", "--since", "1d", "--json").stdout
+    assert not sink.messages
+
+
+def test_the_same_list_encrypted_is_delivered_and_logged(make_gateway, sink):
+    gw = make_gateway(CONFIDENTIAL)
+    raw = fm.mail_with({"Year 7.xlsx": fm.office_encrypted(fm.xlsx())})
+    code, _ = gw.send(raw, recipients=("head@otherschool.org.uk",))
+    assert code == 250
+    [got] = sink.wait_for(1)
+    assert got.data.endswith(raw)
+    [event] = gw.events()
+    # An encrypted file cannot be read, so there is nothing to log about its contents.
+    assert event["verdict"] == "delivered" and event["checks"] == []
+
+
+def test_an_encrypted_but_marked_file_is_delivered_with_a_log_entry(make_gateway, sink):
+    gw = make_gateway(CONFIDENTIAL)
+    raw = fm.mail_with({"CONFIDENTIAL child protection notes.pdf":
+                        fm.pdf("notes", _tmp(gw), encrypt="user")})
+    assert gw.send(raw, recipients=("social.care@county.gov.uk",))[0] == 250
+    sink.wait_for(1)
+    [event] = gw.events()
+    assert event["verdict"] == "delivered" and event["checks"] == ["confidential.encrypted"]
+
+
+def _tmp(gw):
+    return gw.folder
+
+
+def test_reject_mode_tells_the_teacher_how_to_encrypt(make_gateway):
+    gw = make_gateway({"checks": {"confidential": {"action": "reject"}}})
+    code, text = gw.send(fm.mail_with({"year7.csv": fm.csv_export()}),
+                         recipients=("trips@coachcompany.co.uk",))
+    assert code == 550
+    reply = text.decode()
+    assert "year7.csv holds confidential or personal data" in reply
+    assert "encrypt the attachment with a password" in reply and "another route" in reply
+    assert "vale section 5.1" in reply
+
+
+def test_school_data_to_a_gmail_address_is_its_own_finding(make_gateway):
+    gw = make_gateway(CONFIDENTIAL)
+    raw = fm.mail_with({"Year 7.xlsx": fm.office_encrypted(fm.xlsx())}, to="me@gmail.com",
+                       subject="CONFIDENTIAL - Year 7 SEN list")
+    code, text = gw.send(raw, recipients=("me@gmail.com",))
+    assert code == 250 and b"Held for review" in text
+    [event] = gw.events()
+    assert sorted(event["checks"]) == ["confidential.encrypted", "confidential.freemail"]
+
+
+def test_inside_the_organisation_nothing_is_flagged(make_gateway, sink):
+    gw = make_gateway(CONFIDENTIAL)
+    assert gw.send(fm.mail_with({"Year 7.xlsx": fm.xlsx()}),
+                   recipients=("senco@example.sch.uk",))[0] == 250
+    sink.wait_for(1)
+    assert gw.events()[0]["checks"] == []
+
+
+def test_ordinary_attachments_leave_freely(make_gateway, sink):
+    gw = make_gateway(CONFIDENTIAL)
+    raw = fm.mail_with({"menu.docx": fm.docx_file("Lunch menu: pasta bake, fish on Friday."),
+                        "letter.pdf": fm.pdf("Dear parents, the trip is on Friday.", gw.folder)})
+    assert gw.send(raw, recipients=("parent@gmail.com",))[0] == 250
+    sink.wait_for(1)
+    assert gw.events()[0]["checks"] == []
+
+
+def test_identifiers_typed_into_the_email_itself_are_found(make_gateway):
+    gw = make_gateway(CONFIDENTIAL)
+    raw = fm.mail_with({}, body="Her NI number is JT 12 34 56 C and DOB: 12/03/1990.\n")
+    assert gw.send(raw, recipients=("payroll@agency.co.uk",))[0] == 250
+    assert gw.events()[0]["checks"] == ["confidential.in_body"]
+
+
+def test_a_wholly_encrypted_message_is_not_second_guessed(make_gateway, sink):
+    gw = make_gateway(CONFIDENTIAL)
+    body = smime_enveloped(fm.csv_export())
+    raw = (b"From: teacher@example.sch.uk\r\nTo: head@otherschool.org.uk\r\nSubject: list\r\n"
+           b"Date: Tue, 24 Nov 2026 10:00:00 +0000\r\nMessage-ID: <e1@example.sch.uk>\r\n"
+           b"MIME-Version: 1.0\r\nContent-Type: application/pkcs7-mime; smime-type=enveloped-data;"
+           b" name=smime.p7m\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+           + base64.encodebytes(body).replace(b"\n", b"\r\n"))
+    assert gw.send(raw, recipients=("head@otherschool.org.uk",))[0] == 250
+    sink.wait_for(1)
+    assert gw.events()[0]["checks"] == []
+
+
+def test_attachment_text_is_read_by_the_language_check(make_gateway):
+    gw = make_gateway({"checks": {"language": {"action": "log", "folder": str(ROOT / "wordlists"),
+                                               "categories": {
+        "threats": {"high": "quarantine"}}}}})
+    raw = fm.mail_with({"reply.docx": fm.docx_file("If you do that again I will kill you.")})
+    code, text = gw.send(raw)
+    assert code == 250 and b"Held for review" in text
+    [event] = gw.events()
+    assert {c.rpartition(":")[0] for c in event["checks"]} == {"language.threats"}
+    assert "attachment reply.docx" in gw.cli("quarantine", "show", event["id"]).stdout
+
+
+@pytest.mark.parametrize("upn, valid", [
+    ("H801200001001", True),    # the DfE guide's worked example
+    ("H801200001002", False), ("A801200001001", False),
+    ("A313207810015", True), ("A999999609170", False),  # MTC fixtures: mostly invalid letters
+    ("X801200001002", True), ("I801200001001", False)])
+def test_upn_check_letters(upn, valid):
+    assert pupildata.upn_valid(upn) is valid
+
+
+def test_uln_nhs_and_national_insurance_rules():
+    # 10x1 + 9x2 + ... + 2x9 = 210; 210 mod 11 = 1; 10 - 1 = 9
+    assert pupildata.uln_valid("1234567899") and not pupildata.uln_valid("1234567898")
+    assert pupildata.nhs_valid("9434765919") and not pupildata.nhs_valid("9434765918")
+    found = pupildata.Signals()
+    pupildata.scan_text("Order 9434765919 for the NI: AB123456C; specimen QQ123456C, "
+                        "unallocated GB123456A, AO123456B; NHS 943 476 5919, ULN: 1234567899",
+                        found)
+    assert found.identifiers == {"National Insurance number": 1, "NHS number": 1, "ULN": 1}
+
+
+def test_markings_in_running_text_count_only_in_capitals():
+    lower, upper = pupildata.Signals(), pupildata.Signals()
+    pupildata.scan_text("This email is confidential and meant for you.", lower)
+    pupildata.scan_text("OFFICIAL-SENSITIVE\nReview meeting", upper)
+    assert not lower and upper.markings == {"OFFICIAL-SENSITIVE"}
