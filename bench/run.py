@@ -6,6 +6,8 @@
   mailguard smtp-source → mailguard (identity check, event log) → smtp-sink
   rewrites  the same with the disclaimer, forced BCC and DKIM on
   language  the wordlist scan on 1 MB of text beside re and Hyperscan (language_speed.py)
+  files     attachment inspection per MB per file type; memory for a 25 MB attachment
+            (attachment_speed.py)
 
 Throughput counts until the sink has every message. Added latency is measured at half the
 Postfix rate (the target's load) and at half of mailguard's own, with a small asyncio client,
@@ -269,6 +271,10 @@ def main() -> int:
 
         results["language_scan"] = language_speed.measure()
         print(language_speed.report(results["language_scan"]), flush=True)
+        import attachment_speed
+
+        results["attachments"] = attachment_speed.measure()
+        print(attachment_speed.report(results["attachments"]), flush=True)
     finally:
         postfix.stop()
         sink.stop()

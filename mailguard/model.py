@@ -17,6 +17,11 @@ from mailguard.parts import Part, scan
 INLINE_LIMIT = 512 * 1024
 
 
+class Unavailable(Exception):
+    """A check could not run for a reason that will pass (a scanner is down): defer the
+    message with a 4xx so the sender's server retries, rather than hold or pass it."""
+
+
 @dataclass(frozen=True)
 class Client:
     """Who handed us the message: facts from the SMTP session."""

@@ -48,7 +48,7 @@ def smtp_reply(code: int, status: str, lines: list[str]) -> str:
     return "\r\n".join([*head, f"{code} {status} {wrapped[-1]}"])
 
 
-async def inspect(mail: Mail, settings: Settings) -> tuple[Finding, ...] | str:
+async def inspect(mail: Mail, settings: Settings) -> tuple[Finding, ...] | str | model.Unavailable:
     """Every enabled check's findings, or why the message could not be read."""
     block = mail.raw[: mail.header_end]
     problem = mime.header_problem(mail.headers, block)
@@ -62,6 +62,9 @@ async def inspect(mail: Mail, settings: Settings) -> tuple[Finding, ...] | str:
         try:
             async with asyncio.timeout(CHECK_TIMEOUT):
                 findings.extend(await REGISTRY[name].inspect(mail, check_settings))
+        except model.Unavailable as e:
+            log.warning("check_unavailable", check=name, id=mail.id, error=str(e))
+            return model.Unavailable(f"the {name} check could not run: {e}")
         except Exception as e:  # a broken check must hold the mail, not wave it through
             log.error("check_failed", check=name, id=mail.id, error=repr(e))
             return f"the {name} check failed ({type(e).__name__})"
@@ -79,6 +82,11 @@ def unreadable(problem: str, settings: Settings) -> Verdict:
 async def assess(mail: Mail, settings: Settings) -> Verdict:
     """The verdict for a message, from its findings or from why it could not be read."""
     inspected = await inspect(mail, settings)
+    if isinstance(inspected, model.Unavailable):
+        finding = Finding(check="mailguard", rule="unavailable", action=Action.OFF,
+                          clause=UNPARSEABLE_CLAUSE, message=str(inspected),
+                          advice="nothing: your mail server will try again")
+        return Verdict(Action.OFF, (finding,), "unavailable")
     if isinstance(inspected, str):
         return unreadable(inspected, settings)
     return policy.decide(inspected)
@@ -125,10 +133,12 @@ class Pipeline:
         started = time.monotonic()
         stamped = trace.has_valid_stamp(mail, self.secret)
         verdict = Verdict(Action.OFF) if stamped else await assess(mail, self.settings)
-        if verdict.reason == "unparseable" and verdict.action is Action.OFF:  # "tempfail"
-            await txn.abort()
-            reply = smtp_reply(451, "4.6.0", [
-                f"mailguard could not read this message: {verdict.findings[0].message}.",
+        if verdict.reason in ("unparseable", "unavailable") and verdict.action is Action.OFF:
+            await txn.abort()   # "tempfail": the sender's server keeps the message and retries
+            what = ("mailguard could not read this message" if verdict.reason == "unparseable"
+                    else "mailguard could not check this message just now")
+            reply = smtp_reply(451, "4.6.0" if verdict.reason == "unparseable" else "4.3.0", [
+                f"{what}: {verdict.findings[0].message}.",
                 "It was not sent; your mail server will retry. If this persists, ask IT."])
             return self._finish(mail, "tempfailed", reply, verdict, started, refused, stamped)
         for f in verdict.findings:

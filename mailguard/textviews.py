@@ -25,6 +25,14 @@ def html_to_text(markup: str) -> str:
 
 
 def views(mail: Mail) -> TextViews:
+    """The message's text views, worked out once however many checks read them."""
+    cached = mail.__dict__.get("_views")
+    if cached is None:
+        cached = mail.__dict__["_views"] = _views(mail)
+    return cached
+
+
+def _views(mail: Mail) -> TextViews:
     own = [str(mail.headers.get("Subject", ""))]
     quoted = []
     for part in displayed(mail.parts):

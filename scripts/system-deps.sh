@@ -12,6 +12,7 @@ if [ "${1:-run}" = test ]; then
   command -v qpdf >/dev/null || want+=(qpdf)   # the attachment tests make encrypted files with
   command -v gpg >/dev/null || want+=(gnupg)   # qpdf, gpg and zip, as a teacher's PC would
   command -v zip >/dev/null || want+=(zip)
+  [ -x /usr/sbin/clamd ] || want+=(clamav-daemon)   # the antivirus test runs its own clamd
   [ -x /usr/sbin/postfix ] && [ -x /usr/sbin/smtp-source ] || want+=(postfix)
   command -v swaks >/dev/null || want+=(swaks)
   [ -e /usr/share/dict/british-english ] || want+=(wbritish)   # wordlists lint's dictionary

@@ -77,19 +77,29 @@ def office_encrypted(ooxml: bytes) -> bytes:
     return out.getvalue()
 
 
-def pdf(text: str, tmp: Path, *, encrypt: str = "") -> bytes:
-    """A one-page PDF; encrypt "user" needs a password to open, "owner" only restricts."""
-    words = text.replace("\\", "").replace("(", "").replace(")", "")
-    stream = f"BT /F1 12 Tf 72 720 Td ({words}) Tj ET".encode()
+def pdf(text: str, tmp: Path, *, encrypt: str = "", image: bytes = b"") -> bytes:
+    """A PDF with one page per line of text (and, if given, the bytes of an image, as a
+    scanned letter carries); encrypt "user" needs a password to open, "owner" only restricts."""
+    lines = [t.replace("\\", "").replace("(", "").replace(")", "") for t in text.split("\n")]
+    first = 6 if not image else 7
+    kids = " ".join(f"{first + 2 * i} 0 R" for i in range(len(lines)))
     objects = [b"<< /Type /Catalog /Pages 2 0 R >>",
-               b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
-               b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
-               b"/Resources << /Font << /F1 5 0 R >> >> >>",
-               b"<< /Length %d >>\nstream\n%s\nendstream" % (len(stream), stream),
-               b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"]
+               f"<< /Type /Pages /Kids [{kids}] /Count {len(lines)} >>".encode(),
+               b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+               b"<< >>", b"<< >>"]
+    if image:
+        objects.append(b"<< /Type /XObject /Subtype /Image /Width 1 /Height %d "
+                       b"/ColorSpace /DeviceGray /BitsPerComponent 8 /Length %d >>\n"
+                       b"stream\n%s\nendstream" % (len(image), len(image), image))
+    for i, line in enumerate(lines):
+        stream = f"BT /F1 12 Tf 72 720 Td ({line}) Tj ET".encode()
+        picture = b" /XObject << /Im1 6 0 R >>" if image else b""
+        objects.append(b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents %d 0 R "
+                       b"/Resources << /Font << /F1 3 0 R >>%s >> >>" % (first + 2 * i + 1, picture))
+        objects.append(b"<< /Length %d >>\nstream\n%s\nendstream" % (len(stream), stream))
     body = b"%PDF-1.4\n" + b"".join(b"%d 0 obj\n%s\nendobj\n" % (i, o)
                                     for i, o in enumerate(objects, 1))
-    body += b"trailer\n<< /Root 1 0 R /Size 6 >>\n%%EOF\n"
+    body += b"trailer\n<< /Root 1 0 R /Size %d >>\n%%%%EOF\n" % (len(objects) + 1)
     raw, out = tmp / "raw.pdf", tmp / "out.pdf"
     raw.write_bytes(body)
     qpdf = ("qpdf", "--warning-exit-0")   # it rebuilds the cross-reference table we left out

@@ -4,7 +4,10 @@ encrypted, and whether it holds confidential data; bombs and broken files become
 from __future__ import annotations
 
 import csv
+import datetime
+import io
 import shutil
+import zipfile
 from pathlib import Path
 
 import filemaker as fm
@@ -76,7 +79,6 @@ def made(tmp_path: Path) -> dict[str, tuple[bytes, str, str, bool]]:
 def smime_enveloped(data: bytes) -> bytes:
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "head@otherschool.org.uk")])
-    import datetime
     now = datetime.datetime.now(datetime.UTC)
     cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
             .public_key(key.public_key()).serial_number(1).not_valid_before(now)
@@ -190,3 +192,73 @@ def test_corpus_files_match_their_manifest():
         got = report.encryption.state
         # libarchive's "rar5_encrypted" encrypts two of its four files: partial is the truth.
         assert got == want or (want == "yes" and got == "partial"), (row["path"], report.encryption)
+
+
+def _odf(kind: str, body: str, keywords: str = "") -> bytes:
+    """An OpenDocument file as LibreOffice lays it out (mimetype first, stored)."""
+    ns = ('xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0" '
+          'xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0" '
+          'xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0" '
+          'xmlns:meta="urn:oasis:names:tc:opendocument:xmlns:meta:1.0"')
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as z:
+        z.writestr("mimetype", f"application/vnd.oasis.opendocument.{kind}",
+                   compress_type=zipfile.ZIP_STORED)
+        z.writestr("content.xml", f'<?xml version="1.0"?><office:document-content {ns}>'
+                   f"<office:body>{body}</office:body></office:document-content>")
+        z.writestr("meta.xml", f'<?xml version="1.0"?><office:document-meta {ns}><office:meta>'
+                   f"<meta:keyword>{keywords}</meta:keyword></office:meta></office:document-meta>")
+        z.writestr("META-INF/manifest.xml", '<?xml version="1.0"?><manifest:manifest '
+                   'xmlns:manifest="urn:oasis:names:tc:opendocument:xmlns:manifest:1.0">'
+                   '<manifest:file-entry manifest:full-path="/" manifest:media-type=""/>'
+                   '<manifest:file-entry manifest:full-path="content.xml" '
+                   'manifest:media-type="text/xml"/></manifest:manifest>')
+    return out.getvalue()
+
+
+def _ods(rows: list[tuple[str, ...]]) -> str:
+    cells = "".join("<table:table-row>" + "".join(
+        f"<table:table-cell><text:p>{c}</text:p></table:table-cell>" for c in row)
+        + "</table:table-row>" for row in rows)
+    return (f'<office:spreadsheet><table:table table:name="Year 7">{cells}'
+            "</table:table></office:spreadsheet>")
+
+
+def test_opendocument_rtf_and_html_are_read():
+    odt = inspect("notes.odt", _odf("text", "<office:text><text:p>Review of "
+                                    "<text:span>Amelia</text:span></text:p></office:text>",
+                                    keywords="OFFICIAL-SENSITIVE"))
+    assert odt.family == "odf" and "Review of Amelia" in odt.extracted.text
+    assert confidential(odt) and odt.encryption.state == "no"
+    ods = inspect("year7.ods", _odf("spreadsheet", _ods([fm.COLUMNS, *fm.PUPILS])))
+    assert ods.extracted.tables[0].rows == len(fm.PUPILS) and confidential(ods)
+    rtf = inspect("letter.rtf", rb"{\rtf1\ansi{\fonttbl\f0 Arial;}\f0 Pupil UPN H801200001001\par}")
+    assert rtf.family == "rtf" and "UPN H801200001001" in rtf.extracted.text and confidential(rtf)
+    page = inspect("page.html", b"<html><body><p>DOB: 12/03/2014</p><script>x()</script></body></html>")
+    assert page.family == "html" and confidential(page)
+    assert not confidential(inspect("menu.html", b"<html><body><p>Fish on Friday</p></body></html>"))
+
+
+def test_tar_gz_and_a_lone_gz_are_opened(tmp_path):
+    (tmp_path / "year7.csv").write_bytes(fm.csv_export())
+    fm.run("tar", "czf", "year7.tar.gz", "year7.csv", cwd=tmp_path)
+    tgz = inspect("year7.tar.gz", (tmp_path / "year7.tar.gz").read_bytes())
+    assert tgz.family == "gzip" and [f.name for f in tgz.walk()] == ["year7.tar.gz", "year7.csv"]
+    assert confidential(tgz)
+    fm.run("gzip", "-k", "year7.csv", cwd=tmp_path)
+    gz = inspect("year7.csv.gz", (tmp_path / "year7.csv.gz").read_bytes())
+    assert [f.name for f in gz.walk()] == ["year7.csv.gz", "year7.csv"] and confidential(gz)
+
+
+TNEF = CORPUS.parent / "mime" / "tnef"
+
+
+@pytest.mark.skipif(not TNEF.is_dir(), reason="../shared/corpus is not on this machine")
+def test_outlook_winmail_dat_is_opened_like_an_archive():
+    report = inspect("winmail.dat", (TNEF / "missing-filenames.tnef").read_bytes())
+    assert report.family == "tnef" and not report.problems
+    inside = {f.name: f.family for f in report.members}
+    assert inside["TechlibDEC99.doc"] == "ole" and inside["message body.rtf"] == "rtf"
+    assert all(not f.problems for f in report.walk())
+    body = inspect("winmail.dat", (TNEF / "rtf.tnef").read_bytes()).members[0]
+    assert body.name == "message body.rtf" and "agka;kgag" in body.extracted.text

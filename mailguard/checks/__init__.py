@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from mailguard.checks import attachments, bcc, confidential, disclaimer, identity, language
+from mailguard.checks import antivirus, attachments, bcc, confidential, disclaimer, identity, language
 
 # Order matters only for rewrites: bodies first (they reuse the parsed tree of the bytes as
 # received), then the top header block.
 REGISTRY: dict[str, ModuleType] = {
     identity.NAME: identity,
     attachments.NAME: attachments,
+    antivirus.NAME: antivirus,
     confidential.NAME: confidential,
     language.NAME: language,
     disclaimer.NAME: disclaimer,

@@ -15,12 +15,13 @@ from dataclasses import dataclass
 import py7zr
 import py7zr.io
 import rarfile
+import tnefparse
 
 from mailguard.files.limits import Budget, LimitExceeded
 
-ARCHIVES = frozenset({"zip", "7z", "rar", "tar", "gzip", "bzip2", "xz"})
-_STREAMS = {"gzip": (gzip.GzipFile, ".gz"), "bzip2": (bz2.BZ2File, ".bz2"),
-            "xz": (lzma.LZMAFile, ".xz")}
+ARCHIVES = frozenset({"zip", "7z", "rar", "tar", "gzip", "bzip2", "xz", "tnef"})
+_STREAMS = {"gzip": (gzip.open, ".gz"), "bzip2": (bz2.open, ".bz2"),
+            "xz": (lzma.open, ".xz")}
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,8 @@ def members(family: str, name: str, data: bytes, budget: Budget) -> Iterator[Mem
         yield from _sevenzip(data, budget)
     elif family == "rar":
         yield from _rar(data, budget)
+    elif family == "tnef":
+        yield from _tnef(data, budget)
     else:
         yield from _tar_or_stream(family, name, data, budget)
 
@@ -164,3 +167,22 @@ def _rar(data: bytes, budget: Budget) -> Iterator[Member]:
             raise LimitExceeded(f"{info.filename} would unpack to {info.file_size} bytes")
         with archive.open(info) as stream:
             yield Member(info.filename, _read(stream, budget, info.compress_size))
+
+
+def _tnef(data: bytes, budget: Budget) -> Iterator[Member]:
+    """Outlook's winmail.dat: its attachments, and its body (plain, HTML or RTF) as files."""
+    tnef = tnefparse.TNEF(data)
+    bodies = [("message body.txt", tnef.body), ("message body.html", tnef.htmlbody),
+              ("message body.rtf", tnef.rtfbody)]
+    for name, body in bodies:
+        if body:
+            budget.member()
+            raw = body.encode("utf-8") if isinstance(body, str) else bytes(body)
+            budget.spend(len(raw), len(data))
+            yield Member(name, raw)
+    for index, item in enumerate(tnef.attachments, 1):
+        budget.member()
+        budget.spend(len(item.data), len(data))
+        name = item.long_filename() or (item.name.decode("cp1252", "replace")
+                                        if isinstance(item.name, bytes) else item.name)
+        yield Member(name or f"attachment {index}", bytes(item.data))

@@ -12,11 +12,11 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 import olefile
-import openpyxl
 import pypdf
 from defusedxml.ElementTree import iterparse
 from striprtf.striprtf import rtf_to_text
 
+from mailguard.files import sheets
 from mailguard.files.limits import Budget, Limits
 from mailguard.textviews import html_to_text
 
@@ -176,30 +176,26 @@ def _ooxml(name: str, data: bytes, budget: Budget) -> Extracted:
     out = Extracted(properties=props, macros=any(n.lower().endswith("vbaproject.bin") for n in names))
     out.text = _zip_text(archive, sorted(n for n in names if _OOXML_TEXT.match(n)), budget, odf=False)
     if any(n.startswith("xl/worksheets/") for n in names):
-        _xlsx(data, budget, out)
+        _xlsx(archive, budget, out)
     return out
 
 
-def _xlsx(data: bytes, budget: Budget, out: Extracted) -> None:
-    """Each sheet's rows, once: as tab-separated text, and as a table when it has a header.
-    (Cells may hold shared or inline strings, numbers or dates: openpyxl reads them all.)"""
-    book = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+def _xlsx(archive: zipfile.ZipFile, budget: Budget, out: Extracted) -> None:
+    """Each sheet's rows, once: as tab-separated text, and as a table when it has a header."""
+    strings = sheets.shared_strings(archive, budget)
     lines: list[str] = []
-    try:
-        for sheet in book.worksheets:
-            rows = _lines(sheet.iter_rows(values_only=True), budget, lines)
-            table = table_of(rows, budget.limits.max_rows, f"sheet {sheet.title}")
-            for _ in rows:   # the rest of the sheet, for its text
-                pass
-            if table:
-                out.tables.append(table)
-    finally:
-        book.close()
+    for title, part in sheets.sheets(archive, budget):
+        rows = _lines(sheets.rows(archive, part, strings, budget), budget, lines)
+        table = table_of(rows, budget.limits.max_rows, f"sheet {title}")
+        for _ in rows:   # the rest of the sheet, for its text
+            pass
+        if table:
+            out.tables.append(table)
     out.text = "\n".join([out.text, *lines]).strip()
 
 
-def _lines(rows: Iterable[tuple[object, ...]], budget: Budget, lines: list[str],
-           ) -> Iterator[tuple[object, ...]]:
+def _lines(rows: Iterable[tuple[str, ...]], budget: Budget, lines: list[str],
+           ) -> Iterator[tuple[str, ...]]:
     size = 0
     for n, row in enumerate(rows):
         if n % 1000 == 0:
@@ -207,7 +203,7 @@ def _lines(rows: Iterable[tuple[object, ...]], budget: Budget, lines: list[str],
         if n >= budget.limits.max_rows:
             return
         if size < budget.limits.max_text:
-            line = "\t".join("" if c is None else str(c) for c in row).rstrip()
+            line = "\t".join(row).rstrip()
             lines.append(line)
             size += len(line) + 1
         yield row

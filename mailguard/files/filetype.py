@@ -59,6 +59,7 @@ _FAMILIES: dict[str, str] = {
     "application/pgp-keys": "pgp",
     "application/pgp": "pgp",
     "message/rfc822": "message",
+    "application/vnd.ms-tnef": "tnef",     # Outlook's winmail.dat: attachments inside
     "application/pkcs7-mime": "smime",
     "application/x-pkcs7-mime": "smime",
 }
@@ -92,7 +93,7 @@ EXTENSIONS: dict[str, str] = {
     **dict.fromkeys(("jpg", "jpeg", "png", "gif", "bmp", "tif", "tiff", "webp", "heic"), "image"),
     **dict.fromkeys(("txt", "csv", "tsv", "log", "md"), "text"),
     **dict.fromkeys(("htm", "html"), "html"),
-    "rtf": "rtf", "eml": "message",
+    "rtf": "rtf", "eml": "message", "dat": "tnef",
     **dict.fromkeys(("pgp", "gpg", "asc"), "pgp"),
     **dict.fromkeys(("p7m", "p7s"), "smime"),
 }

@@ -107,10 +107,15 @@ def message_encryption(tree: Part, raw: bytes) -> str:
 def body_bytes(raw: bytes, part: Part) -> bytes | None:
     view = memoryview(raw)[part.body_start:part.end]
     if part.transfer_encoding == "base64":
+        # a2b_base64 skips line breaks and reads the message in place: the decoded file is
+        # the only copy made (a 25 MB attachment must not cost three times that).
         try:
-            return binascii.a2b_base64(view.tobytes() + b"==")   # skips line breaks, no copy via re
-        except binascii.Error:
-            pass
+            return binascii.a2b_base64(view)
+        except binascii.Error:   # unpadded: pad a copy
+            try:
+                return binascii.a2b_base64(view.tobytes() + b"==")
+            except binascii.Error:
+                pass
     data = decode_body(view, part.transfer_encoding)
     return None if data is None else bytes(data)
 
