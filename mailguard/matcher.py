@@ -112,6 +112,8 @@ CONTINUATION = bytes(1 if 0x80 <= b < 0xC0 else 0 for b in range(256))  # UTF-8 
 SEPARATORS = b" .-_*"
 WORD_BYTES = frozenset(ALNUM + bytes(range(128, 256)))
 SPACED = re.compile(rb"[a-z0-9]([ .\-_*])(?:[a-z0-9]\1){1,18}[a-z0-9](?![a-z0-9])", re.I)
+CHUNK = 1 << 20   # characters read at once (see Matcher.scan)
+OVERLAP = 512     # read again past each seam: longer than any phrase or spaced-out word
 STRETCHED = re.compile(rb"([a-z])\1{2,}")
 # Non-ASCII, except the punctuation every Outlook message is full of: ’ ‘ “ ” – — … • and
 # the no-break space and £ (those cannot hide letters).
@@ -214,7 +216,25 @@ class Matcher:
         return found
 
     def scan(self, text: str) -> list[Hit]:
-        """Every listed word, stem, phrase or pattern in the text (entities already decoded)."""
+        """Every listed word, stem, phrase or pattern in the text (entities already decoded).
+
+        Long text (a 25 MB spreadsheet's) is read in pieces of CHUNK characters cut at white
+        space, each read OVERLAP characters past its end, so memory stays flat and a phrase
+        across a seam is still found; the first place of each term is kept."""
+        if len(text) <= CHUNK:
+            return self._scan(text)
+        hits: dict[str, Hit] = {}
+        start = 0
+        while start < len(text):
+            end = _seam(text, start + CHUNK, start + CHUNK // 2)
+            reach = _seam(text, end + OVERLAP, end)
+            for hit in self._scan(text[start:reach]):
+                if hit.term.id not in hits:
+                    hits[hit.term.id] = Hit(hit.term, hit.start + start, hit.end + start, hit.how)
+            start = end
+        return list(hits.values())
+
+    def _scan(self, text: str) -> list[Hit]:
         data = text.encode("utf-8", "replace")
         literal_scratch, detector_scratch = self._scratches()
         raw: list[tuple[int, int]] = []
@@ -228,6 +248,16 @@ class Matcher:
         if not raw and not places and not self.regexes:
             return []
         return _Scan(self, text, data).run(raw, places)
+
+
+def _seam(text: str, at: int, earliest: int) -> int:
+    """Where to cut near `at`: after the last white space in (earliest, at], so no word is
+    split (a split "assessment" would read "ass"); at `at` itself in a text with none."""
+    if at >= len(text):
+        return len(text)
+    cut = max(text.rfind(" ", earliest, at), text.rfind("\n", earliest, at),
+              text.rfind("\t", earliest, at))
+    return cut + 1 if cut >= 0 else at
 
 
 class _Scan:

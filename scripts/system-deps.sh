@@ -13,6 +13,10 @@ if [ "${1:-run}" = test ]; then
   command -v gpg >/dev/null || want+=(gnupg)   # qpdf, gpg and zip, as a teacher's PC would
   command -v zip >/dev/null || want+=(zip)
   [ -x /usr/sbin/clamd ] || want+=(clamav-daemon)   # the antivirus test runs its own clamd
+  # LibreOffice saves the password-protected OpenDocument files (tests/tools/lo_encrypt.py)
+  [ -x /usr/bin/soffice ] && [ -e /usr/lib/libreoffice/program/libsclo.so ] \
+    || want+=(libreoffice-writer-nogui libreoffice-calc-nogui)
+  /usr/bin/python3 -c "import uno" 2>/dev/null || want+=(python3-uno)
   [ -x /usr/sbin/postfix ] && [ -x /usr/sbin/smtp-source ] || want+=(postfix)
   command -v swaks >/dev/null || want+=(swaks)
   [ -e /usr/share/dict/british-english ] || want+=(wbritish)   # wordlists lint's dictionary

@@ -82,3 +82,18 @@ def test_a_bad_inspection_bound_is_a_config_error(make_gateway):
     out = gw.cli("check-config")
     assert out.returncode == 2
     assert out.stderr.strip().endswith("inspection.max_depth: must be at least 1, got 0")
+
+
+def test_a_file_too_big_to_read_whole_is_held_not_half_read(make_gateway, sink):
+    gw = make_gateway({**RULES, "inspection": {"max_text": "64KiB", "max_rows": 50}})
+    long_csv = fm.csv_export(fm.PUPILS * 3000)           # 18,000 rows, about 1 MB of text
+    code, text = gw.send(fm.mail_with({"all.csv": long_csv}))
+    assert code == 250 and b"Held for review" in text
+    sheet = fm.xlsx(fm.PUPILS * 20)                        # 120 rows, a small file
+    code, text = gw.send(fm.mail_with({"all.xlsx": sheet}))
+    assert code == 250 and b"Held for review" in text
+    events = gw.events()
+    assert [e["checks"] for e in events] == [["attachments.partial"]] * 2
+    shown = gw.cli("quarantine", "show", events[1]["id"]).stdout
+    assert "more than 50 rows" in shown
+    assert not sink.messages

@@ -96,11 +96,14 @@ def test_ordinary_attachments_leave_freely(make_gateway, sink):
     assert gw.events()[0]["checks"] == []
 
 
-def test_identifiers_typed_into_the_email_itself_are_found(make_gateway):
+def test_identifiers_typed_into_the_email_itself_are_found(make_gateway, sink):
     gw = make_gateway(CONFIDENTIAL)
     raw = fm.mail_with({}, body="Her NI number is JT 12 34 56 C and DOB: 12/03/1990.\n")
     assert gw.send(raw, recipients=("payroll@agency.co.uk",))[0] == 250
-    assert gw.events()[0]["checks"] == ["confidential.in_body"]
+    news = fm.mail_with({}, body="Our baby girl was born on 3/10/2026, 7 lb 2 oz!\n")
+    assert gw.send(news, recipients=("friend@gmail.com",))[0] == 250
+    sink.wait_for(1)
+    assert [e["checks"] for e in gw.events()] == [["confidential.in_body"], []]
 
 
 def test_a_wholly_encrypted_message_is_not_second_guessed(make_gateway, sink):
@@ -153,3 +156,33 @@ def test_markings_in_running_text_count_only_in_capitals():
     pupildata.scan_text("This email is confidential and meant for you.", lower)
     pupildata.scan_text("OFFICIAL-SENSITIVE\nReview meeting", upper)
     assert not lower and upper.markings == {"OFFICIAL-SENSITIVE"}
+
+
+def test_a_forwarded_message_counts_as_quoted_for_language(make_gateway, sink):
+    """A teacher forwarding a parent's threatening email to the head, as an attachment, is
+    judged like one forwarding it inline: the threat counts one severity lower."""
+    gw = make_gateway({"checks": {"language": {"action": "log", "folder": str(ROOT / "wordlists"),
+                                               "categories": {"threats": {"high": "quarantine"}}}}})
+    parent = fm.mail_with({}, body="If you do that again I will kill you.\n")
+    raw = fm.mail_with({"parent.eml": parent}, body="See below: what should we do?\n").replace(
+        b"Content-Type: application/octet-stream", b"Content-Type: message/rfc822", 1)
+    assert gw.send(raw, recipients=("head@example.sch.uk",))[0] == 250
+    sink.wait_for(1)
+    [event] = gw.events()
+    assert event["verdict"] == "delivered"
+    assert {c.rpartition(":")[0] for c in event["checks"]} == {"language.threats"}
+
+
+def test_a_marked_message_holds_its_files_but_not_its_signature_logo(make_gateway, sink):
+    gw = make_gateway(CONFIDENTIAL)
+    logo = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00"
+    marked = "CONFIDENTIAL: strategy review"
+    assert gw.send(fm.mail_with({"logo.png": logo}, subject=marked),
+                   recipients=("governor@gmail.com",))[0] == 250
+    sink.wait_for(1)
+    code, text = gw.send(fm.mail_with({"logo.png": logo, "notes.docx": fm.docx_file("Plans")},
+                                      subject=marked), recipients=("governor@county.gov.uk",))
+    assert code == 250 and b"Held for review" in text
+    first, second = gw.events()
+    assert first["checks"] == [] and second["checks"] == ["confidential.unencrypted"]
+    assert "notes.docx holds" in gw.cli("quarantine", "show", second["id"]).stdout

@@ -262,3 +262,28 @@ def test_outlook_winmail_dat_is_opened_like_an_archive():
     assert all(not f.problems for f in report.walk())
     body = inspect("winmail.dat", (TNEF / "rtf.tnef").read_bytes()).members[0]
     assert body.name == "message body.rtf" and "agka;kgag" in body.extracted.text
+
+
+def libreoffice(source: Path, target: Path, password: str = "") -> bytes:
+    """The file as LibreOffice saves it (with "Save with password" when one is given)."""
+    if password:
+        fm.run("/usr/bin/python3", Path(__file__).parent / "tools" / "lo_encrypt.py",
+               source, target, password)
+    else:
+        fm.run("soffice", "--headless", f"-env:UserInstallation=file://{target.parent}/.lo",
+               "--convert-to", target.suffix.lstrip("."), "--outdir", target.parent, source)
+    return target.read_bytes()
+
+
+def test_opendocument_saved_by_libreoffice_with_and_without_a_password(tmp_path):
+    notes = tmp_path / "notes.txt"
+    notes.write_text(PUPIL_TEXT + "\n")
+    table = tmp_path / "year7.csv"
+    table.write_bytes(fm.csv_export())
+    plain = inspect("notes.odt", libreoffice(notes, tmp_path / "notes.odt"))
+    assert plain.family == "odf" and plain.encryption.state == "no" and confidential(plain)
+    locked = inspect("notes.odt", libreoffice(notes, tmp_path / "locked.odt", fm.PASSWORD))
+    assert locked.encryption.state == "yes" and not locked.problems and not confidential(locked)
+    sheet = inspect("year7.ods", libreoffice(table, tmp_path / "locked.ods", fm.PASSWORD))
+    assert sheet.mime == "application/vnd.oasis.opendocument.spreadsheet"
+    assert sheet.encryption.state == "yes"

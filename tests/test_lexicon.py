@@ -181,3 +181,15 @@ def test_any_text_scans_without_error_and_a_listed_word_in_it_is_found(before: s
         for hit in LISTS.scan(text):
             assert 0 <= hit.start <= hit.end <= len(readable)
     assert "profanity" in {h.term.category for h in LISTS.scan(f"{before} twat {after}")}
+
+
+def test_long_text_is_read_in_pieces_without_losing_or_inventing_words():
+    """Past a megabyte the scan goes in pieces: a word at every seam is found, offsets
+    still point at it, and no word is cut into a rude fragment ("ass" of "assessment")."""
+    from mailguard.matcher import CHUNK
+    filler = "assessment of the reading records for class\n" * (3 * CHUNK // 45)
+    text = filler[: CHUNK - 3] + " shit " + filler + "you bastard " + filler
+    hits = {h.term.text: h for h in LISTS.scan(text)}
+    assert set(hits) == {"shit", "bastard"}
+    assert text[hits["bastard"].start:hits["bastard"].end] == "bastard"
+    assert text[hits["shit"].start:hits["shit"].end] == "shit"

@@ -29,6 +29,8 @@ RULES: dict[str, tuple[Action, str, str]] = {
                   "send the file under its real type; if you did not make it, tell IT"),
     "bomb": (Action.QUARANTINE, "{path} could not be unpacked safely: {detail}",
              "send the files unpacked or split up; IT can release it if it is genuine"),
+    "partial": (Action.QUARANTINE, "{path} is too large to read in full: {detail}",
+                "split it into smaller files; IT can raise the [inspection] limits"),
     "uninspectable": (Action.QUARANTINE, "{path} could not be read: {detail}",
                       "check that the file opens; the DPO will review the message"),
 }

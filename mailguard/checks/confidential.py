@@ -9,6 +9,7 @@ business through personal email accounts.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 from mailguard import pupildata
@@ -83,7 +84,8 @@ def judge(mail: Mail, files: report.MailFiles, settings: Settings) -> list[Findi
         if file.members and not file.extracted.text:
             continue   # an archive is judged by its files
         signals = file_signals(file, settings.min_rows)
-        if not signals and subject.markings and not file.members:
+        if not signals and subject.markings and not file.members and file.family not in (
+                "image", "media"):   # a marked message's files, not its signature logo
             signals.markings = {f"{m} (in the message)" for m in subject.markings}
         if not signals:
             continue
@@ -106,7 +108,10 @@ def judge(mail: Mail, files: report.MailFiles, settings: Settings) -> list[Findi
             message=what + (" and is encrypted" if file.encrypted else
                             " and is not encrypted, going outside the school"),
             advice="nothing to do" if file.encrypted else ENCRYPT_ADVICE))
-    body = pupildata.Signals(identifiers=subject.identifiers)
+    # In the text itself only validated numbers count: "born on 3/10/2026" in staff news
+    # is not a pupil record.
+    body = pupildata.Signals(identifiers=Counter(
+        {kind: n for kind, n in subject.identifiers.items() if kind != pupildata.DOB_LABEL}))
     if body:
         found.append(Finding(
             check=NAME, rule="in_body", action=settings.in_body, clause=CLAUSE, severity="medium",

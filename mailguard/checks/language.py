@@ -6,7 +6,7 @@ when staff send "an inappropriate word or phrase".
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -105,31 +105,38 @@ async def inspect(mail: Mail, settings: Settings) -> list[Finding]:
 
 
 def texts(mail: Mail, quoted: str = "full", files: report.MailFiles | None = None,
-          ) -> list[tuple[str, str]]:
-    """(where, text) for everything the check reads: the sender's own words, the quoted
-    thread (unless ignored), and the words of each attachment."""
+          ) -> list[tuple[str, str, bool]]:
+    """(where, text, quoted?) for everything the check reads: the sender's own words, the
+    quoted thread, documents they attach (their own), and attached messages (forwarded, so
+    quoted). Quoted text is left out when `quoted` is "ignore"."""
     seen = views(mail)
-    sources = [("own", seen.own)]
-    if quoted != "ignore" and seen.quoted:
-        sources.append(("quoted", seen.quoted))
-    for file in files.walk() if files else ():
-        if file.extracted.text or file.extracted.properties:
-            sources.append((f"attachment {file.path}",
-                            file.extracted.properties + "\n" + file.extracted.text))
-    return sources
+    sources = [("own", seen.own, False), ("quoted", seen.quoted, True)]
+    for file, forwarded in _attached(files.files if files else []):
+        where = ("forwarded message " if forwarded else "attachment ") + file.path
+        sources.append((where, file.extracted.properties, forwarded))
+        sources.append((where, file.extracted.text, forwarded))   # not joined: no 2nd copy
+    return [s for s in sources if s[1] and not (s[2] and quoted == "ignore")]
+
+
+def _attached(files: list[report.FileReport], forwarded: bool = False,
+              ) -> Iterator[tuple[report.FileReport, bool]]:
+    for file in files:
+        inside = forwarded or file.family == "message"
+        yield file, inside
+        yield from _attached(file.members, inside)
 
 
 def findings(mail: Mail, settings: Settings, files: report.MailFiles | None = None) -> list[Finding]:
-    """One finding per term, at the severity and action for where it stood (own words,
-    quoted, or an attachment, which counts as the sender's own), with a masked excerpt for
-    the quarantine record."""
+    """One finding per term, at the severity and action for where it stood (own words and
+    attached documents in full, quoted and forwarded text one lower by default), with a
+    masked excerpt for the quarantine record."""
     found: dict[str, Finding] = {}
     sources = texts(mail, settings.quoted, files)
-    for where, text in sources:
+    for where, text, reduced in sources:
         for hit in settings.lexicon.scan(text):
             term = hit.term
             severity: str | None = term.severity
-            if where == "quoted" and settings.quoted == "reduce":
+            if reduced and settings.quoted == "reduce":
                 severity = LOWER[term.severity]
             if severity is None:
                 continue

@@ -154,9 +154,9 @@ def cmd_wordlists_test(args: argparse.Namespace, settings: Settings) -> int:
         limits = language.limits if language else Limits()
         sources = texts(mail, "full", inspect_mail(mail, limits))
     else:
-        sources = [("text", args.text or "")]
+        sources = [("text", args.text or "", False)]
     rows = []
-    for where, text in sources:
+    for where, text, _ in sources:
         written = lexicon.readable(text)
         for hit in lists.scan(text):
             rows.append({"where": where, "category": hit.term.category, "term": hit.term.id,

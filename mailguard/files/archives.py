@@ -9,8 +9,9 @@ import io
 import lzma
 import tarfile
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import py7zr
 import py7zr.io
@@ -60,12 +61,20 @@ def _read(stream: io.RawIOBase | io.BufferedIOBase | None, budget: Budget, packe
 
 
 def _zip(data: bytes, budget: Budget) -> Iterator[Member]:
-    archive = zipfile.ZipFile(io.BytesIO(data))
+    yield from _each(zipfile.ZipFile(io.BytesIO(data)), lambda i: bool(i.flag_bits & 1), budget)
+
+
+def _rar(data: bytes, budget: Budget) -> Iterator[Member]:
+    yield from _each(rarfile.RarFile(io.BytesIO(data)), lambda i: i.needs_password(), budget)
+
+
+def _each(archive: Any, encrypted: Callable[[Any], bool], budget: Budget) -> Iterator[Member]:
+    """The files of a zip or RAR (rarfile mirrors zipfile's API): encrypted ones by name."""
     for info in archive.infolist():
         if info.is_dir():
             continue
         budget.member()
-        if info.flag_bits & 1:
+        if encrypted(info):
             yield Member(info.filename, None)
             continue
         if info.file_size > budget.room():
@@ -153,20 +162,6 @@ def _sevenzip(data: bytes, budget: Budget) -> Iterator[Member]:
         budget.spend(len(body), max(packed * len(body) // max(declared, 1), 1))
         yield Member(info.filename, body)
 
-
-def _rar(data: bytes, budget: Budget) -> Iterator[Member]:
-    archive = rarfile.RarFile(io.BytesIO(data))
-    for info in archive.infolist():
-        if info.is_dir():
-            continue
-        budget.member()
-        if info.needs_password():
-            yield Member(info.filename, None)
-            continue
-        if info.file_size > budget.room():
-            raise LimitExceeded(f"{info.filename} would unpack to {info.file_size} bytes")
-        with archive.open(info) as stream:
-            yield Member(info.filename, _read(stream, budget, info.compress_size))
 
 
 def _tnef(data: bytes, budget: Budget) -> Iterator[Member]:

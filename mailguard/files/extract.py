@@ -43,6 +43,7 @@ class Extracted:
     properties: str = ""          # title, subject, keywords, sensitivity labels …
     tables: list[Table] = field(default_factory=list)
     macros: bool = False
+    truncated: str = ""           # why some of the file was not read (past a bound)
 
 
 def extract(family: str, name: str, data: bytes, budget: Budget) -> Extracted:
@@ -51,7 +52,9 @@ def extract(family: str, name: str, data: bytes, budget: Budget) -> Extracted:
     if reader is None:
         return Extracted()
     out = reader(name, data, budget)
-    out.text = out.text[: budget.limits.max_text]
+    if len(out.text) > budget.limits.max_text:
+        out.truncated = f"it holds more than {budget.limits.max_text:,} characters of text"
+        out.text = out.text[: budget.limits.max_text]
     return out
 
 
@@ -87,7 +90,17 @@ def _csv_table(text: str, limits: Limits) -> Table | None:
         dialect: type[csv.Dialect] | csv.Dialect = csv.Sniffer().sniff(sample, ",;\t|")
     except csv.Error:
         dialect = csv.excel
-    return table_of(csv.reader(io.StringIO(text), dialect), limits.max_rows, "csv")
+    return table_of(csv.reader(_lines_of(text), dialect), limits.max_rows, "csv")
+
+
+def _lines_of(text: str) -> Iterator[str]:
+    """Lines one at a time (io.StringIO would hold a 4-byte-per-character copy of it all)."""
+    start = 0
+    while start < len(text):
+        end = text.find("\n", start)
+        end = len(text) if end < 0 else end + 1
+        yield text[start:end]
+        start = end
 
 
 def table_of(rows: Iterable[Iterable[object]], max_rows: int, where: str) -> Table | None:
@@ -185,7 +198,7 @@ def _xlsx(archive: zipfile.ZipFile, budget: Budget, out: Extracted) -> None:
     strings = sheets.shared_strings(archive, budget)
     lines: list[str] = []
     for title, part in sheets.sheets(archive, budget):
-        rows = _lines(sheets.rows(archive, part, strings, budget), budget, lines)
+        rows = _lines(sheets.rows(archive, part, strings, budget), budget, lines, out)
         table = table_of(rows, budget.limits.max_rows, f"sheet {title}")
         for _ in rows:   # the rest of the sheet, for its text
             pass
@@ -194,13 +207,14 @@ def _xlsx(archive: zipfile.ZipFile, budget: Budget, out: Extracted) -> None:
     out.text = "\n".join([out.text, *lines]).strip()
 
 
-def _lines(rows: Iterable[tuple[str, ...]], budget: Budget, lines: list[str],
+def _lines(rows: Iterable[tuple[str, ...]], budget: Budget, lines: list[str], out: Extracted,
            ) -> Iterator[tuple[str, ...]]:
     size = 0
     for n, row in enumerate(rows):
         if n % 1000 == 0:
             budget.tick()
         if n >= budget.limits.max_rows:
+            out.truncated = f"a sheet has more than {budget.limits.max_rows:,} rows"
             return
         if size < budget.limits.max_text:
             line = "\t".join(row).rstrip()

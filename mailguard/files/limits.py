@@ -13,8 +13,8 @@ class Limits:
     max_members: int = 1000             # files in all archives of one message
     max_expanded: int = 200 * 1024**2   # bytes unpacked from all archives of one message
     max_ratio: int = 500                # expanded / compressed, per member
-    max_text: int = 2 * 1024**2         # characters of text kept per file
-    max_rows: int = 100_000             # spreadsheet rows read per file
+    max_text: int = 32 * 1024**2        # characters of text read per file (more: "partial")
+    max_rows: int = 200_000             # rows read per sheet (more: "partial")
     time_limit: float = 20.0            # seconds for all attachments of one message
 
 

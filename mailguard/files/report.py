@@ -24,7 +24,7 @@ SEPARATOR = " > "   # ASCII: paths appear in SMTP replies
 
 @dataclass(frozen=True)
 class Problem:
-    kind: str     # "disguised", "limits" (a bomb), "uninspectable"
+    kind: str     # "disguised", "limits" (a bomb), "partial" (too big to read whole), "uninspectable"
     detail: str
 
 
@@ -134,6 +134,8 @@ def inspect_file(path: str, declared: str, data: bytes, budget: Budget, depth: i
         report.encryption = encryption.detect(report.family, data)
         if not report.encrypted:
             report.extracted = extract(report.family, report.name, data, budget)
+            if report.extracted.truncated:
+                report.problems.append(Problem("partial", report.extracted.truncated))
         if report.family in archives.ARCHIVES or report.family == "message":
             if depth >= budget.limits.max_depth:
                 raise LimitExceeded(f"archives nested more than {budget.limits.max_depth} deep")
