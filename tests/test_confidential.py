@@ -186,3 +186,16 @@ def test_a_marked_message_holds_its_files_but_not_its_signature_logo(make_gatewa
     first, second = gw.events()
     assert first["checks"] == [] and second["checks"] == ["confidential.unencrypted"]
     assert "notes.docx holds" in gw.cli("quarantine", "show", second["id"]).stdout
+
+
+def test_a_parents_own_gmail_is_not_a_personal_account_finding(make_gateway, tmp_path):
+    """The free-mail rule is about school data leaving for staff's own accounts; a parent on
+    Gmail is reached there. The report is still held for being unencrypted."""
+    (tmp_path / "directory.csv").write_text("email,role,name\nmum@gmail.com,parent,A Parent\n")
+    gw = make_gateway({**CONFIDENTIAL, "directory": {"file": str(tmp_path / "directory.csv")}})
+    report = {"Amelia EHCP review.docx": fm.docx_file("EHCP review for Amelia, DOB: 12/03/2014")}
+    gw.send(fm.mail_with(report), recipients=("mum@gmail.com",))
+    gw.send(fm.mail_with(report), recipients=("me.teacher@gmail.com",))
+    parent, own = gw.events()
+    assert parent["checks"] == ["confidential.unencrypted"]
+    assert sorted(own["checks"]) == ["confidential.freemail", "confidential.unencrypted"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import datetime
 import io
+import os
 import shutil
 import zipfile
 from pathlib import Path
@@ -18,6 +19,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.serialization import pkcs7
 from cryptography.x509.oid import NameOID
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from mailguard.checks.confidential import file_signals
 from mailguard.files.limits import Budget, Limits
@@ -287,3 +290,34 @@ def test_opendocument_saved_by_libreoffice_with_and_without_a_password(tmp_path)
     sheet = inspect("year7.ods", libreoffice(table, tmp_path / "locked.ods", fm.PASSWORD))
     assert sheet.mime == "application/vnd.oasis.opendocument.spreadsheet"
     assert sheet.encryption.state == "yes"
+
+
+def test_a_zip_named_docx_is_unpacked_and_a_real_docx_read_as_a_document(tmp_path):
+    fake = inspect("report.docx", fm.zip_files({"report.exe": b"MZ" + b"\0" * 300}, tmp_path))
+    assert fake.family == "zip" and [f.dangerous for f in fake.walk()] == [None, "executable"]
+    # A document whose first entry is a large thumbnail: libmagic reads only a zip.
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(fm.docx_file(PUPIL_TEXT))) as src, \
+            zipfile.ZipFile(out, "w") as dst:
+        dst.writestr("customXml/cover.bin", os.urandom(300_000))
+        for item in src.infolist():
+            dst.writestr(item, src.read(item))
+    reordered = inspect("report.docx", out.getvalue())
+    assert reordered.mime == "application/zip"
+    assert reordered.family == "ooxml" and confidential(reordered)
+
+
+MAGIC_STARTS = [b"PK\x03\x04", b"%PDF-1.7\n", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1",
+                b"7z\xbc\xaf\x27\x1c", b"Rar!\x1a\x07\x00", b"\x1f\x8b\x08", b"\x78\x9f\x3e\x22",
+                b"-----BEGIN PGP MESSAGE-----\n\n", b"{\\rtf1 ", b"MZ"]
+
+
+@given(start=st.sampled_from(MAGIC_STARTS), tail=st.binary(max_size=4096),
+       name=st.sampled_from(["a.pdf", "a.docx", "a.zip", "a.xls", "a.7z", "a.rar", "a.gz",
+                             "winmail.dat", "a.asc", "a.rtf", "a"]))
+@settings(max_examples=300, deadline=2000, suppress_health_check=[HealthCheck.too_slow])
+def test_any_bytes_behind_a_known_signature_give_a_report_quickly(start, tail, name):
+    report = inspect(name, start + tail)
+    assert report.encryption.state in ("yes", "no", "partial", "unknown")
+    assert all(p.kind in ("disguised", "limits", "partial", "uninspectable")
+               for f in report.walk() for p in f.problems)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from typing import Any
 
 from mailguard import pupildata
 from mailguard.config import Action, OrganisationSettings, Section, Shared
@@ -42,6 +43,7 @@ class Settings:
     freemail_domains: frozenset[str]
     min_rows: int
     organisation: OrganisationSettings
+    directory: Any
     limits: Limits
 
 
@@ -54,7 +56,7 @@ def settings_from(sec: Section, shared: Shared) -> Settings:
         freemail_domains=frozenset(d.lower() for d in sec.strings("freemail_domains",
                                                                   list(FREEMAIL))),
         min_rows=sec.integer("min_rows", 5, minimum=1),
-        organisation=shared.organisation, limits=shared.inspection)
+        organisation=shared.organisation, directory=shared.directory, limits=shared.inspection)
 
 
 def file_signals(file: report.FileReport, min_rows: int) -> pupildata.Signals:
@@ -71,8 +73,11 @@ def file_signals(file: report.FileReport, min_rows: int) -> pupildata.Signals:
 def judge(mail: Mail, files: report.MailFiles, settings: Settings) -> list[Finding]:
     recipients = mail.envelope.recipients
     outside = [r for r in recipients if not settings.organisation.owns(r)]
-    freemail = sorted({r.rpartition("@")[2].lower() for r in recipients}
-                      & settings.freemail_domains)
+    # A parent's or a supplier's own Gmail is how they are reached; school data to anyone
+    # else's free-mail account (a teacher's own, above all) is what the clause forbids.
+    known = settings.directory.role_of if settings.directory else (lambda _: None)
+    freemail = sorted({r.rpartition("@")[2].lower() for r in recipients
+                       if known(r) not in ("parent", "supplier")} & settings.freemail_domains)
     if not outside or files.encrypted_message:
         return []
     text = views(mail)

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import asyncio
 import binascii
+import io
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from email.header import decode_header, make_header
@@ -126,6 +128,8 @@ def inspect_file(path: str, declared: str, data: bytes, budget: Budget, depth: i
     if declared == "message/rfc822" and mime.startswith("text/"):
         mime = declared   # libmagic knows a message only by some of its first headers
     report = FileReport(path, len(data), mime, filetype.family_of(mime), declared)
+    if report.family == "zip":
+        report.family = _office_zip(report.name, data)
     why = filetype.mismatch(report.name, mime)
     if why:
         report.problems.append(Problem("disguised", why))
@@ -147,6 +151,20 @@ def inspect_file(path: str, declared: str, data: bytes, budget: Budget, depth: i
             report.problems.append(Problem(
                 "uninspectable", f"{report.family} could not be read ({type(e).__name__})"))
     return report
+
+
+def _office_zip(name: str, data: bytes) -> str:
+    """libmagic names some Office and OpenDocument files plain zip; their own marker file
+    says which (a zip merely named .docx stays a zip, and is unpacked)."""
+    claimed = filetype.claimed(name)
+    marker = {"ooxml": "[Content_Types].xml", "odf": "mimetype"}.get(claimed or "")
+    if marker is None:
+        return "zip"
+    try:
+        names = zipfile.ZipFile(io.BytesIO(data)).NameToInfo
+    except (zipfile.BadZipFile, ValueError, OSError):
+        return "zip"
+    return claimed if marker in names and claimed else "zip"
 
 
 def _unpack(report: FileReport, data: bytes, budget: Budget, depth: int) -> None:
