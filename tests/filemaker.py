@@ -60,6 +60,18 @@ def docx_file(text: str, title: str = "", keywords: str = "") -> bytes:
     return out.getvalue()
 
 
+def pptx_file(text: str) -> bytes:
+    import pptx
+
+    deck = pptx.Presentation()
+    slide = deck.slides.add_slide(deck.slide_layouts[1])
+    slide.shapes.title.text = "Year 7 review"
+    slide.placeholders[1].text = text
+    out = io.BytesIO()
+    deck.save(out)
+    return out.getvalue()
+
+
 def with_macros(ooxml: bytes) -> bytes:
     """The docx as Word saves it with a VBA project (a .docm)."""
     out = io.BytesIO()

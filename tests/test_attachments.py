@@ -97,3 +97,21 @@ def test_a_file_too_big_to_read_whole_is_held_not_half_read(make_gateway, sink):
     shown = gw.cli("quarantine", "show", events[1]["id"]).stdout
     assert "more than 50 rows" in shown
     assert not sink.messages
+
+
+def test_it_can_block_or_allow_names_but_not_a_program(make_gateway, sink, tmp_path):
+    gw = make_gateway({"checks": {"attachments": {
+        "action": "reject", "block_extensions": [".one"], "allow_extensions": ["sh", "exe"]}}})
+    assert gw.send(fm.mail_with({"notes.one": b"OneNote bytes"}))[0] == 550
+    assert gw.send(fm.mail_with({"build.sh": b"#!/bin/sh\nmake\n"}))[0] == 250
+    assert gw.send(fm.mail_with({"tool.exe": PROGRAM}))[0] == 550   # the bytes decide
+    sink.wait_for(1)
+    assert [e["checks"] for e in gw.events()] == [
+        ["attachments.script"], [], ["attachments.executable"]]
+
+
+def test_a_bad_extension_list_is_a_config_error(make_gateway):
+    gw = make_gateway({"checks": {"attachments": {"block_extensions": ["*.exe"]}}}, start=False)
+    out = gw.cli("check-config")
+    assert out.returncode == 2
+    assert "checks.attachments.block_extensions: must list extensions" in out.stderr

@@ -199,3 +199,20 @@ def test_a_parents_own_gmail_is_not_a_personal_account_finding(make_gateway, tmp
     parent, own = gw.events()
     assert parent["checks"] == ["confidential.unencrypted"]
     assert sorted(own["checks"]) == ["confidential.freemail", "confidential.unencrypted"]
+
+
+def test_a_pgp_mime_encrypted_message_is_delivered_untouched(make_gateway, sink, tmp_path):
+    gw = make_gateway({**CONFIDENTIAL, "checks": {"confidential": {"action": "quarantine"},
+                                                   "attachments": {"action": "reject"}}})
+    armour = fm.gpg_encrypted(fm.csv_export(), tmp_path, armour=True).replace(b"\n", b"\r\n")
+    raw = (b"From: teacher@example.sch.uk\r\nTo: head@otherschool.org.uk\r\nSubject: list\r\n"
+           b"Date: Tue, 24 Nov 2026 10:00:00 +0000\r\nMessage-ID: <p1@example.sch.uk>\r\n"
+           b'MIME-Version: 1.0\r\nContent-Type: multipart/encrypted; boundary="b1";\r\n'
+           b' protocol="application/pgp-encrypted"\r\n\r\n--b1\r\n'
+           b"Content-Type: application/pgp-encrypted\r\n\r\nVersion: 1\r\n\r\n--b1\r\n"
+           b'Content-Type: application/octet-stream; name="encrypted.asc"\r\n\r\n'
+           + armour + b"\r\n--b1--\r\n")
+    assert gw.send(raw, recipients=("head@otherschool.org.uk",))[0] == 250
+    [got] = sink.wait_for(1)
+    assert got.data.endswith(raw)
+    assert gw.events()[0]["checks"] == []

@@ -321,3 +321,9 @@ def test_any_bytes_behind_a_known_signature_give_a_report_quickly(start, tail, n
     assert report.encryption.state in ("yes", "no", "partial", "unknown")
     assert all(p.kind in ("disguised", "limits", "partial", "uninspectable")
                for f in report.walk() for p in f.problems)
+
+
+def test_powerpoint_slides_are_read():
+    deck = inspect("review.pptx", fm.pptx_file(PUPIL_TEXT))
+    assert deck.family == "ooxml" and "UPN H801200001001" in deck.extracted.text
+    assert confidential(deck)

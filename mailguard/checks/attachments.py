@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mailguard.config import Action, Section, Shared
-from mailguard.files import report
+from mailguard.files import filetype, report
 from mailguard.files.limits import Limits
 from mailguard.model import Finding, Mail
 
@@ -41,12 +41,31 @@ class Settings:
     action: Action
     actions: dict[str, Action]
     limits: Limits
+    block_extensions: frozenset[str] = frozenset()   # more names refused as scripts
+    allow_extensions: frozenset[str] = frozenset()   # names not refused as scripts
 
 
 def settings_from(sec: Section, shared: Shared) -> Settings:
     action = sec.action("action", Action.REJECT if sec.table else Action.OFF)
     actions = {rule: sec.action(rule, default) for rule, (default, _, _) in RULES.items()}
-    return Settings(action=action, actions=actions, limits=shared.inspection)
+    names = {key: frozenset(e.strip().lstrip(".").lower() for e in sec.strings(key, []))
+             for key in ("block_extensions", "allow_extensions")}
+    for key, found in names.items():
+        if any(not e or not e.isalnum() for e in found):
+            raise sec.error(key, 'must list extensions such as "iso" or "one"')
+    return Settings(action=action, actions=actions, limits=shared.inspection, **names)
+
+
+def kind(file: report.FileReport, settings: Settings) -> str | None:
+    """"executable" by the bytes always; "script" by bytes or name, as IT has tuned it."""
+    if file.family == "executable":
+        return file.family
+    extension = filetype.extension(file.name)
+    if extension in settings.allow_extensions:
+        return None
+    if extension in settings.block_extensions:
+        return "script"
+    return file.dangerous
 
 
 def _finding(settings: Settings, rule: str, file: report.FileReport, detail: str = "") -> Finding:
@@ -60,8 +79,8 @@ def _finding(settings: Settings, rule: str, file: report.FileReport, detail: str
 def judge(files: report.MailFiles, settings: Settings) -> list[Finding]:
     found: list[Finding] = []
     for file in files.walk():
-        if kind := file.dangerous:   # by name too: an encrypted zip still shows its names
-            found.append(_finding(settings, kind, file))
+        if danger := kind(file, settings):   # by name too: an encrypted zip shows its names
+            found.append(_finding(settings, danger, file))
         elif file.extracted.macros:
             found.append(_finding(settings, "macros", file))
         for problem in file.problems:

@@ -1,5 +1,8 @@
 """The files inside an archive, unpacked in memory within a Budget: each read asks for at
-most the bytes still allowed (plus one, to see an overflow), so a bomb stops early."""
+most the bytes still allowed (plus one, to see an overflow), so a bomb stops early.
+
+Readers of formats other than zip and tar are imported when first needed: together they
+would add tens of MB to every worker, most of which never sees a RAR."""
 
 from __future__ import annotations
 
@@ -12,11 +15,6 @@ import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
-
-import py7zr
-import py7zr.io
-import rarfile
-import tnefparse
 
 from mailguard.files.limits import Budget, LimitExceeded
 
@@ -36,7 +34,9 @@ def members(family: str, name: str, data: bytes, budget: Budget) -> Iterator[Mem
     if family == "zip":
         yield from _zip(data, budget)
     elif family == "7z":
-        yield from _sevenzip(data, budget)
+        from mailguard.files import sevenzip  # py7zr and its codecs: loaded when needed
+
+        yield from sevenzip.members(data, budget)
     elif family == "rar":
         yield from _rar(data, budget)
     elif family == "tnef":
@@ -65,6 +65,8 @@ def _zip(data: bytes, budget: Budget) -> Iterator[Member]:
 
 
 def _rar(data: bytes, budget: Budget) -> Iterator[Member]:
+    import rarfile
+
     yield from _each(rarfile.RarFile(io.BytesIO(data)), lambda i: i.needs_password(), budget)
 
 
@@ -106,66 +108,10 @@ def _tar_or_stream(family: str, name: str, data: bytes, budget: Budget) -> Itera
         yield Member(inner, _read(stream, budget, len(data)))
 
 
-class _Capped(py7zr.io.Py7zIO):
-    """An in-memory file for py7zr that stops the extraction once the budget is spent."""
-
-    def __init__(self, budget: Budget) -> None:
-        self.budget, self.buffer = budget, io.BytesIO()
-
-    def write(self, s: bytes | bytearray) -> int:
-        if self.buffer.tell() + len(s) > self.budget.room():
-            raise LimitExceeded(f"unpacks to more than {self.budget.limits.max_expanded} bytes")
-        self.budget.tick()
-        return self.buffer.write(s)
-
-    def read(self, size: int | None = None) -> bytes:
-        return self.buffer.read(size)
-
-    def seek(self, offset: int, whence: int = 0) -> int:
-        return self.buffer.seek(offset, whence)
-
-    def flush(self) -> None:
-        pass
-
-    def size(self) -> int:
-        return self.buffer.getbuffer().nbytes
-
-
-class _Factory(py7zr.io.WriterFactory):
-    def __init__(self, budget: Budget) -> None:
-        self.budget, self.products = budget, {}
-
-    def create(self, filename: str) -> py7zr.io.Py7zIO:
-        self.products[filename] = _Capped(self.budget)
-        return self.products[filename]
-
-
-def _sevenzip(data: bytes, budget: Budget) -> Iterator[Member]:
-    with py7zr.SevenZipFile(io.BytesIO(data)) as archive:
-        infos = [i for i in archive.list() if not i.is_directory]
-        if archive.needs_password():
-            for info in infos:
-                budget.member()
-                yield Member(info.filename, None)
-            return
-        declared = sum(i.uncompressed for i in infos)
-        if declared > budget.room():
-            raise LimitExceeded(f"would unpack to {declared} bytes")
-        for _ in infos:
-            budget.member()
-        factory = _Factory(budget)
-        archive.extract(factory=factory)
-    packed = len(data)
-    for info in infos:
-        product = factory.products.get(info.filename)
-        body = product.buffer.getvalue() if product else b""
-        budget.spend(len(body), max(packed * len(body) // max(declared, 1), 1))
-        yield Member(info.filename, body)
-
-
-
 def _tnef(data: bytes, budget: Budget) -> Iterator[Member]:
     """Outlook's winmail.dat: its attachments, and its body (plain, HTML or RTF) as files."""
+    import tnefparse
+
     tnef = tnefparse.TNEF(data)
     bodies = [("message body.txt", tnef.body), ("message body.html", tnef.htmlbody),
               ("message body.rtf", tnef.rtfbody)]

@@ -11,14 +11,6 @@ import struct
 import zipfile
 from dataclasses import dataclass
 
-import msoffcrypto
-import olefile
-import py7zr
-import pypdf
-import rarfile
-from msoffcrypto.exceptions import FileFormatError
-from pypdf import PasswordType
-
 YES, NO, PARTIAL, UNKNOWN = "yes", "no", "partial", "unknown"
 PGP_ENCRYPTED_TAGS = {1, 3, 9, 18, 20}   # session keys, encrypted data packets (RFC 9580)
 ENVELOPED_OIDS = (bytes.fromhex("06092a864886f70d010703"),            # envelopedData
@@ -56,6 +48,9 @@ def _members(flags: list[bool], what: str) -> Encryption:
 def _pdf(data: bytes) -> Encryption:
     if b"/Encrypt" not in data:   # an encrypted PDF's trailer always names it, uncompressed
         return Encryption()
+    import pypdf  # format readers load on first use (see archives.py)
+    from pypdf import PasswordType
+
     reader = pypdf.PdfReader(io.BytesIO(data))
     if not reader.is_encrypted:
         return Encryption()
@@ -66,6 +61,10 @@ def _pdf(data: bytes) -> Encryption:
 
 
 def _ole(data: bytes) -> Encryption:
+    import msoffcrypto
+    import olefile
+    from msoffcrypto.exceptions import FileFormatError
+
     try:
         office = msoffcrypto.OfficeFile(io.BytesIO(data))
     except FileFormatError:
@@ -109,6 +108,8 @@ def _odf(data: bytes) -> Encryption:
 
 
 def _sevenzip(data: bytes) -> Encryption:
+    import py7zr
+
     try:
         archive = py7zr.SevenZipFile(io.BytesIO(data))
     except py7zr.exceptions.PasswordRequired:
@@ -120,6 +121,8 @@ def _sevenzip(data: bytes) -> Encryption:
 
 
 def _rar(data: bytes) -> Encryption:
+    import rarfile
+
     archive = rarfile.RarFile(io.BytesIO(data))
     infos = [i for i in archive.infolist() if not i.is_dir()]
     if archive.needs_password() and not infos:

@@ -11,8 +11,6 @@ import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
-import olefile
-import pypdf
 from defusedxml.ElementTree import iterparse
 from striprtf.striprtf import rtf_to_text
 
@@ -258,6 +256,8 @@ def _odf_tables(stream: io.BufferedIOBase, budget: Budget) -> list[Table]:
 
 
 def _pdf(name: str, data: bytes, budget: Budget) -> Extracted:
+    import pypdf  # loaded on first use, as the archive readers are
+
     reader = pypdf.PdfReader(io.BytesIO(data))
     if reader.is_encrypted and reader.decrypt("") == pypdf.PasswordType.NOT_DECRYPTED:
         return Extracted()
@@ -277,6 +277,8 @@ def _pdf(name: str, data: bytes, budget: Budget) -> Extracted:
 def _ole(name: str, data: bytes, budget: Budget) -> Extracted:
     """Legacy Word, Excel and PowerPoint: properties, macros, and the readable runs of the
     document streams (their text is stored as 8-bit or UTF-16 runs between binary records)."""
+    import olefile
+
     ole = olefile.OleFileIO(data)
     streams = ["/".join(s) for s in ole.listdir()]
     meta = ole.get_metadata()
