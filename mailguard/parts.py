@@ -105,6 +105,8 @@ def part_headers(block: bytes) -> Message:
         if b":" not in item:
             continue
         lines = item.decode("ascii", "surrogateescape").splitlines(keepends=True)
+        if ":" not in lines[0]:   # splitlines also breaks at \f, \v, \x1c …: not a field
+            continue
         name, value = compat32.header_source_parse(lines)
         msg.set_raw(name, value)
     return msg

@@ -12,6 +12,7 @@ if [ "${1:-run}" = test ]; then
   command -v qpdf >/dev/null || want+=(qpdf)   # the attachment tests make encrypted files with
   command -v gpg >/dev/null || want+=(gnupg)   # qpdf, gpg and zip, as a teacher's PC would
   command -v zip >/dev/null || want+=(zip)
+  command -v uuencode >/dev/null || want+=(sharutils)
   [ -x /usr/sbin/clamd ] || want+=(clamav-daemon)   # the antivirus test runs its own clamd
   # LibreOffice saves the password-protected OpenDocument files (tests/tools/lo_encrypt.py)
   [ -x /usr/bin/soffice ] && [ -e /usr/lib/libreoffice/program/libsclo.so ] \

@@ -3,11 +3,13 @@ encrypted, and whether it holds confidential data; bombs and broken files become
 
 from __future__ import annotations
 
+import base64
 import csv
 import datetime
 import io
 import os
 import shutil
+import subprocess
 import zipfile
 from pathlib import Path
 
@@ -327,3 +329,31 @@ def test_powerpoint_slides_are_read():
     deck = inspect("review.pptx", fm.pptx_file(PUPIL_TEXT))
     assert deck.family == "ooxml" and "UPN H801200001001" in deck.extracted.text
     assert confidential(deck)
+
+
+OUTLOOK_MSG = CORPUS.parent / "mime" / "spamscope-mail-parser" / "mail_outlook_1.eml"
+
+
+@pytest.mark.skipif(not OUTLOOK_MSG.is_file(), reason="../shared/corpus is not on this machine")
+def test_a_saved_outlook_message_is_opened():
+    """That corpus file is an Outlook .msg (a CFB container), whatever its name says."""
+    report = inspect("fwd.msg", OUTLOOK_MSG.read_bytes())
+    assert report.family == "outlook" and not report.problems
+    inside = {f.name: f.family for f in report.members}
+    assert inside["subject.txt"] == "text" and inside["message body.html"] == "html"
+    assert inside["newsletter.png"] == "image" and len(inside) == 8
+    body = next(f for f in report.members if f.name == "message body.txt")
+    assert "Newsletter" in body.extracted.text
+
+
+def test_a_uuencoded_attachment_is_decoded(tmp_path):
+    (tmp_path / "year7.csv").write_bytes(fm.csv_export())
+    encoded = subprocess.run(["uuencode", "year7.csv", "year7.csv"], cwd=tmp_path, check=True,
+                             capture_output=True).stdout
+    raw = fm.mail_with({"year7.csv": b"placeholder"}).replace(
+        b"Content-Transfer-Encoding: base64", b"Content-Transfer-Encoding: x-uuencode").replace(
+        base64.encodebytes(b"placeholder").replace(b"\n", b"\r\n"), encoded.replace(b"\n", b"\r\n"))
+    mail = Mail("T", Envelope("t@example.sch.uk", ("x@y.org",)), Client("127.0.0.1"), raw)
+    [csv_file] = inspect_mail(mail, Limits()).files
+    assert not csv_file.problems and csv_file.size == len(fm.csv_export())
+    assert confidential(csv_file)

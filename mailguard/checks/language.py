@@ -121,7 +121,7 @@ def texts(mail: Mail, quoted: str = "full", files: report.MailFiles | None = Non
 def _attached(files: list[report.FileReport], forwarded: bool = False,
               ) -> Iterator[tuple[report.FileReport, bool]]:
     for file in files:
-        inside = forwarded or file.family == "message"
+        inside = forwarded or file.family in ("message", "outlook")
         yield file, inside
         yield from _attached(file.members, inside)
 

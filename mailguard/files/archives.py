@@ -18,7 +18,7 @@ from typing import Any
 
 from mailguard.files.limits import Budget, LimitExceeded
 
-ARCHIVES = frozenset({"zip", "7z", "rar", "tar", "gzip", "bzip2", "xz", "tnef"})
+ARCHIVES = frozenset({"zip", "7z", "rar", "tar", "gzip", "bzip2", "xz", "tnef", "outlook"})
 _STREAMS = {"gzip": (gzip.open, ".gz"), "bzip2": (bz2.open, ".bz2"),
             "xz": (lzma.open, ".xz")}
 
@@ -41,6 +41,8 @@ def members(family: str, name: str, data: bytes, budget: Budget) -> Iterator[Mem
         yield from _rar(data, budget)
     elif family == "tnef":
         yield from _tnef(data, budget)
+    elif family == "outlook":
+        yield from _outlook(data, budget)
     else:
         yield from _tar_or_stream(family, name, data, budget)
 
@@ -127,3 +129,46 @@ def _tnef(data: bytes, budget: Budget) -> Iterator[Member]:
         name = item.long_filename() or (item.name.decode("cp1252", "replace")
                                         if isinstance(item.name, bytes) else item.name)
         yield Member(name or f"attachment {index}", bytes(item.data))
+
+
+_MSG_BODIES = (("__substg1.0_0037001F", "subject.txt"), ("__substg1.0_1000001F", "message body.txt"),
+               ("__substg1.0_1000001E", "message body.txt"),
+               ("__substg1.0_10130102", "message body.html"))
+
+
+def _outlook(data: bytes, budget: Budget) -> Iterator[Member]:
+    """A saved Outlook message (.msg, MS-OXMSG): subject and body as files, then each
+    attached file. (Messages attached inside it are listed as uninspectable by name.)"""
+    import olefile
+
+    ole = olefile.OleFileIO(data)
+
+    def stream(path: str) -> bytes:
+        budget.tick()
+        size = ole.get_size(path)
+        if size > budget.room():
+            raise LimitExceeded(f"{path} would unpack to {size} bytes")
+        raw = ole.openstream(path).read()
+        budget.spend(len(raw), len(data))
+        return raw
+
+    def text(path: str) -> str:
+        raw = stream(path)
+        return raw.decode("utf-16-le", "replace") if path.endswith("1F") else raw.decode(
+            "cp1252", "replace")
+
+    for path, name in _MSG_BODIES:
+        if ole.exists(path):
+            budget.member()
+            raw = stream(path)
+            yield Member(name, text(path).encode() if path.endswith(("1F", "1E")) else raw)
+    folders = sorted({entry[0] for entry in ole.listdir() if entry[0].startswith("__attach")})
+    for index, folder in enumerate(folders, 1):
+        budget.member()
+        name = next((text(f"{folder}/{s}") for s in ("__substg1.0_3707001F",
+                     "__substg1.0_3704001F", "__substg1.0_3001001F")
+                     if ole.exists(f"{folder}/{s}")), f"attachment {index}").rstrip("\0")
+        if ole.exists(f"{folder}/__substg1.0_37010102"):
+            yield Member(name, stream(f"{folder}/__substg1.0_37010102"))
+        else:   # an embedded message (3701000D): not opened
+            raise ValueError(f"{name} is a message inside the message")

@@ -35,7 +35,7 @@ _FAMILIES: dict[str, str] = {
     "application/msword": "ole",
     "application/vnd.ms-excel": "ole",
     "application/vnd.ms-powerpoint": "ole",
-    "application/vnd.ms-outlook": "ole",
+    "application/vnd.ms-outlook": "outlook",   # a saved Outlook message (.msg)
     "application/x-msi": "executable",
     "application/x-dosexec": "executable",
     "application/x-msdownload": "executable",
@@ -86,7 +86,8 @@ EXTENSIONS: dict[str, str] = {
     "pdf": "pdf",
     **dict.fromkeys(("docx", "xlsx", "pptx", "docm", "xlsm", "pptm", "dotx", "dotm", "xltx",
                      "xltm", "potx", "ppsx", "ppsm"), "ooxml"),
-    **dict.fromkeys(("doc", "xls", "ppt", "dot", "xlt", "pps", "msg"), "ole"),
+    **dict.fromkeys(("doc", "xls", "ppt", "dot", "xlt", "pps"), "ole"),
+    "msg": "outlook",
     **dict.fromkeys(("odt", "ods", "odp", "odg"), "odf"),
     **dict.fromkeys(("zip", "zipx"), "zip"),
     "7z": "7z", "rar": "rar", "tar": "tar", "gz": "gzip", "tgz": "gzip",
@@ -102,7 +103,8 @@ _COMPATIBLE = {
     "zip": {"ooxml", "odf", "script"}, "ooxml": {"zip"}, "odf": {"zip"},
     "text": {"csv", "html", "rtf", "script", "pgp", "message"}, "csv": {"text"},
     "html": {"text"}, "rtf": {"text"}, "gzip": {"tar"}, "pgp": {"text"},
-    "message": {"text"}, "ole": {"ooxml"},   # an encrypted .docx is a CFB container
+    "message": {"text", "outlook"},          # Apple Mail saves .msg files as plain messages
+    "ole": {"ooxml", "outlook"},             # an encrypted .docx is a CFB container
 }
 # Families the bytes alone make dangerous, whatever the name.
 DANGEROUS = frozenset({"executable", "script"})

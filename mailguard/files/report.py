@@ -118,8 +118,30 @@ def body_bytes(raw: bytes, part: Part) -> bytes | None:
                 return binascii.a2b_base64(view.tobytes() + b"==")
             except binascii.Error:
                 pass
+    if part.transfer_encoding in ("x-uuencode", "uuencode", "x-uue"):
+        return _uudecode(view.tobytes())
     data = decode_body(view, part.transfer_encoding)
     return None if data is None else bytes(data)
+
+
+def _uudecode(body: bytes) -> bytes | None:
+    """The old uuencode ("begin 644 name" … "end"), which some mailers still send."""
+    lines = body.splitlines()
+    start = next((i for i, line in enumerate(lines) if line.startswith(b"begin ")), None)
+    if start is None:
+        return b"" if not body.strip() else None
+    out = bytearray()
+    for line in lines[start + 1:]:
+        if line.strip() in (b"end", b"`", b""):
+            if line.strip() == b"end":
+                break
+            continue
+        try:
+            out += binascii.a2b_uu(line)
+        except binascii.Error:   # some encoders pad lines oddly: trust the length byte
+            size = ((line[0] - 32) & 63) * 4 // 3 + 4
+            out += binascii.a2b_uu(line[:size].ljust(size, b"`"))
+    return bytes(out)
 
 
 def inspect_file(path: str, declared: str, data: bytes, budget: Budget, depth: int) -> FileReport:
@@ -191,8 +213,9 @@ def _attachments(raw: bytes, tree: Part, budget: Budget, depth: int, prefix: str
         path = prefix + filename(part, index)
         if data is None:
             out.append(FileReport(path, part.end - part.body_start, "", "other", part.content_type,
-                                  problems=[Problem("uninspectable", "unknown transfer encoding "
-                                                    f"{part.transfer_encoding!r}")]))
+                                  problems=[Problem("uninspectable", "its transfer encoding "
+                                                    f"{part.transfer_encoding!r} could not be "
+                                                    "decoded")]))
             continue
         out.append(inspect_file(path, part.content_type, data, budget, depth))
     return out
