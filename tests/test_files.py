@@ -357,3 +357,25 @@ def test_a_uuencoded_attachment_is_decoded(tmp_path):
     [csv_file] = inspect_mail(mail, Limits()).files
     assert not csv_file.problems and csv_file.size == len(fm.csv_export())
     assert confidential(csv_file)
+
+
+MIME = CORPUS.parent / "mime"
+
+
+@pytest.mark.skipif(not MIME.is_dir(), reason="../shared/corpus is not on this machine")
+def test_every_corpus_message_is_inspected_and_the_real_malware_is_caught():
+    """214 real and malformed messages: none breaks the inspector, and the spam samples
+    that carry malware (a .exe in a zip, a .js two zips deep, a zip named .pdf, a
+    uuencoded zip) are each found by their contents."""
+    dangerous = {}
+    messages = [f for f in sorted(MIME.rglob("*")) if f.is_file() and f.suffix not in (".csv", ".tnef")]
+    assert len(messages) > 200
+    for path in messages:
+        raw = path.read_bytes()
+        mail = Mail("T", Envelope("t@example.sch.uk", ("x@y.org",)), Client("127.0.0.1"), raw)
+        for f in inspect_mail(mail, Limits()).walk():
+            if f.dangerous:
+                dangerous[path.name] = (f.dangerous, f.name.rpartition(".")[2])
+    assert dangerous == {"mail_test_1.eml": ("script", "js"), "mail_test_11.eml": ("script", "js"),
+                         "mail_test_4.eml": ("executable", "exe"),
+                         "mail_test_15.eml": ("executable", "exe")}

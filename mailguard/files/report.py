@@ -125,22 +125,24 @@ def body_bytes(raw: bytes, part: Part) -> bytes | None:
 
 
 def _uudecode(body: bytes) -> bytes | None:
-    """The old uuencode ("begin 644 name" … "end"), which some mailers still send."""
-    lines = body.splitlines()
-    start = next((i for i, line in enumerate(lines) if line.startswith(b"begin ")), None)
-    if start is None:
+    """The old uuencode ("begin 644 name" … "end"), which some mailers still send; lines
+    from sloppy encoders are cut to the length their first byte gives, as the stdlib does."""
+    lines = iter(body.splitlines())
+    if not any(line.startswith(b"begin ") for line in lines):
         return b"" if not body.strip() else None
     out = bytearray()
-    for line in lines[start + 1:]:
-        if line.strip() in (b"end", b"`", b""):
-            if line.strip() == b"end":
-                break
+    for line in lines:
+        if line.strip() == b"end":
+            break
+        if not line.strip():
             continue
         try:
             out += binascii.a2b_uu(line)
-        except binascii.Error:   # some encoders pad lines oddly: trust the length byte
-            size = ((line[0] - 32) & 63) * 4 // 3 + 4
-            out += binascii.a2b_uu(line[:size].ljust(size, b"`"))
+        except binascii.Error:
+            try:
+                out += binascii.a2b_uu(line[:(((line[0] - 32) & 63) * 4 + 5) // 3])
+            except binascii.Error:
+                return None
     return bytes(out)
 
 
@@ -209,7 +211,10 @@ def _unpack(report: FileReport, data: bytes, budget: Budget, depth: int) -> None
 def _attachments(raw: bytes, tree: Part, budget: Budget, depth: int, prefix: str) -> list[FileReport]:
     out = []
     for index, part in enumerate(attachment_parts(tree), 1):
-        data = body_bytes(raw, part)
+        try:
+            data = body_bytes(raw, part)
+        except (ValueError, binascii.Error):
+            data = None
         path = prefix + filename(part, index)
         if data is None:
             out.append(FileReport(path, part.end - part.body_start, "", "other", part.content_type,
