@@ -367,15 +367,20 @@ def test_every_corpus_message_is_inspected_and_the_real_malware_is_caught():
     """214 real and malformed messages: none breaks the inspector, and the spam samples
     that carry malware (a .exe in a zip, a .js two zips deep, a zip named .pdf, a
     uuencoded zip) are each found by their contents."""
-    dangerous = {}
+    dangerous, encrypted = {}, set()
     messages = [f for f in sorted(MIME.rglob("*")) if f.is_file() and f.suffix not in (".csv", ".tnef")]
     assert len(messages) > 200
     for path in messages:
         raw = path.read_bytes()
         mail = Mail("T", Envelope("t@example.sch.uk", ("x@y.org",)), Client("127.0.0.1"), raw)
-        for f in inspect_mail(mail, Limits()).walk():
+        report = inspect_mail(mail, Limits())
+        if report.encrypted_message:
+            encrypted.add(path.name)
+        for f in report.walk():
             if f.dangerous:
                 dangerous[path.name] = (f.dangerous, f.name.rpartition(".")[2])
+    # MimeKit's S/MIME enveloped samples, and only those, are encrypted as a whole.
+    assert encrypted == {f"content-length-0{n}.eml" for n in (11, 14, 18, 20)}
     assert dangerous == {"mail_test_1.eml": ("script", "js"), "mail_test_11.eml": ("script", "js"),
                          "mail_test_4.eml": ("executable", "exe"),
                          "mail_test_15.eml": ("executable", "exe")}

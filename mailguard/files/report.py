@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import binascii
 import io
+import re
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -100,8 +101,11 @@ def message_encryption(tree: Part, raw: bytes) -> str:
     if ctype == "multipart/encrypted":
         return f"the whole message is encrypted ({tree.headers.get_param('protocol')})"
     if ctype in SIGNED_TYPES and ctype.endswith("pkcs7-mime"):
-        body = decode_body(memoryview(raw)[tree.body_start:tree.end], tree.transfer_encoding)
-        if body is not None and encryption.detect("smime", bytes(body[:64])).state == YES:
+        head = raw[tree.body_start:min(tree.end, tree.body_start + 4096)]   # the DER header
+        if tree.transfer_encoding == "base64":
+            letters = re.sub(rb"[^A-Za-z0-9+/]", b"", head)
+            head = binascii.a2b_base64(letters[: len(letters) // 4 * 4])
+        if encryption.detect("smime", head[:64]).state == YES:
             return "the whole message is S/MIME encrypted"
     return ""
 
