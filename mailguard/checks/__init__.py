@@ -9,7 +9,16 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from mailguard.checks import antivirus, attachments, bcc, confidential, disclaimer, identity, language
+from mailguard.checks import (
+    antivirus,
+    attachments,
+    bcc,
+    confidential,
+    credentials,
+    disclaimer,
+    identity,
+    language,
+)
 
 # Order matters only for rewrites: bodies first (they reuse the parsed tree of the bytes as
 # received), then the top header block.
@@ -18,6 +27,7 @@ REGISTRY: dict[str, ModuleType] = {
     attachments.NAME: attachments,
     antivirus.NAME: antivirus,
     confidential.NAME: confidential,
+    credentials.NAME: credentials,
     language.NAME: language,
     disclaimer.NAME: disclaimer,
     bcc.NAME: bcc,
