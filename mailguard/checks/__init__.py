@@ -16,6 +16,7 @@ from mailguard.checks import (
     confidential,
     credentials,
     disclaimer,
+    disclosure,
     identity,
     language,
 )
@@ -28,6 +29,7 @@ REGISTRY: dict[str, ModuleType] = {
     antivirus.NAME: antivirus,
     confidential.NAME: confidential,
     credentials.NAME: credentials,
+    disclosure.NAME: disclosure,
     language.NAME: language,
     disclaimer.NAME: disclaimer,
     bcc.NAME: bcc,

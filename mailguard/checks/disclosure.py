@@ -1,0 +1,112 @@
+"""Staff giving pupils or parents their own contact details: a mobile number that is not one
+of the school's, a personal email address, or social media accounts.
+
+leventhorpe 'Personal Details': "do not give out your own personal details, such as mobile
+phone number, personal e-mail address or social network details to pupils, parents, carers";
+bourne 'Mobile Phones' and appendix B; vale section 5.1.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from mailguard.checks.confidential import FREEMAIL
+from mailguard.config import Action, OrganisationSettings, Section, Shared
+from mailguard.model import Finding, Mail
+from mailguard.textviews import views
+
+NAME = "disclosure"
+READS_BODY = True
+CLAUSE = "leventhorpe 'Personal Details'; bourne 'Mobile Phones' and appendix B; vale section 5.1"
+_MOBILE = re.compile(r"(?<![\d+])(?:\+44\s?\(?0?\)?\s?|0044\s?|0)7\d{3}[\s.-]?\d{3}[\s.-]?\d{3}(?!\d)")
+_EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+_SOCIAL_LINK = re.compile(r"(?i)\b(?:facebook|fb|instagram|tiktok|snapchat|twitter|x|threads)"
+                          r"\.com/(?!sharer|share|intent|home|login)@?([\w.]{2,40})")
+_SOCIAL_NAMED = re.compile(r"(?i)\b(?:snapchat|snap|insta|instagram|tiktok|facebook|twitter)"
+                           r"\s*(?:is|:|-|name)\s*@?([\w.]{3,30})")
+_HANDLE = re.compile(r"(?<![\w.@/])@([A-Za-z_][\w]{2,29})\b")
+# Left in the text of HTML mail by its style sheet: "@media", "@font-face" are not people.
+_CSS = frozenset({"media", "font", "import", "page", "keyframes", "charset", "supports",
+                  "namespace", "layer", "container", "property", "counter"})
+
+
+@dataclass(frozen=True)
+class Settings:
+    action: Action
+    school_numbers: frozenset[str]    # mobiles the school owns (trip phones), as digits
+    school_handles: frozenset[str]    # the school's own social accounts, lower case
+    freemail_domains: frozenset[str]
+    organisation: OrganisationSettings
+    directory: Any
+
+
+def digits(number: str) -> str:
+    """07700 900123, +44 7700 900123 and 0044 (0)7700-900-123 are one number: 07700900123."""
+    raw = re.sub(r"\D", "", number)
+    if raw.startswith("0044"):
+        raw = raw[4:]
+    elif raw.startswith("44"):
+        raw = raw[2:]
+    return "0" + raw.lstrip("0")
+
+
+def settings_from(sec: Section, shared: Shared) -> Settings:
+    action = sec.action("action", Action.REJECT if sec.table else Action.OFF)
+    numbers = sec.strings("school_numbers", [])
+    for number in numbers:
+        if not re.fullmatch(r"07\d{9}", digits(number)):
+            raise sec.error("school_numbers", f"{number!r} is not a UK mobile number")
+    return Settings(
+        action=action, school_numbers=frozenset(digits(n) for n in numbers),
+        school_handles=frozenset(h.lstrip("@").lower() for h in sec.strings("school_handles", [])),
+        freemail_domains=frozenset(d.lower() for d in sec.strings("freemail_domains",
+                                                                  list(FREEMAIL))),
+        organisation=shared.organisation, directory=shared.directory)
+
+
+def to_families(mail: Mail, settings: Settings) -> list[str]:
+    """The recipients who are parents or pupils (by the directory, or, without one, anyone
+    outside the organisation)."""
+    if settings.directory is None:
+        return [r for r in mail.envelope.recipients if not settings.organisation.owns(r)]
+    return [r for r in mail.envelope.recipients
+            if settings.directory.role_of(r) in ("parent", "pupil")]
+
+
+def details(text: str, mail: Mail, settings: Settings) -> list[str]:
+    """What in the sender's own words is a personal contact detail, described without it."""
+    found: list[str] = []
+    mobiles = {digits(m.group()) for m in _MOBILE.finditer(text)} - settings.school_numbers
+    if mobiles:
+        found.append(f"{len(mobiles)} mobile number{'s' if len(mobiles) > 1 else ''} not on "
+                     "the school's list")
+    recipients = {r.lower() for r in mail.envelope.recipients}
+    role = settings.directory.role_of if settings.directory else (lambda _: None)
+    for address in {m.group().lower().rstrip(".") for m in _EMAIL.finditer(text)} - recipients:
+        domain = address.rpartition("@")[2]
+        if settings.organisation.owns(address) or role(address) in ("parent", "supplier"):
+            continue
+        if role(address) == "staff" or domain in settings.freemail_domains:
+            found.append(f"a personal email address at {domain}")
+    handles = {h.lower() for pattern in (_SOCIAL_LINK, _SOCIAL_NAMED, _HANDLE)
+               for h in pattern.findall(text)} - settings.school_handles - _CSS
+    if handles:
+        found.append(f"{len(handles)} social media account{'s' if len(handles) > 1 else ''}")
+    return found
+
+
+async def inspect(mail: Mail, settings: Settings) -> list[Finding]:
+    families = to_families(mail, settings)
+    if not families:
+        return []
+    found = details(views(mail).own, mail, settings)
+    if not found:
+        return []
+    return [Finding(
+        check=NAME, rule="personal_details", action=settings.action, clause=CLAUSE,
+        severity="medium", evidence="; ".join(found),
+        message=f"the message gives a parent or pupil personal contact details ({'; '.join(found)})",
+        advice="use the school's own email, phone and accounts with pupils and parents; remove "
+               "your personal number, address or accounts and send it again")]
