@@ -19,6 +19,7 @@ from mailguard.checks import (
     disclosure,
     identity,
     language,
+    personal,
 )
 
 # Order matters only for rewrites: bodies first (they reuse the parsed tree of the bytes as
@@ -32,5 +33,6 @@ REGISTRY: dict[str, ModuleType] = {
     disclosure.NAME: disclosure,
     language.NAME: language,
     disclaimer.NAME: disclaimer,
+    personal.NAME: personal,   # its subject tag is a header rewrite: after the bodies
     bcc.NAME: bcc,
 }

@@ -1,0 +1,125 @@
+"""Personal mail: tagged 'personal' in the subject, or recognised by signals scored together
+(a personal address, personal words, no school context), with working hours noted.
+
+excalibur section 15: personal emails "should be labelled 'personal' in the subject header"
+and kept substantially out of working hours; vale section 5.2: not during work hours; bourne
+section 5c(ii): personal use of email is not allowed.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from mailguard import hours
+from mailguard.checks.confidential import FREEMAIL
+from mailguard.config import Action, OrganisationSettings, Section, Shared
+from mailguard.model import Finding, Mail
+from mailguard.rewrite import subject
+from mailguard.textviews import views
+
+NAME = "personal"
+READS_BODY = True
+CLAUSE = "excalibur section 15; vale section 5.2; bourne section 5c(ii)"
+WORDS = ("love you", "love u", "miss you", "xx", "xxx", "hun", "babe", "mum", "dad", "nan",
+         "grandma", "birthday", "dinner", "drinks", "pub", "party", "date night", "weekend",
+         "holiday", "our flight", "wedding", "hen do", "stag do", "gym", "netflix", "lol",
+         "can't wait", "see you tonight", "takeaway", "the dog", "mortgage", "my car")
+SCHOOL = ("pupil", "pupils", "student", "students", "class", "lesson", "lessons", "school",
+          "term", "homework", "meeting", "report", "reports", "parents", "staff", "governors",
+          "curriculum", "timetable", "ofsted", "assessment", "safeguarding", "trust",
+          "academy", "department", "year group", "sen", "trip", "invoice", "order")
+
+
+@dataclass(frozen=True)
+class Settings:
+    action: Action          # personal mail without the tag
+    tagged: Action          # personal mail with it
+    in_hours: Action | None  # either, when sent in working hours (if set)
+    auto_tag: bool          # add the tag and deliver instead of applying `action`
+    tag: re.Pattern[str]
+    prefix: str
+    threshold: int
+    words: re.Pattern[str]
+    school: re.Pattern[str]
+    hours: hours.WorkingHours
+    freemail_domains: frozenset[str]
+    organisation: OrganisationSettings
+    directory: Any
+
+
+def _alternation(words: tuple[str, ...]) -> re.Pattern[str]:
+    return re.compile(r"(?i)(?<![\w'])(?:" + "|".join(
+        re.escape(w) for w in sorted(words, key=len, reverse=True)) + r")(?![\w'])")
+
+
+def settings_from(sec: Section, shared: Shared) -> Settings:
+    action = sec.action("action", Action.LOG if sec.table else Action.OFF)
+    pattern = sec.string("tag", r"(?i)\bpersonal\b")
+    try:
+        tag = re.compile(pattern)
+    except re.error as e:
+        raise sec.error("tag", f"not a valid regular expression: {e}") from None
+    in_hours = sec.string("in_hours", "")
+    return Settings(
+        action=action, tagged=sec.action("tagged", Action.LOG),
+        in_hours=sec.action("in_hours", Action.LOG) if in_hours else None,
+        auto_tag=sec.boolean("auto_tag", False), tag=tag,
+        prefix=sec.string("prefix", "Personal:"),
+        threshold=sec.integer("threshold", 3, minimum=1),
+        words=_alternation(sec.strings("words", list(WORDS))),
+        school=_alternation(sec.strings("school_words", list(SCHOOL))),
+        hours=hours.from_section(sec.table_of("hours")),
+        freemail_domains=frozenset(d.lower() for d in sec.strings("freemail_domains",
+                                                                  list(FREEMAIL))),
+        organisation=shared.organisation, directory=shared.directory)
+
+
+def score(mail: Mail, text: str, settings: Settings) -> tuple[int, list[str]]:
+    """How personal the message looks, and the signals that say so (for IT to tune)."""
+    role = settings.directory.role_of if settings.directory else (lambda _: None)
+    personal = sorted({r.rpartition("@")[2].lower() for r in mail.envelope.recipients
+                       if role(r) not in ("parent", "supplier", "staff")}
+                      & settings.freemail_domains)
+    signals, total = [], 0
+    if personal:
+        total += 2
+        signals.append(f"to a personal address ({', '.join(personal)}) +2")
+    words = sorted({m.group().lower() for m in settings.words.finditer(text)})[:3]
+    if words:
+        total += len(words)
+        signals.append(f"personal words ({', '.join(words)}) +{len(words)}")
+    if not settings.school.search(text):
+        total += 1
+        signals.append("no school context +1")
+    return total, signals
+
+
+async def inspect(mail: Mail, settings: Settings) -> list[Finding]:
+    title = str(mail.headers.get("Subject", ""))
+    when = settings.hours.describe(mail.received_at)
+    in_hours = settings.hours.contains(mail.received_at)
+    if settings.tag.search(title):
+        action = settings.in_hours if in_hours and settings.in_hours else settings.tagged
+        return [Finding(check=NAME, rule="tagged", action=action, clause=CLAUSE, severity="low",
+                        message=f"personal mail, {when}", evidence=when,
+                        advice="keep personal mail to a minimum and out of working hours")]
+    total, signals = score(mail, views(mail).own, settings)
+    if total < settings.threshold:
+        return []
+    evidence = f"score {total} (threshold {settings.threshold}): {'; '.join(signals)}; {when}"
+    if settings.auto_tag:
+        return [Finding(check=NAME, rule="auto_tagged", action=Action.LOG, clause=CLAUSE,
+                        severity="low", evidence=evidence,
+                        message=f"personal mail without the tag: '{settings.prefix}' was added",
+                        advice="label personal mail 'personal' in the subject yourself",
+                        rewrite=partial(subject.tagged, tag=settings.prefix))]
+    action = settings.in_hours if in_hours and settings.in_hours else settings.action
+    return [Finding(
+        check=NAME, rule="untagged", action=action, clause=CLAUSE, severity="medium",
+        evidence=evidence,
+        message="personal emails must be labelled 'personal' in the subject (this one looks "
+                f"personal: {'; '.join(signals)})",
+        advice=f"add '{settings.prefix}' to the subject and send again")]
