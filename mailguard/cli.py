@@ -20,6 +20,9 @@ def cmd_check_config(args: argparse.Namespace, settings: Settings) -> int:
     enabled = [f"{n}={'rewrite' if getattr(s, 'rewrite', False) else s.action.value}"
                for n, s in settings.checks.items()]
     print(f"{settings.file}: ok (upstream {settings.upstream.url}; checks: {', '.join(enabled)})")
+    if settings.preset:
+        print(f"preset {settings.preset}; this file overrides its "
+              + (", ".join(settings.preset_overridden) or "nothing"))
     return 0
 
 
@@ -53,11 +56,14 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mailguard", description=__doc__)
     p.add_argument("--config", default=DEFAULT_CONFIG, help="config file (default %(default)s)")
+    p.add_argument("--preset", default=None, help="a trust's policy preset (config/presets/)")
     sub = p.add_subparsers(dest="command", required=True)
 
     def command(name: str, help: str) -> argparse.ArgumentParser:
         c = sub.add_parser(name, help=help)
         c.add_argument("--config", default=argparse.SUPPRESS, help="config file")
+        c.add_argument("--preset", default=argparse.SUPPRESS,
+                       help="a trust's policy preset, under the config file's own settings")
         return c
 
     s = command("serve", "run the gateway")
@@ -136,6 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.preset:   # through the environment, so worker processes and reloads use it too
+        os.environ[config.PRESET_ENV] = args.preset
     if args.command == "passwd":
         return setup.cmd_passwd(args)
     if args.command == "dkim":

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 import socket
 import tomllib
@@ -246,6 +247,9 @@ class Settings:
     web: WebSettings
     checks: Mapping[str, Any] = field(default_factory=dict)
     directory: Any = None
+    clauses: Mapping[str, str] = field(default_factory=dict)   # check → the policy it cites
+    preset: str = ""
+    preset_overridden: tuple[str, ...] = ()   # the preset's keys this file sets otherwise
     dkim: DkimSettings = field(default_factory=lambda: DkimSettings({}, "relaxed/simple"))
 
 
@@ -374,7 +378,9 @@ def _inspection(sec: Section) -> Limits:
                   time_limit=sec.number("time_limit", d.time_limit, minimum=0.1))
 
 
-def _checks(sec: Section, shared: Shared) -> dict[str, Any]:
+def _checks(sec: Section, shared: Shared, clauses: dict[str, str]) -> dict[str, Any]:
+    """Every check's settings; a check's `clause` (the school's own policy reference, as a
+    preset sets it) goes into `clauses` and replaces the clause its findings cite."""
     from mailguard.checks import REGISTRY
 
     result: dict[str, Any] = {}
@@ -383,6 +389,9 @@ def _checks(sec: Section, shared: Shared) -> dict[str, Any]:
             raise sec.error(name, f"unknown check; known checks: {', '.join(sorted(REGISTRY))}")
     for name, module in REGISTRY.items():
         table = sec.table_of(name)
+        clause = table.string("clause", "")
+        if clause:
+            clauses[name] = clause
         result[name] = module.settings_from(table, shared)
         if getattr(result[name], "action", None) is Action.NOTIFY and \
                 not shared.organisation.safeguarding_lead:
@@ -390,6 +399,38 @@ def _checks(sec: Section, shared: Shared) -> dict[str, Any]:
                               "[organisation] safeguarding_lead to their address")
         table.done()
     return result
+
+
+PRESETS = Path(__file__).resolve().parent.parent / "config" / "presets"
+PRESET_ENV = "MAILGUARD_PRESET"   # set by `--preset`, so workers and reloads see it too
+
+
+def with_preset(raw: dict[str, Any], name: Any, file: str) -> dict[str, Any]:
+    """The config on top of a trust's preset (config/presets/NAME.toml): every key the local
+    file sets wins; the preset fills in the rest."""
+    known = sorted(p.stem for p in PRESETS.glob("*.toml"))
+    if not isinstance(name, str) or name not in known:
+        raise ConfigError(f"{file}: preset: unknown preset {name!r}; presets: {', '.join(known)}")
+    preset_file = PRESETS / f"{name}.toml"
+    try:
+        merged = tomllib.loads(preset_file.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as e:
+        raise ConfigError(f"{preset_file}: cannot read: {e}") from None
+
+    overridden: list[str] = []
+
+    def merge(base: dict[str, Any], extra: dict[str, Any], where: str) -> dict[str, Any]:
+        for key, value in extra.items():
+            if isinstance(value, dict) and isinstance(base.get(key), dict):
+                merge(base[key], value, f"{where}{key}.")
+            else:
+                if key in base:
+                    overridden.append(f"{where}{key}")
+                base[key] = value
+        return base
+    merge(merged, {k: v for k, v in raw.items() if k != "preset"}, "")
+    merged["preset"] = {"name": name, "overridden": overridden}
+    return merged
 
 
 def load(path: str | Path, *, checks: bool = True) -> Settings:
@@ -414,7 +455,13 @@ def load(path: str | Path, *, checks: bool = True) -> Settings:
     base = path.resolve().parent
     if base.name == "config":
         base = base.parent
+    preset = os.environ.get(PRESET_ENV) or raw.get("preset", "")
+    overridden: list[str] = []
+    if preset:
+        raw = with_preset(raw, preset, file)
+        overridden = raw.pop("preset")["overridden"]
     top = Section(file, "", raw)
+    top.seen.add("preset")
 
     def part(name: str, build: Callable[[Section], T]) -> T:
         sec = top.table_of(name)
@@ -423,6 +470,7 @@ def load(path: str | Path, *, checks: bool = True) -> Settings:
         sec.done()
         return value
 
+    clauses: dict[str, str] = {}
     storage = part("storage", lambda s: _storage(s, base))
     org = part("organisation", _organisation)
     directory = part("directory", lambda s: _directory(s, base))
@@ -434,7 +482,8 @@ def load(path: str | Path, *, checks: bool = True) -> Settings:
         organisation=org,
         storage=storage,
         web=part("web", _web),
-        checks=part("checks", lambda s: _checks(s, shared)) if checks else {},
+        checks=part("checks", lambda s: _checks(s, shared, clauses)) if checks else {},
+        clauses=clauses, preset=str(preset), preset_overridden=tuple(overridden),
         directory=directory,
         dkim=part("dkim", lambda s: _dkim(s, base)) if checks else DkimSettings({}, ""),
     )

@@ -7,6 +7,7 @@ the message or it is durably in quarantine.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import textwrap
 import time
 from collections.abc import Callable
@@ -61,7 +62,10 @@ async def inspect(mail: Mail, settings: Settings) -> tuple[Finding, ...] | str |
     for name, check_settings in enabled:
         try:
             async with asyncio.timeout(CHECK_TIMEOUT):
-                findings.extend(await REGISTRY[name].inspect(mail, check_settings))
+                found = await REGISTRY[name].inspect(mail, check_settings)
+            if clause := settings.clauses.get(name):   # the trust's own policy, from its preset
+                found = [dataclasses.replace(f, clause=clause) for f in found]
+            findings.extend(found)
         except model.Unavailable as e:
             log.warning("check_unavailable", check=name, id=mail.id, error=str(e))
             return model.Unavailable(f"the {name} check could not run: {e}")
