@@ -20,6 +20,8 @@ def cmd_check_config(args: argparse.Namespace, settings: Settings) -> int:
     enabled = [f"{n}={'rewrite' if getattr(s, 'rewrite', False) else s.action.value}"
                for n, s in settings.checks.items()]
     print(f"{settings.file}: ok (upstream {settings.upstream.url}; checks: {', '.join(enabled)})")
+    for problem in settings.directory.problems if settings.directory else ():
+        print(f"warning: directory row skipped: {problem}")
     if settings.preset:
         print(f"preset {settings.preset}; this file overrides its "
               + (", ".join(settings.preset_overridden) or "nothing"))

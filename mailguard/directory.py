@@ -32,6 +32,7 @@ class Contact:
 @dataclass(frozen=True)
 class Directory:
     contacts: Mapping[str, Contact]
+    problems: tuple[str, ...] = ()   # rows left out, each as `file: line N: problem`
 
     def role_of(self, address: str) -> str | None:
         contact = self.contacts.get(address.strip().lower())
@@ -49,19 +50,26 @@ class Directory:
             raise DirectoryError(f"{name}: line 1: needs columns {', '.join(COLUMNS)}; "
                                  f"missing {', '.join(sorted(missing))}")
         contacts: dict[str, Contact] = {}
+        problems: list[str] = []
         for row in reader:
             row = {k.strip().lower(): (v or "").strip() for k, v in row.items() if k}
             email, role = row.get("email", "").lower(), row.get("role", "").lower()
             if not email and not role:
                 continue
-            if "@" not in email:
-                raise DirectoryError(f"{name}: line {reader.line_num}: {email!r} is not an "
-                                     "email address")
-            if role not in ROLES:
-                raise DirectoryError(f"{name}: line {reader.line_num}: role {role!r} must be "
-                                     f"one of {', '.join(ROLES)}")
+            problem = _row_problem(email, role)
+            if problem:   # one bad row must not cost the school every other contact
+                problems.append(f"{name}: line {reader.line_num}: {problem}")
+                continue
             contacts[email] = Contact(email, role, row.get("name", ""), row.get("pupils", ""))
-        return cls(contacts)
+        return cls(contacts, tuple(problems))
+
+
+def _row_problem(email: str, role: str, written: str = "", hint: str = "") -> str | None:
+    if "@" not in email or " " in email or email.startswith("@") or email.endswith("@"):
+        return f"{email!r} is not an email address"
+    if role not in ROLES:
+        return f"role {(written or role)!r} is not one of {', '.join(ROLES)}{hint}"
+    return None
 
 
 def write(contacts: Iterable[Contact], path: Path) -> int:
@@ -77,12 +85,14 @@ def write(contacts: Iterable[Contact], path: Path) -> int:
 
 
 def import_mis(text: str, columns: Mapping[str, str], role: str | None,
-               role_values: Mapping[str, str], name: str = "export.csv") -> list[Contact]:
+               role_values: Mapping[str, str], name: str = "export.csv",
+               ) -> tuple[list[Contact], list[str]]:
     """Contacts from a MIS export (SIMS, Arbor, Bromcom …) whose column names differ by system.
 
     `columns` maps our fields (email, role, name, pupils) to the export's column names;
     `role` fixes the role for every row (a parents' contact list); `role_values` maps the
-    export's words (Mother, Father, Carer …) to ours.
+    export's words (Mother, Father, Carer …) to ours. Bad rows are left out and returned,
+    each as `file: line N: problem`.
     """
     reader = csv.DictReader(io.StringIO(text))
     fields = reader.fieldnames or []
@@ -90,24 +100,26 @@ def import_mis(text: str, columns: Mapping[str, str], role: str | None,
         if theirs not in fields:
             raise DirectoryError(f"{name}: line 1: no column {theirs!r} for {ours}; columns "
                                  f"are {', '.join(fields)}")
-    contacts = []
+    contacts, problems = [], []
     for row in reader:
         email = row.get(columns.get("email", "email"), "").strip().lower()
         if not email:
             continue
         value = role or row.get(columns.get("role", "role"), "").strip()
         mapped = role_values.get(value.lower(), value.lower())
-        if mapped not in ROLES:
-            raise DirectoryError(f"{name}: line {reader.line_num}: role {value!r} is not one of "
-                                 f"{', '.join(ROLES)}; map it with --role-value {value}=parent")
+        problem = _row_problem(email, mapped, value, f"; map it with --role-value {value}=parent")
+        if problem:
+            problems.append(f"{name}: line {reader.line_num}: {problem}")
+            continue
         contacts.append(Contact(email, mapped,
                                 row.get(columns.get("name", "name"), "").strip(),
                                 row.get(columns.get("pupils", "pupils"), "").strip()))
-    return contacts
+    return contacts, problems
 
 
 def settings_from(sec: Section, base: Path) -> Directory | None:
-    """The [directory] table: the contacts file, read now so a bad row is a config error."""
+    """The [directory] table: the contacts file, read now. A file that cannot be used is a
+    config error; bad rows are left out and listed in `problems` (logged at start)."""
     path = sec.path("file", base)
     if path is None:
         return None

@@ -96,6 +96,8 @@ def serve(config_path: Path, *, worker: bool = False) -> int:
         print(f"mailguard: {e}", file=sys.stderr)
         return 2
     logs.configure()
+    for problem in settings.directory.problems if settings.directory and not worker else ():
+        log.warning("directory_row_skipped", problem=problem)
     multi = settings.server.workers > 1 or worker
     if multi:
         metrics_dir = settings.storage.data_dir / "metrics"

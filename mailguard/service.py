@@ -68,6 +68,8 @@ class Instance:
         self.handler.pipeline.settings = new
         self.handler.refresh_tls()
         log.info("reloaded", config=str(self.config_path))
+        for problem in new.directory.problems if new.directory else ():
+            log.warning("directory_row_skipped", problem=problem)
 
     def watched(self) -> dict[Path, tuple[float, int]]:
         """The wordlist files in use, with their modification time and size."""

@@ -176,7 +176,12 @@ def test_directory_import_maps_a_mis_export(tmp_path):
         "email,role,name,pupils", "dad@example.com,parent,Bob Smith,Jo Smith",
         "mum@example.com,parent,Ann Smith,Jo Smith"]
     bad = subprocess.run(args[:-4], capture_output=True, text=True, cwd=ROOT, timeout=60)
-    assert bad.returncode == 2 and "role 'Mother' is not one of" in bad.stderr
+    assert bad.returncode == 2 and "line 2: role 'Mother' is not one of" in bad.stderr
+    assert "line 3: role 'Father' is not one of" in bad.stderr and "not written" in bad.stderr
+    mixed = subprocess.run(args[:-2], capture_output=True, text=True, cwd=ROOT, timeout=60)
+    assert mixed.returncode == 0, mixed.stderr
+    assert "skipped: " in mixed.stderr and "line 3: role 'Father'" in mixed.stderr
+    assert "1 contacts (1 rows skipped" in mixed.stdout
     wrong = subprocess.run([*args[:8], "--column", "email=E-mail"], capture_output=True, text=True,
                            cwd=ROOT, timeout=60)
     assert wrong.returncode == 2 and "no column 'E-mail' for email" in wrong.stderr
@@ -202,3 +207,20 @@ def test_thirty_parents_through_a_real_postfix(bcc_gateway, sink, mode):
             assert not shown(m.data) & (set(PARENTS) - set(m.recipients))
     finally:
         pf.stop()
+
+
+def test_a_directory_with_bad_rows_keeps_the_good_ones_and_names_the_bad(make_gateway, sink,
+                                                                        tmp_path):
+    (tmp_path / "directory.csv").write_text(
+        "email,role,name\n" + "".join(f"{p},parent,P\n" for p in PARENTS[:3])
+        + "not-an-address,parent,X\nhead@example.sch.uk,teacher,Head\n")
+    gw = make_gateway({"directory": {"file": str(tmp_path / "directory.csv")},
+                       "checks": {"bcc": {"action": "rewrite"}}})
+    out = gw.cli("check-config")
+    assert out.returncode == 0, out.stderr
+    assert "directory.csv: line 5: 'not-an-address' is not an email address" in out.stdout
+    assert "directory.csv: line 6: role 'teacher' is not one of" in out.stdout
+    assert "directory_row_skipped" in gw.log()
+    assert gw.send(bulk(PARENTS[:3]), recipients=tuple(PARENTS[:3]))[0] == 250
+    [got] = sink.wait_for(1)
+    assert not shown(got.data) & set(PARENTS[:3])   # the good rows are parents, now in Bcc

@@ -52,8 +52,14 @@ def cmd_directory_import(args: argparse.Namespace) -> int:
         return 2
     try:
         text = Path(args.export).read_text(encoding="utf-8-sig")
-        contacts = directory.import_mis(text, columns, args.role,
-                                        pairs(args.role_value, "--role-value"), args.export)
+        contacts, problems = directory.import_mis(text, columns, args.role,
+                                                  pairs(args.role_value, "--role-value"),
+                                                  args.export)
+        for problem in problems:
+            print(f"skipped: {problem}", file=sys.stderr)
+        if problems and not contacts:
+            print("mailguard: no usable rows; the directory was not written", file=sys.stderr)
+            return 2
         out = Path(args.out)
         if args.merge and out.exists():
             contacts = [*directory.Directory.load(out).contacts.values(), *contacts]
@@ -61,7 +67,9 @@ def cmd_directory_import(args: argparse.Namespace) -> int:
     except (OSError, UnicodeDecodeError, directory.DirectoryError) as e:
         print(f"mailguard: {e}", file=sys.stderr)
         return 2
-    print(f"{out}: {count} contacts; reload mailguard (SIGHUP) to use them")
+    print(f"{out}: {count} contacts"
+          + (f" ({len(problems)} rows skipped, listed above)" if problems else "")
+          + "; reload mailguard (SIGHUP) to use them")
     return 0
 
 
