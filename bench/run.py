@@ -8,6 +8,7 @@
   language  the wordlist scan on 1 MB of text beside re and Hyperscan (language_speed.py)
   files     attachment inspection per MB per file type; memory for a 25 MB attachment
             (attachment_speed.py)
+  people    what the personal, disclosure and credentials checks add per message (people_speed.py)
 
 Throughput counts until the sink has every message. Added latency is measured at half the
 Postfix rate (the target's load) and at half of mailguard's own, with a small asyncio client,
@@ -275,6 +276,10 @@ def main() -> int:
 
         results["attachments"] = attachment_speed.measure()
         print(attachment_speed.report(results["attachments"]), flush=True)
+        import people_speed
+
+        results["people"] = people_speed.measure()
+        print(people_speed.report(results["people"]), flush=True)
     finally:
         postfix.stop()
         sink.stop()

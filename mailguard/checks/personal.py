@@ -17,6 +17,7 @@ from mailguard import hours
 from mailguard.checks.confidential import FREEMAIL
 from mailguard.config import Action, OrganisationSettings, Section, Shared
 from mailguard.model import Finding, Mail
+from mailguard.phrases import Phrases
 from mailguard.rewrite import subject
 from mailguard.textviews import views
 
@@ -42,17 +43,12 @@ class Settings:
     tag: re.Pattern[str]
     prefix: str
     threshold: int
-    words: re.Pattern[str]
-    school: re.Pattern[str]
+    words: Phrases
+    school: Phrases
     hours: hours.WorkingHours
     freemail_domains: frozenset[str]
     organisation: OrganisationSettings
     directory: Any
-
-
-def _alternation(words: tuple[str, ...]) -> re.Pattern[str]:
-    return re.compile(r"(?i)(?<![\w'])(?:" + "|".join(
-        re.escape(w) for w in sorted(words, key=len, reverse=True)) + r")(?![\w'])")
 
 
 def settings_from(sec: Section, shared: Shared) -> Settings:
@@ -69,8 +65,8 @@ def settings_from(sec: Section, shared: Shared) -> Settings:
         auto_tag=sec.boolean("auto_tag", False), tag=tag,
         prefix=sec.string("prefix", "Personal:"),
         threshold=sec.integer("threshold", 3, minimum=1),
-        words=_alternation(sec.strings("words", list(WORDS))),
-        school=_alternation(sec.strings("school_words", list(SCHOOL))),
+        words=Phrases(sec.strings("words", list(WORDS))),
+        school=Phrases(sec.strings("school_words", list(SCHOOL))),
         hours=hours.from_section(sec.table_of("hours")),
         freemail_domains=frozenset(d.lower() for d in sec.strings("freemail_domains",
                                                                   list(FREEMAIL))),
@@ -87,11 +83,11 @@ def score(mail: Mail, text: str, settings: Settings) -> tuple[int, list[str]]:
     if personal:
         total += 2
         signals.append(f"to a personal address ({', '.join(personal)}) +2")
-    words = sorted({m.group().lower() for m in settings.words.finditer(text)})[:3]
+    words = sorted(settings.words.found(text))[:3]
     if words:
         total += len(words)
         signals.append(f"personal words ({', '.join(words)}) +{len(words)}")
-    if not settings.school.search(text):
+    if not settings.school.found(text):
         total += 1
         signals.append("no school context +1")
     return total, signals

@@ -1,0 +1,62 @@
+#!/usr/bin/env python3
+"""What the people rules (personal, disclosure, credentials) add per 10 KB message, through
+the pipeline's own assess(), beside the same config without them, in the same run.
+
+Issue 6's target: under 0.2 ms per 10 KB message for these checks together.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+import filemaker as fm  # noqa: E402
+
+from mailguard import config, pipeline  # noqa: E402
+from mailguard.model import Client, Envelope, Mail  # noqa: E402
+
+PEOPLE = ("personal", "disclosure", "credentials")
+
+
+def measure(count: int = 2000) -> dict:
+    full = config.load(ROOT / "config" / "mailguard.toml")
+    bare = dataclasses.replace(full, checks={k: v for k, v in full.checks.items()
+                                             if k not in PEOPLE})
+    words = " ".join(["The class read the next chapter and wrote a summary of it."] * 175)
+    cases = {"to a colleague": ("head@example.sch.uk", words),
+             "to a parent's gmail": ("parent@gmail.com", words),
+             "to a friend's gmail, personal": ("sam@gmail.com",
+                                               "Dinner tonight? love you xx " * 370)}
+    out = {}
+    for label, (to, body) in cases.items():
+        raw = fm.mail_with({}, to=to, body=body)
+
+        async def run(settings: config.Settings, raw: bytes = raw, to: str = to) -> float:
+            started = time.perf_counter()
+            for i in range(count):
+                mail = Mail(str(i), Envelope("t@example.sch.uk", (to,)), Client("127.0.0.1"), raw)
+                await pipeline.assess(mail, settings)
+            return (time.perf_counter() - started) * 1000 / count
+
+        without = min(asyncio.run(run(bare)) for _ in range(3))
+        with_them = min(asyncio.run(run(full)) for _ in range(3))
+        out[label] = {"kb": len(raw) / 1024, "without_ms": without, "added_ms": with_them - without}
+    return out
+
+
+def report(r: dict) -> str:
+    lines = ["people rules (personal, disclosure, credentials) added per message:"]
+    for label, c in r.items():
+        lines.append(f"  {label:30} {c['kb']:.1f} KB  +{c['added_ms']:.3f} ms "
+                     f"(other checks {c['without_ms']:.3f} ms)")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(report(measure()))
