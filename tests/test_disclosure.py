@@ -63,3 +63,40 @@ def test_a_school_number_that_is_not_a_mobile_is_a_config_error(make_gateway):
     out = gw.cli("check-config")
     assert out.returncode == 2
     assert "checks.disclosure.school_numbers: '01234 567890' is not a UK mobile number" in out.stderr
+
+
+def test_a_pupil_is_written_to_only_at_school(make_gateway, sink, tmp_path):
+    (tmp_path / "directory.csv").write_text("email,role,name\npupil7@example.sch.uk,pupil,Amy\n"
+                                            "amy.home@gmail.com,pupil,Amy\n")
+    gw = make_gateway({"directory": {"file": str(tmp_path / "directory.csv")},
+                       "checks": {"disclosure": {"action": "reject"}}})
+    code, text = gw.send(message(to="amy.home@gmail.com", body="Your homework is attached.\r\n"),
+                         recipients=("amy.home@gmail.com",))
+    assert code == 550 and b"write to pupils only at their school email address" in text
+    assert b"bourne appendix B" in text
+    assert gw.send(message(to="pupil7@example.sch.uk", body="Your homework.\r\n"),
+                   recipients=("pupil7@example.sch.uk",))[0] == 250
+
+
+def test_work_forwarded_to_the_senders_own_gmail_is_held(make_gateway, sink, tmp_path):
+    import filemaker as fm
+    (tmp_path / "directory.csv").write_text(
+        "email,role,name\njo.smith@example.sch.uk,staff,Jo Smith\nhome.jo@icloud.com,staff,Jo Smith\n")
+    gw = make_gateway({"directory": {"file": str(tmp_path / "directory.csv")},
+                       "checks": {"disclosure": {"action": "reject", "to_self": "quarantine"}}})
+    report = {"reports.docx": fm.docx_file("Year 9 reports")}
+
+    def send(to: str, files: dict) -> tuple[int, bytes]:
+        raw = fm.mail_with(files, to=to).replace(b"From: teacher@example.sch.uk",
+                                                  b"From: Jo Smith <jo.smith@example.sch.uk>")
+        with gw.client() as c:
+            c.mail("jo.smith@example.sch.uk")
+            c.rcpt(to)
+            return c.data(raw)
+    assert send("josmith1985@gmail.com", report)[1].startswith(b"2.0.0 Held for review")   # name match
+    assert send("home.jo@icloud.com", report)[1].startswith(b"2.0.0 Held for review")      # directory
+    assert send("josmith1985@gmail.com", {})[0] == 250                               # no attachment
+    assert send("sam.jones@gmail.com", report)[0] == 250                             # someone else
+    sink.wait_for(2)
+    assert [e["checks"] for e in gw.events()] == [
+        ["disclosure.to_self"], ["disclosure.to_self"], [], []]

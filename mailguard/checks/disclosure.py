@@ -14,6 +14,7 @@ from typing import Any
 
 from mailguard.checks.confidential import FREEMAIL
 from mailguard.config import Action, OrganisationSettings, Section, Shared
+from mailguard.files.report import attachment_parts
 from mailguard.model import Finding, Mail
 from mailguard.textviews import views
 
@@ -34,7 +35,9 @@ _CSS = frozenset({"media", "font", "import", "page", "keyframes", "charset", "su
 
 @dataclass(frozen=True)
 class Settings:
-    action: Action
+    action: Action              # personal details given to parents or pupils
+    pupil_personal: Action      # a pupil written to at a non-school address
+    to_self: Action             # work mail with attachments sent to the sender's own account
     school_numbers: frozenset[str]    # mobiles the school owns (trip phones), as digits
     school_handles: frozenset[str]    # the school's own social accounts, lower case
     freemail_domains: frozenset[str]
@@ -59,7 +62,9 @@ def settings_from(sec: Section, shared: Shared) -> Settings:
         if not re.fullmatch(r"07\d{9}", digits(number)):
             raise sec.error("school_numbers", f"{number!r} is not a UK mobile number")
     return Settings(
-        action=action, school_numbers=frozenset(digits(n) for n in numbers),
+        action=action, pupil_personal=sec.action("pupil_personal", action),
+        to_self=sec.action("to_self", Action.QUARANTINE if sec.table else Action.OFF),
+        school_numbers=frozenset(digits(n) for n in numbers),
         school_handles=frozenset(h.lstrip("@").lower() for h in sec.strings("school_handles", [])),
         freemail_domains=frozenset(d.lower() for d in sec.strings("freemail_domains",
                                                                   list(FREEMAIL))),
@@ -97,16 +102,71 @@ def details(text: str, mail: Mail, settings: Settings) -> list[str]:
     return found
 
 
+def pupils_at_home(mail: Mail, settings: Settings) -> list[str]:
+    """Recipients the directory lists as pupils, at an address outside the school."""
+    if settings.directory is None:
+        return []
+    return [r for r in mail.envelope.recipients if settings.directory.role_of(r) == "pupil"
+            and not settings.organisation.owns(r)]
+
+
+def _tokens(text: str) -> list[str]:
+    return [t for t in re.split(r"[^a-z]+", text.lower()) if t]
+
+
+def own_accounts(mail: Mail, settings: Settings) -> list[str]:
+    """Free-mail recipients that are the sender's own: the directory's personal address for
+    the same person, or an address made of the sender's names (jo.smith → josmith74@…)."""
+    sender = mail.envelope.sender.lower()
+    froms = mail.addresses("From")
+    display = froms[0][0] if froms else ""
+    directory = settings.directory
+    me = directory.contacts.get(sender) if directory else None
+    names = _tokens(display) or _tokens(sender.partition("@")[0])
+    out = []
+    for r in mail.envelope.recipients:
+        domain = r.rpartition("@")[2].lower()
+        if domain not in settings.freemail_domains:
+            continue
+        known = directory.contacts.get(r.lower()) if directory else None
+        if known and me and known.role == "staff" and known.name and known.name == me.name:
+            out.append(r)
+            continue
+        local = re.sub(r"[^a-z]", "", r.partition("@")[0].lower())
+        surname = next((n for n in reversed(names) if len(n) >= 3), "")
+        if surname and surname in local and local.startswith(names[0][:1]):
+            out.append(r)
+    return out
+
+
 async def inspect(mail: Mail, settings: Settings) -> list[Finding]:
+    found: list[Finding] = []
+    for address in pupils_at_home(mail, settings):
+        found.append(Finding(
+            check=NAME, rule="pupil_personal", action=settings.pupil_personal,
+            clause="bourne appendix B 'Email and Internet Use'", severity="medium",
+            evidence=f"a pupil at {address.rpartition('@')[2]}",
+            message="a pupil is written to at a personal address, not their school one",
+            advice="write to pupils only at their school email address"))
+    if settings.to_self is not Action.OFF and attachment_parts(mail.parts):
+        mine = own_accounts(mail, settings)
+        if mine:
+            found.append(Finding(
+                check=NAME, rule="to_self", action=settings.to_self,
+                clause="vale section 5.1; bourne appendix B", severity="medium",
+                evidence=f"attachments to {', '.join(m.rpartition('@')[2] for m in mine)}",
+                message="work mail with attachments is going to what looks like your own "
+                        "personal account",
+                advice="keep school work in school systems (OneDrive, Google Drive or remote "
+                       "access); ask IT how to work from home"))
     families = to_families(mail, settings)
-    if not families:
-        return []
-    found = details(views(mail).own, mail, settings)
-    if not found:
-        return []
-    return [Finding(
-        check=NAME, rule="personal_details", action=settings.action, clause=CLAUSE,
-        severity="medium", evidence="; ".join(found),
-        message=f"the message gives a parent or pupil personal contact details ({'; '.join(found)})",
-        advice="use the school's own email, phone and accounts with pupils and parents; remove "
-               "your personal number, address or accounts and send it again")]
+    details_found = details(views(mail).own, mail, settings) if families else []
+    if details_found:
+        found.append(Finding(
+            check=NAME, rule="personal_details", action=settings.action, clause=CLAUSE,
+            severity="medium", evidence="; ".join(details_found),
+            message="the message gives a parent or pupil personal contact details "
+                    f"({'; '.join(details_found)})",
+            advice="use the school's own email, phone and accounts with pupils and parents; "
+                   "remove your personal number, address or accounts and send it again"))
+    return [f for f in found if f.action is not Action.OFF]
