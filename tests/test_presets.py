@@ -31,6 +31,8 @@ CASES = {
     "impostor": (lambda: message(from_="head.teacher@gmail.com"), ["parent@gmail.com"]),
     "exposed parents": (lambda: message(to=", ".join(PARENTS), subject="Trip",
                                         body="The coach leaves at 9.\r\n"), PARENTS),
+    "copied to all": (lambda: message(to="undisclosed-recipients:;", body="FYI\r\n"),
+                      [f"parent{i}@gmail.com" for i in range(60)]),
     "nothing wrong": (lambda: fm.mail_with({"minutes.docx": fm.docx_file("Governors' minutes")},
                                            body="The minutes of the governors' meeting.\n"),
                       ["clerk@otherschool.org.uk"]),
@@ -62,6 +64,7 @@ EXPECTED = {
         ("password", "held", "credentials.password", "Soke AUP 'Systems Use and Data Security'"),
         ("tagged", "delivered", "personal.tagged", None),
         ("threat", "held", "language.threats", "Soke AUP 'E-mail etiquette'"),
+        ("copied to all", "rejected", "limits.recipients", "Soke AUP 'general guidance'"),
     ],
     "bourne": [
         ("tagged", "held", "personal.tagged", "Bourne ICT policy section 5c(ii)"),

@@ -19,6 +19,7 @@ from mailguard.checks import (
     disclosure,
     identity,
     language,
+    limits,
     personal,
 )
 
@@ -26,6 +27,7 @@ from mailguard.checks import (
 # received), then the top header block.
 REGISTRY: dict[str, ModuleType] = {
     identity.NAME: identity,
+    limits.NAME: limits,
     attachments.NAME: attachments,
     antivirus.NAME: antivirus,
     confidential.NAME: confidential,
