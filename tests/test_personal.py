@@ -113,3 +113,11 @@ def test_bad_hours_are_config_errors(tmp_path, table, expected):
     with pytest.raises(config.ConfigError) as e:
         config.load(path)
     assert f"checks.personal.hours.{expected}" in str(e.value)
+
+
+def test_a_terse_note_to_an_unlisted_gmail_is_not_taken_for_personal_mail(make_gateway, sink):
+    gw = make_gateway(EXCALIBUR)
+    raw = message(to="parent@gmail.com", subject="Year 7 list", body="Please find attached.\r\n")
+    assert gw.send(raw, recipients=("parent@gmail.com",))[0] == 250
+    sink.wait_for(1)
+    assert gw.events()[0]["checks"] == []

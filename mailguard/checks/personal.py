@@ -80,9 +80,9 @@ def score(mail: Mail, text: str, settings: Settings) -> tuple[int, list[str]]:
                        if role(r) not in ("parent", "supplier", "staff")}
                       & settings.freemail_domains)
     signals, total = [], 0
-    if personal:
-        total += 2
-        signals.append(f"to a personal address ({', '.join(personal)}) +2")
+    if personal:   # +1 only: a terse school note to an unlisted parent's Gmail is not personal
+        total += 1
+        signals.append(f"to a personal address ({', '.join(personal)}) +1")
     words = sorted(settings.words.found(text))[:3]
     if words:
         total += len(words)
