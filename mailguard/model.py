@@ -22,6 +22,16 @@ class Unavailable(Exception):
     message with a 4xx so the sender's server retries, rather than hold or pass it."""
 
 
+class RateLimited(Unavailable):
+    """The sender is past their hourly limit: defer (4xx) and tell IT, since a burst is how a
+    compromised account looks."""
+
+    def __init__(self, sender: str, sent: int, limit: int) -> None:
+        super().__init__(f"{sender} has sent to {sent} recipients in the last hour; "
+                         f"the limit is {limit}")
+        self.sender, self.sent, self.limit = sender, sent, limit
+
+
 @dataclass(frozen=True)
 class Client:
     """Who handed us the message: facts from the SMTP session."""

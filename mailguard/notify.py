@@ -61,6 +61,19 @@ def safeguarding_alert(settings: Settings, mail: Mail, findings: list[Finding],
                    f"{reference})", lines)
 
 
+def rate_limit_notice(settings: Settings, sender: str, what: str, reference: str) -> bytes:
+    """To IT (the postmaster): a sender is past the hourly limit. A burst is how a
+    compromised account looks, so say what to check as well as what happened."""
+    return _notice(settings, settings.organisation.postmaster,
+                   f"Mail from {sender} deferred: hourly limit reached", [
+                       f"mailguard is deferring mail from {sender}: {what}.",
+                       f"Reference {reference}. The sender's server keeps the mail and retries; "
+                       "it goes out once the hour's count falls below the limit.",
+                       "If this was not them, the account may be compromised: reset its "
+                       "password and check its sent items. If it is genuine bulk mail, add the "
+                       "address to [checks.limits] bulk_senders."])
+
+
 def rejection_notice(settings: Settings, recipient: str, qid: str, reasons: list[str],
                      note: str) -> bytes:
     org = settings.organisation

@@ -26,6 +26,7 @@ from mailguard.store.quarantine import Quarantine
 log = structlog.get_logger("mailguard.pipeline")
 
 CHECK_TIMEOUT = 60.0
+RATE_CLAUSE = "soke 'general guidance'; bourne section 5b(ii)"
 UNPARSEABLE_CLAUSE = "mailguard: mail it cannot read is never passed unchecked"
 
 
@@ -66,6 +67,8 @@ async def inspect(mail: Mail, settings: Settings) -> tuple[Finding, ...] | str |
             if clause := settings.clauses.get(name):   # the trust's own policy, from its preset
                 found = [dataclasses.replace(f, clause=clause) for f in found]
             findings.extend(found)
+        except model.RateLimited as e:
+            return e
         except model.Unavailable as e:
             log.warning("check_unavailable", check=name, id=mail.id, error=str(e))
             return model.Unavailable(f"the {name} check could not run: {e}")
@@ -86,6 +89,11 @@ def unreadable(problem: str, settings: Settings) -> Verdict:
 async def assess(mail: Mail, settings: Settings) -> Verdict:
     """The verdict for a message, from its findings or from why it could not be read."""
     inspected = await inspect(mail, settings)
+    if isinstance(inspected, model.RateLimited):
+        finding = Finding(check="limits", rule="rate", action=Action.OFF,
+                          clause=settings.clauses.get("limits", RATE_CLAUSE),
+                          message=str(inspected), advice="your mail server will try again later")
+        return Verdict(Action.OFF, (finding,), "rate_limited")
     if isinstance(inspected, model.Unavailable):
         finding = Finding(check="mailguard", rule="unavailable", action=Action.OFF,
                           clause=UNPARSEABLE_CLAUSE, message=str(inspected),
@@ -132,11 +140,21 @@ class Pipeline:
         self.secret = secret
         self.upstream = upstream
         self.alerts: set[asyncio.Task[None]] = set()
+        self.told_it: dict[str, float] = {}   # sender → when IT was last told of their burst
 
     async def process(self, mail: Mail, txn: Transaction, refused: int = 0) -> Outcome:
         started = time.monotonic()
         stamped = trace.has_valid_stamp(mail, self.secret)
         verdict = Verdict(Action.OFF) if stamped else await assess(mail, self.settings)
+        if verdict.reason == "rate_limited":
+            await txn.abort()
+            reply = smtp_reply(451, "4.7.1", [
+                f"Not sent yet: {verdict.findings[0].message} "
+                f"(policy: {verdict.findings[0].clause}).",
+                "Your mail server will try again later. If you need to write to this many "
+                "people, ask the office to use the school's bulk mail; IT has been told."])
+            self._tell_it(mail, verdict.findings[0].message)
+            return self._finish(mail, "tempfailed", reply, verdict, started, refused, stamped)
         if verdict.reason in ("unparseable", "unavailable") and verdict.action is Action.OFF:
             await txn.abort()   # "tempfail": the sender's server keeps the message and retries
             what = ("mailguard could not read this message" if verdict.reason == "unparseable"
@@ -250,6 +268,27 @@ class Pipeline:
             self.alerts.add(task)
             task.add_done_callback(self.alerts.discard)
         return Outcome(reply, outcome)
+
+    def _tell_it(self, mail: Mail, what: str) -> None:
+        """One notice to IT (the postmaster) per sender per hour: a burst past the limit is
+        how a compromised account looks, and IT must hear of it while it happens."""
+        sender = mail.envelope.sender.lower()
+        now = time.monotonic()
+        if now - self.told_it.get(sender, -3600.0) < 3600:
+            return
+        self.told_it[sender] = now
+        notice = notify.rate_limit_notice(self.settings, sender, what, mail.id)
+
+        async def send() -> None:
+            try:
+                reply = await notify.send(self.settings, self.settings.organisation.postmaster,
+                                          notice)
+                log.warning("rate_limit_notice", sender=sender, id=mail.id, reply=str(reply)[:200])
+            except Exception as e:   # the mail itself is safe with the sender's server
+                log.error("rate_limit_notice_failed", sender=sender, error=repr(e))
+        task = asyncio.ensure_future(send())
+        self.alerts.add(task)
+        task.add_done_callback(self.alerts.discard)
 
     async def _alert(self, mail: Mail, findings: list[Finding], outcome: str) -> None:
         """Tell the safeguarding lead, after the sender has had their answer. A delivered

@@ -25,3 +25,25 @@ def test_the_bulk_sender_may_write_to_everyone(make_gateway, sink):
     assert gw.send(raw, sender="office@example.sch.uk", recipients=MANY)[0] == 250
     [got] = sink.wait_for(1)
     assert sorted(got.recipients) == sorted(MANY)
+
+
+def test_a_burst_past_the_hourly_limit_is_deferred_and_it_is_told(make_gateway, sink):
+    gw = make_gateway({"checks": {"limits": {"action": "reject", "hourly": 5,
+                                             "bulk_senders": ["office@example.sch.uk"]}}})
+    pair = ("a@otherschool.org.uk", "b@otherschool.org.uk")
+    assert gw.send(message(to="a@otherschool.org.uk"), recipients=pair)[0] == 250
+    assert gw.send(message(to="a@otherschool.org.uk"), recipients=pair)[0] == 250
+    code, text = gw.send(message(to="a@otherschool.org.uk"), recipients=pair)
+    assert code == 451
+    assert b"has sent to 4 recipients in the last hour; the limit is 5" in text
+    assert b"IT has been told" in text
+    again = gw.send(message(to="a@otherschool.org.uk"), recipients=pair[:1])
+    assert again[0] == 250                                # one more still fits the hour
+    office = message(from_="office@example.sch.uk", to="a@otherschool.org.uk")
+    assert gw.send(office, sender="office@example.sch.uk", recipients=MANY)[0] == 250
+    delivered = sink.wait_for(5)
+    notices = [m for m in delivered if m.recipients == ["postmaster@example.sch.uk"]]
+    assert len(notices) == 1                              # once per sender per hour
+    body = notices[0].data.decode()
+    assert "deferring mail from teacher@example.sch.uk" in body and "compromised" in body
+    assert [e["verdict"] for e in gw.events()].count("tempfailed") == 1

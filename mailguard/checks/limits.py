@@ -3,15 +3,19 @@
 
 soke 'general guidance': do not "contribute to system congestion by ... unnecessarily
 copying or forwarding e-mails"; bourne section 5b(ii): "only ... to those for whom they are
-particularly relevant". (The per-sender hourly rate limit is still to come: issue 6.)
+particularly relevant". A per-sender hourly limit on recipients also contains a
+compromised account: past it, mail is deferred (451) and IT is told.
 """
 
 from __future__ import annotations
 
+import threading
+import time
+from collections import deque
 from dataclasses import dataclass
 
 from mailguard.config import Action, Section, Shared
-from mailguard.model import Finding, Mail
+from mailguard.model import Finding, Mail, RateLimited
 
 NAME = "limits"
 READS_BODY = False
@@ -23,6 +27,27 @@ class Settings:
     action: Action
     max_recipients: int
     bulk_senders: frozenset[str]   # exempt: office@, the parent-mail system
+    hourly: int = 0                # recipients per sender per hour (0: no limit)
+
+
+# Recipients each sender has sent to in the last hour, in this process. Kept at module level
+# so a reload (SIGHUP) does not reset it; with several workers each counts its own share.
+_SENT: dict[str, deque[tuple[float, int]]] = {}
+_LOCK = threading.Lock()
+
+
+def sent_in_last_hour(sender: str, now: float, adding: int = 0) -> int:
+    """Recipients sent to in the hour before `now`, then `adding` more counted at `now`."""
+    with _LOCK:
+        window = _SENT.setdefault(sender, deque())
+        while window and window[0][0] <= now - 3600:
+            window.popleft()
+        total = sum(n for _, n in window)
+        if adding:
+            window.append((now, adding))
+        if not window:
+            del _SENT[sender]
+        return total
 
 
 def settings_from(sec: Section, shared: Shared) -> Settings:
@@ -32,12 +57,21 @@ def settings_from(sec: Section, shared: Shared) -> Settings:
             raise sec.error("bulk_senders", f"{sender!r} is not an email address")
     return Settings(action=sec.action("action", Action.REJECT if sec.table else Action.OFF),
                     max_recipients=sec.integer("max_recipients", 50, minimum=1),
-                    bulk_senders=frozenset(s.lower() for s in senders))
+                    bulk_senders=frozenset(s.lower() for s in senders),
+                    hourly=sec.integer("hourly", 0))
 
 
 async def inspect(mail: Mail, settings: Settings) -> list[Finding]:
     count = len(mail.envelope.recipients)
-    if count <= settings.max_recipients or mail.envelope.sender.lower() in settings.bulk_senders:
+    sender = mail.envelope.sender.lower()
+    if sender in settings.bulk_senders:
+        return []
+    if settings.hourly and sender:
+        sent = sent_in_last_hour(sender, time.time())
+        if sent + count > settings.hourly:
+            raise RateLimited(sender, sent, settings.hourly)
+        sent_in_last_hour(sender, time.time(), count)
+    if count <= settings.max_recipients:
         return []
     return [Finding(
         check=NAME, rule="recipients", action=settings.action, clause=CLAUSE, severity="low",
