@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""What the people rules (personal, disclosure, credentials) add per 10 KB message, through
+"""What the people rules (personal, disclosure, credentials, limits) add per message, through
 the pipeline's own assess(), beside the same config without them, in the same run.
 
 Issue 6's target: under 0.2 ms per 10 KB message for these checks together.
@@ -21,11 +21,14 @@ import filemaker as fm  # noqa: E402
 from mailguard import config, pipeline  # noqa: E402
 from mailguard.model import Client, Envelope, Mail  # noqa: E402
 
-PEOPLE = ("personal", "disclosure", "credentials")
+PEOPLE = ("personal", "disclosure", "credentials", "limits")
 
 
 def measure(count: int = 2000) -> dict:
     full = config.load(ROOT / "config" / "mailguard.toml")
+    limits = full.checks["limits"]   # the hourly count would defer the bench's own sender
+    full = dataclasses.replace(full, checks={**full.checks,
+                                             "limits": dataclasses.replace(limits, hourly=10**9)})
     bare = dataclasses.replace(full, checks={k: v for k, v in full.checks.items()
                                              if k not in PEOPLE})
     words = " ".join(["The class read the next chapter and wrote a summary of it."] * 175)
@@ -51,7 +54,7 @@ def measure(count: int = 2000) -> dict:
 
 
 def report(r: dict) -> str:
-    lines = ["people rules (personal, disclosure, credentials) added per message:"]
+    lines = ["people rules (personal, disclosure, credentials, limits) added per message:"]
     for label, c in r.items():
         lines.append(f"  {label:30} {c['kb']:.1f} KB  +{c['added_ms']:.3f} ms "
                      f"(other checks {c['without_ms']:.3f} ms)")

@@ -28,6 +28,8 @@ CASES = {
     "password": (lambda: message(to="head@otherschool.org.uk",
                                  body="The portal password: Sunflower23!\r\n"), ["head@otherschool.org.uk"]),
     "pupil data": (lambda: fm.mail_with({"Year 7.xlsx": fm.xlsx()}), ["head@otherschool.org.uk"]),
+    "data to gmail": (lambda: fm.mail_with({"Year 7.xlsx": fm.office_encrypted(fm.xlsx())},
+                                           subject="CONFIDENTIAL Year 7"), ["me.teacher@gmail.com"]),
     "impostor": (lambda: message(from_="head.teacher@gmail.com"), ["parent@gmail.com"]),
     "exposed parents": (lambda: message(to=", ".join(PARENTS), subject="Trip",
                                         body="The coach leaves at 9.\r\n"), PARENTS),
@@ -54,6 +56,7 @@ EXPECTED = {
     ],
     "vale": [
         ("pupil data", "held", "confidential.unencrypted", "Vale AUP section 5.1"),
+        ("data to gmail", "held", "confidential.freemail", "Vale AUP section 5.1"),
         ("tagged", "delivered", "personal.tagged", None),
         ("mobile", "rejected", "disclosure.personal_details", "Vale AUP section 5.1"),
         ("threat", "held", "language.threats", "Vale AUP section 4"),

@@ -30,24 +30,26 @@ class Settings:
     hourly: int = 0                # recipients per sender per hour (0: no limit)
 
 
-# Recipients each sender has sent to in the last hour, in this process. Kept at module level
-# so a reload (SIGHUP) does not reset it; with several workers each counts its own share.
-_SENT: dict[str, deque[tuple[float, int]]] = {}
+# Recipients each sender has sent to in the last hour, in this process, with their running
+# total (so a check costs the same at the 5th message as at the 5,000th). Module level, so a
+# reload (SIGHUP) does not reset it; with several workers each counts its own share.
+_SENT: dict[str, tuple[deque[tuple[float, int]], list[int]]] = {}
 _LOCK = threading.Lock()
 
 
 def sent_in_last_hour(sender: str, now: float, adding: int = 0) -> int:
     """Recipients sent to in the hour before `now`, then `adding` more counted at `now`."""
     with _LOCK:
-        window = _SENT.setdefault(sender, deque())
+        window, total = _SENT.setdefault(sender, (deque(), [0]))
         while window and window[0][0] <= now - 3600:
-            window.popleft()
-        total = sum(n for _, n in window)
+            total[0] -= window.popleft()[1]
+        before = total[0]
         if adding:
             window.append((now, adding))
+            total[0] += adding
         if not window:
             del _SENT[sender]
-        return total
+        return before
 
 
 def settings_from(sec: Section, shared: Shared) -> Settings:
