@@ -196,12 +196,21 @@ class UpstreamSettings:
     ca_file: Path | None
 
 
+# Personal mailbox providers: where staff's own accounts (and many parents') live.
+FREEMAIL = ("gmail.com", "googlemail.com", "outlook.com", "hotmail.com", "hotmail.co.uk",
+            "live.com", "live.co.uk", "msn.com", "yahoo.com", "yahoo.co.uk", "ymail.com",
+            "icloud.com", "me.com", "mac.com", "aol.com", "aol.co.uk", "btinternet.com",
+            "sky.com", "talktalk.net", "virginmedia.com", "ntlworld.com", "protonmail.com",
+            "proton.me", "gmx.com", "gmx.co.uk", "mail.com", "zoho.com", "yandex.com")
+
+
 @dataclass(frozen=True)
 class OrganisationSettings:
     name: str
     domains: tuple[str, ...]
     postmaster: str
     safeguarding_lead: str = ""   # the designated safeguarding lead, told of alerts
+    freemail_domains: frozenset[str] = frozenset(FREEMAIL)   # personal mailbox providers
 
     def owns(self, address: str) -> bool:
         """True when the address is in one of the organisation's domains or their subdomains."""
@@ -338,8 +347,9 @@ def _organisation(sec: Section) -> OrganisationSettings:
     lead = sec.string("safeguarding_lead", "")
     if lead and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", lead):
         raise sec.error("safeguarding_lead", f"{lead!r} is not an email address")
+    freemail = frozenset(d.lower() for d in sec.strings("freemail_domains", list(FREEMAIL)))
     return OrganisationSettings(name=name, domains=domains, postmaster=postmaster,
-                                safeguarding_lead=lead)
+                                safeguarding_lead=lead, freemail_domains=freemail)
 
 
 def _storage(sec: Section, base: Path) -> StorageSettings:

@@ -72,6 +72,11 @@ def _row_problem(email: str, role: str, written: str = "", hint: str = "") -> st
     return None
 
 
+def role_of(directory: Directory | None, address: str) -> str | None:
+    """The address's role, or None when it is not listed or there is no directory at all."""
+    return directory.role_of(address) if directory is not None else None
+
+
 def write(contacts: Iterable[Contact], path: Path) -> int:
     """Write the directory CSV (atomically); returns how many contacts it holds."""
     rows = sorted({c.email: c for c in contacts}.values(), key=lambda c: (c.role, c.email))

@@ -11,6 +11,7 @@ from functools import partial
 from typing import Any
 
 from mailguard.config import Action, OrganisationSettings, Section, Shared
+from mailguard.directory import role_of
 from mailguard.model import Finding, Mail
 from mailguard.rewrite import recipients
 
@@ -47,7 +48,7 @@ def exposed(mail: Mail, settings: Settings) -> tuple[frozenset[str], int, int]:
     shown = {a.lower() for field in ("To", "Cc") for _, a in mail.addresses(field)}
     hidden, parents, external = set(), 0, 0
     for address in shown:
-        role = settings.directory.role_of(address) if settings.directory else None
+        role = role_of(settings.directory, address)
         ours = settings.organisation.owns(address)
         parents += role == "parent"
         external += not ours

@@ -15,6 +15,7 @@ from typing import Any
 
 from mailguard import pupildata
 from mailguard.config import Action, OrganisationSettings, Section, Shared
+from mailguard.directory import role_of
 from mailguard.files import report
 from mailguard.files.limits import Limits
 from mailguard.model import Finding, Mail
@@ -27,11 +28,6 @@ FREEMAIL_CLAUSE = "vale section 5.1; bourne appendix B"
 ENCRYPT_ADVICE = ("encrypt the attachment with a password (Word, Excel and PDF can all do "
                   "this, or use a password-protected zip) and send the password by another "
                   "route, such as a phone call or text")
-FREEMAIL = ("gmail.com", "googlemail.com", "outlook.com", "hotmail.com", "hotmail.co.uk",
-            "live.com", "live.co.uk", "msn.com", "yahoo.com", "yahoo.co.uk", "ymail.com",
-            "icloud.com", "me.com", "mac.com", "aol.com", "aol.co.uk", "btinternet.com",
-            "sky.com", "talktalk.net", "virginmedia.com", "ntlworld.com", "protonmail.com",
-            "proton.me", "gmx.com", "gmx.co.uk", "mail.com", "zoho.com", "yandex.com")
 
 
 @dataclass(frozen=True)
@@ -40,7 +36,6 @@ class Settings:
     encrypted: Action         # confidential and encrypted: normally just logged
     freemail: Action          # confidential data to a personal (free-mail) account
     in_body: Action           # identifiers typed into the message body itself
-    freemail_domains: frozenset[str]
     min_rows: int
     organisation: OrganisationSettings
     directory: Any
@@ -53,8 +48,6 @@ def settings_from(sec: Section, shared: Shared) -> Settings:
         action=action, encrypted=sec.action("encrypted", Action.LOG),
         freemail=sec.action("freemail", Action.QUARANTINE),
         in_body=sec.action("in_body", action),
-        freemail_domains=frozenset(d.lower() for d in sec.strings("freemail_domains",
-                                                                  list(FREEMAIL))),
         min_rows=sec.integer("min_rows", 5, minimum=1),
         organisation=shared.organisation, directory=shared.directory, limits=shared.inspection)
 
@@ -75,9 +68,9 @@ def judge(mail: Mail, files: report.MailFiles, settings: Settings) -> list[Findi
     outside = [r for r in recipients if not settings.organisation.owns(r)]
     # A parent's or a supplier's own Gmail is how they are reached; school data to anyone
     # else's free-mail account (a teacher's own, above all) is what the clause forbids.
-    known = settings.directory.role_of if settings.directory else (lambda _: None)
     freemail = sorted({r.rpartition("@")[2].lower() for r in recipients
-                       if known(r) not in ("parent", "supplier")} & settings.freemail_domains)
+                       if role_of(settings.directory, r) not in ("parent", "supplier")}
+                      & settings.organisation.freemail_domains)
     if not outside or files.encrypted_message:
         return []
     text = views(mail)

@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
-from mailguard.checks.confidential import FREEMAIL
 from mailguard.config import Action, OrganisationSettings, Section, Shared
+from mailguard.directory import role_of
 from mailguard.files.report import attachment_parts
 from mailguard.model import Finding, Mail
 from mailguard.textviews import views
@@ -40,7 +41,6 @@ class Settings:
     to_self: Action             # work mail with attachments sent to the sender's own account
     school_numbers: frozenset[str]    # mobiles the school owns (trip phones), as digits
     school_handles: frozenset[str]    # the school's own social accounts, lower case
-    freemail_domains: frozenset[str]
     organisation: OrganisationSettings
     directory: Any
 
@@ -66,8 +66,6 @@ def settings_from(sec: Section, shared: Shared) -> Settings:
         to_self=sec.action("to_self", Action.QUARANTINE if sec.table else Action.OFF),
         school_numbers=frozenset(digits(n) for n in numbers),
         school_handles=frozenset(h.lstrip("@").lower() for h in sec.strings("school_handles", [])),
-        freemail_domains=frozenset(d.lower() for d in sec.strings("freemail_domains",
-                                                                  list(FREEMAIL))),
         organisation=shared.organisation, directory=shared.directory)
 
 
@@ -88,12 +86,12 @@ def details(text: str, mail: Mail, settings: Settings) -> list[str]:
         found.append(f"{len(mobiles)} mobile number{'s' if len(mobiles) > 1 else ''} not on "
                      "the school's list")
     recipients = {r.lower() for r in mail.envelope.recipients}
-    role = settings.directory.role_of if settings.directory else (lambda _: None)
+    role = partial(role_of, settings.directory)
     for address in {m.group().lower().rstrip(".") for m in _EMAIL.finditer(text)} - recipients:
         domain = address.rpartition("@")[2]
         if settings.organisation.owns(address) or role(address) in ("parent", "supplier"):
             continue
-        if role(address) == "staff" or domain in settings.freemail_domains:
+        if role(address) == "staff" or domain in settings.organisation.freemail_domains:
             found.append(f"a personal email address at {domain}")
     handles = {h.lower() for pattern in (_SOCIAL_LINK, _SOCIAL_NAMED, _HANDLE)
                for h in pattern.findall(text)} - settings.school_handles - _CSS
@@ -126,7 +124,7 @@ def own_accounts(mail: Mail, settings: Settings) -> list[str]:
     out = []
     for r in mail.envelope.recipients:
         domain = r.rpartition("@")[2].lower()
-        if domain not in settings.freemail_domains:
+        if domain not in settings.organisation.freemail_domains:
             continue
         known = directory.contacts.get(r.lower()) if directory else None
         if known and me and known.role == "staff" and known.name and known.name == me.name:

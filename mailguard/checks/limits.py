@@ -37,19 +37,18 @@ _SENT: dict[str, tuple[deque[tuple[float, int]], list[int]]] = {}
 _LOCK = threading.Lock()
 
 
-def sent_in_last_hour(sender: str, now: float, adding: int = 0) -> int:
-    """Recipients sent to in the hour before `now`, then `adding` more counted at `now`."""
+def admit(sender: str, count: int, limit: int, now: float) -> int | None:
+    """Count `count` more recipients for the sender if the hour's total stays within
+    `limit`; otherwise count nothing and return how many they have sent this hour."""
     with _LOCK:
         window, total = _SENT.setdefault(sender, (deque(), [0]))
         while window and window[0][0] <= now - 3600:
             total[0] -= window.popleft()[1]
-        before = total[0]
-        if adding:
-            window.append((now, adding))
-            total[0] += adding
-        if not window:
-            del _SENT[sender]
-        return before
+        if total[0] + count > limit:
+            return total[0]
+        window.append((now, count))
+        total[0] += count
+        return None
 
 
 def settings_from(sec: Section, shared: Shared) -> Settings:
@@ -69,10 +68,9 @@ async def inspect(mail: Mail, settings: Settings) -> list[Finding]:
     if sender in settings.bulk_senders:
         return []
     if settings.hourly and sender:
-        sent = sent_in_last_hour(sender, time.time())
-        if sent + count > settings.hourly:
+        sent = admit(sender, count, settings.hourly, time.time())
+        if sent is not None:
             raise RateLimited(sender, sent, settings.hourly)
-        sent_in_last_hour(sender, time.time(), count)
     if count <= settings.max_recipients:
         return []
     return [Finding(

@@ -14,8 +14,8 @@ from functools import partial
 from typing import Any
 
 from mailguard import hours
-from mailguard.checks.confidential import FREEMAIL
 from mailguard.config import Action, OrganisationSettings, Section, Shared
+from mailguard.directory import role_of
 from mailguard.model import Finding, Mail
 from mailguard.phrases import Phrases
 from mailguard.rewrite import subject
@@ -46,7 +46,6 @@ class Settings:
     words: Phrases
     school: Phrases
     hours: hours.WorkingHours
-    freemail_domains: frozenset[str]
     organisation: OrganisationSettings
     directory: Any
 
@@ -68,17 +67,14 @@ def settings_from(sec: Section, shared: Shared) -> Settings:
         words=Phrases(sec.strings("words", list(WORDS))),
         school=Phrases(sec.strings("school_words", list(SCHOOL))),
         hours=hours.from_section(sec.table_of("hours")),
-        freemail_domains=frozenset(d.lower() for d in sec.strings("freemail_domains",
-                                                                  list(FREEMAIL))),
         organisation=shared.organisation, directory=shared.directory)
 
 
 def score(mail: Mail, text: str, settings: Settings) -> tuple[int, list[str]]:
     """How personal the message looks, and the signals that say so (for IT to tune)."""
-    role = settings.directory.role_of if settings.directory else (lambda _: None)
     personal = sorted({r.rpartition("@")[2].lower() for r in mail.envelope.recipients
-                       if role(r) not in ("parent", "supplier", "staff")}
-                      & settings.freemail_domains)
+                       if role_of(settings.directory, r) not in ("parent", "supplier", "staff")}
+                      & settings.organisation.freemail_domains)
     signals, total = [], 0
     if personal:   # +1 only: a terse school note to an unlisted parent's Gmail is not personal
         total += 1
@@ -95,16 +91,18 @@ def score(mail: Mail, text: str, settings: Settings) -> tuple[int, list[str]]:
 
 async def inspect(mail: Mail, settings: Settings) -> list[Finding]:
     title = str(mail.headers.get("Subject", ""))
+    tagged = bool(settings.tag.search(title))
+    if not tagged:
+        total, signals = score(mail, views(mail).own, settings)
+        if total < settings.threshold:
+            return []   # most mail: no clock reading needed
     when = settings.hours.describe(mail.received_at)
     in_hours = settings.hours.contains(mail.received_at)
-    if settings.tag.search(title):
+    if tagged:
         action = settings.in_hours if in_hours and settings.in_hours else settings.tagged
         return [Finding(check=NAME, rule="tagged", action=action, clause=CLAUSE, severity="low",
                         message=f"personal mail, {when}", evidence=when,
                         advice="keep personal mail to a minimum and out of working hours")]
-    total, signals = score(mail, views(mail).own, settings)
-    if total < settings.threshold:
-        return []
     evidence = f"score {total} (threshold {settings.threshold}): {'; '.join(signals)}; {when}"
     if settings.auto_tag:
         return [Finding(check=NAME, rule="auto_tagged", action=Action.LOG, clause=CLAUSE,

@@ -111,43 +111,8 @@ def message_encryption(tree: Part, raw: bytes) -> str:
 
 
 def body_bytes(raw: bytes, part: Part) -> bytes | None:
-    view = memoryview(raw)[part.body_start:part.end]
-    if part.transfer_encoding == "base64":
-        # a2b_base64 skips line breaks and reads the message in place: the decoded file is
-        # the only copy made (a 25 MB attachment must not cost three times that).
-        try:
-            return binascii.a2b_base64(view)
-        except binascii.Error:   # unpadded: pad a copy
-            try:
-                return binascii.a2b_base64(view.tobytes() + b"==")
-            except binascii.Error:
-                pass
-    if part.transfer_encoding in ("x-uuencode", "uuencode", "x-uue"):
-        return _uudecode(view.tobytes())
-    data = decode_body(view, part.transfer_encoding)
+    data = decode_body(memoryview(raw)[part.body_start:part.end], part.transfer_encoding)
     return None if data is None else bytes(data)
-
-
-def _uudecode(body: bytes) -> bytes | None:
-    """The old uuencode ("begin 644 name" … "end"), which some mailers still send; lines
-    from sloppy encoders are cut to the length their first byte gives, as the stdlib does."""
-    lines = iter(body.splitlines())
-    if not any(line.startswith(b"begin ") for line in lines):
-        return b"" if not body.strip() else None
-    out = bytearray()
-    for line in lines:
-        if line.strip() == b"end":
-            break
-        if not line.strip():
-            continue
-        try:
-            out += binascii.a2b_uu(line)
-        except binascii.Error:
-            try:
-                out += binascii.a2b_uu(line[:(((line[0] - 32) & 63) * 4 + 5) // 3])
-            except binascii.Error:
-                return None
-    return bytes(out)
 
 
 def inspect_file(path: str, declared: str, data: bytes, budget: Budget, depth: int) -> FileReport:
