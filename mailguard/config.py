@@ -226,6 +226,10 @@ class Shared:
     directory: Any  # mailguard.directory.Directory, or None without a directory file
     base: Path      # relative paths in the config are relative to this folder
     inspection: Limits = field(default_factory=Limits)   # bounds on reading attachments
+    data_dir: Path | None = None   # for state the worker processes share (hourly counts)
+    # Settings of the checks built so far, in REGISTRY order: the disclaimer reads the personal
+    # check's tag here, so the pattern is set in one place.
+    checks: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -402,7 +406,7 @@ def _checks(sec: Section, shared: Shared, clauses: dict[str, str]) -> dict[str, 
         clause = table.string("clause", "")
         if clause:
             clauses[name] = clause
-        result[name] = module.settings_from(table, shared)
+        result[name] = shared.checks[name] = module.settings_from(table, shared)
         if getattr(result[name], "action", None) is Action.NOTIFY and \
                 not shared.organisation.safeguarding_lead:
             raise table.error("action", "notify tells the safeguarding lead: set "
@@ -484,7 +488,7 @@ def load(path: str | Path, *, checks: bool = True) -> Settings:
     storage = part("storage", lambda s: _storage(s, base))
     org = part("organisation", _organisation)
     directory = part("directory", lambda s: _directory(s, base))
-    shared = Shared(org, directory, base, part("inspection", _inspection))
+    shared = Shared(org, directory, base, part("inspection", _inspection), storage.data_dir)
     settings = Settings(
         file=file,
         server=part("server", lambda s: _server(s, base, storage.data_dir)),

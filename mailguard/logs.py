@@ -3,15 +3,24 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
+from typing import Any
 
 import structlog
+
+
+def add_pid(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
+    """Which worker process wrote the line (with `workers = N`, N of them share the log)."""
+    event["pid"] = os.getpid()
+    return event
 
 
 def configure(level: str = "info") -> None:
     structlog.configure(
         processors=[
             structlog.processors.add_log_level,
+            add_pid,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.JSONRenderer(sort_keys=True),
         ],

@@ -66,6 +66,9 @@ class Mail:
     client: Client
     raw: bytes
     received_at: float = field(default_factory=time.time)
+    # Set by the personal check when the subject is (or is about to be) tagged personal, so
+    # the disclaimer adds the personal-views notice to auto-tagged mail as well.
+    personal: bool = False
 
     @cached_property
     def header_end(self) -> int:

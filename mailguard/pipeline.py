@@ -140,7 +140,6 @@ class Pipeline:
         self.secret = secret
         self.upstream = upstream
         self.alerts: set[asyncio.Task[None]] = set()
-        self.told_it: dict[str, float] = {}   # sender → when IT was last told of their burst
 
     async def process(self, mail: Mail, txn: Transaction, refused: int = 0) -> Outcome:
         started = time.monotonic()
@@ -273,10 +272,9 @@ class Pipeline:
         """One notice to IT (the postmaster) per sender per hour: a burst past the limit is
         how a compromised account looks, and IT must hear of it while it happens."""
         sender = mail.envelope.sender.lower()
-        now = time.monotonic()
-        if now - self.told_it.get(sender, -3600.0) < 3600:
-            return
-        self.told_it[sender] = now
+        rates = getattr(self.settings.checks.get("limits"), "rates", None)
+        if rates is None or not rates.first_notice(sender, time.time()):
+            return   # told already this hour, perhaps by another worker
         notice = notify.rate_limit_notice(self.settings, sender, what, mail.id)
 
         async def send() -> None:

@@ -5,12 +5,14 @@ Shared by the CLI now and the review desk later; every action leaves an audit ro
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
 import aiosqlite
 
 from mailguard import notify
+from mailguard.checks import REWRITERS
 from mailguard.config import Settings
 from mailguard.model import Client, Envelope, Mail
 from mailguard.pipeline import inspect, outgoing
@@ -22,8 +24,9 @@ from mailguard.store.quarantine import Held, Quarantine
 async def release_rewrites(mail: Mail, settings: Settings) -> tuple[Any, ...]:
     """The changes a released message gets (disclaimer, BCC): the reviewer has already
     overruled whatever held it, so only the rewrites are taken from the checks."""
-    found = await inspect(mail, settings)
-    return () if isinstance(found, str) else tuple(f.rewrite for f in found if f.rewrite)
+    only = {n: s for n, s in settings.checks.items() if n in REWRITERS}
+    found = await inspect(mail, dataclasses.replace(settings, checks=only))
+    return tuple(f.rewrite for f in found if f.rewrite) if isinstance(found, tuple) else ()
 
 
 class ReviewError(Exception):

@@ -4,7 +4,6 @@ stop on SIGTERM. `mailguard.launch` decides whether this runs alone or as a work
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 import time
 from dataclasses import dataclass
@@ -129,7 +128,7 @@ async def start(config_path: Path, settings: Settings, *, reuse_port: bool = Fal
         await events.stop()
         await db.close()
         raise
-    log.info("listening", smtp=f"{host}:{port}", upstream=upstream.describe(), pid=os.getpid())
+    log.info("listening", smtp=f"{host}:{port}", upstream=upstream.describe())
     keeper = asyncio.create_task(retention.run_hourly(lambda: handler.settings, events, quarantine))
     return Instance(config_path, settings, handler, upstream, events, server, db, keeper)
 

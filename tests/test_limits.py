@@ -3,6 +3,10 @@ is refused with what to do; the office's bulk sender is not."""
 
 from __future__ import annotations
 
+import json
+import re
+import time
+
 from conftest import message
 
 LIMITS = {"checks": {"limits": {"action": "reject", "max_recipients": 5,
@@ -47,3 +51,34 @@ def test_a_burst_past_the_hourly_limit_is_deferred_and_it_is_told(make_gateway, 
     body = notices[0].data.decode()
     assert "deferring mail from teacher@example.sch.uk" in body and "compromised" in body
     assert [e["verdict"] for e in gw.events()].count("tempfailed") == 1
+
+
+def test_workers_share_one_hourly_count(make_gateway, sink):
+    gw = make_gateway({"server": {"workers": 2},
+                       "checks": {"limits": {"action": "reject", "hourly": 6}}})
+    deadline = time.monotonic() + 10
+    while gw.log().count('"listening"') < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    codes = [gw.send(message(to="a@otherschool.org.uk"), recipients=("a@otherschool.org.uk",))[0]
+             for _ in range(14)]
+    assert codes == [250] * 6 + [451] * 8          # not 12: the second worker adds nothing
+    served = {json.loads(line)["pid"] for line in gw.log().splitlines()
+              if '"event": "transaction"' in line}
+    assert len(served) == 2                         # both workers took some of the mail
+    delivered = sink.wait_for(7)
+    assert sum(m.recipients == ["postmaster@example.sch.uk"] for m in delivered) == 1
+    gw.restart()                                    # the count outlives a restart
+    assert gw.send(message(to="a@otherschool.org.uk"),
+                   recipients=("a@otherschool.org.uk",))[0] == 451
+
+
+def test_a_release_from_quarantine_is_not_a_new_send(make_gateway, sink):
+    gw = make_gateway({"checks": {"limits": {"action": "reject", "hourly": 1},
+                                  "identity": {"action": "quarantine"}}})
+    code, text = gw.send(message(from_="head@gmail.com"))
+    assert code == 250 and b"Held for review" in text
+    qid = re.search(rb"reference (\w+)", text).group(1).decode()
+    out = gw.cli("quarantine", "release", qid)
+    assert out.returncode == 0, out.stderr
+    [got] = sink.wait_for(1)
+    assert got.recipients == ["parent@gmail.com"]

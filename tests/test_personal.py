@@ -5,6 +5,8 @@ and the working-hours clock itself, across the change to British Summer Time."""
 from __future__ import annotations
 
 import datetime as dt
+import email
+from email.policy import default as default_policy
 
 import pytest
 from conftest import base_config, message, toml_dump
@@ -46,6 +48,51 @@ def test_auto_tag_adds_the_label_and_delivers(make_gateway, sink):
     [got] = sink.wait_for(1)
     assert b"\r\nSubject: Personal: tonight\r\n" in got.data
     assert got.data.endswith(raw.split(b"\r\n\r\n", 1)[1])   # the body untouched
+
+
+def test_auto_tagged_mail_gets_the_personal_views_notice(make_gateway, sink, tmp_path):
+    folder = tmp_path / "disclaimers"
+    folder.mkdir()
+    (folder / "default.txt").write_text("{trust}: monitored mail.\n")
+    (folder / "personal.txt").write_text("Personal views of {sender}.\n")
+    gw = make_gateway({"checks": {"personal": {"action": "reject", "auto_tag": True},
+                                  "disclaimer": {"action": "log", "folder": str(folder)}}})
+    assert gw.send(message(to="sam@gmail.com", subject="tonight", body=LOVE),
+                   recipients=("sam@gmail.com",))[0] == 250
+    [got] = sink.wait_for(1)
+    assert b"\r\nSubject: Personal: tonight\r\n" in got.data
+    text = email.message_from_bytes(got.data, policy=default_policy).get_body().get_content()
+    assert text.index("Personal views of teacher@example.sch.uk.") < text.index(
+        "Test Academy Trust: monitored mail.")
+    assert gw.events()[0]["checks"] == ["personal.auto_tagged", "disclaimer.personal_notice",
+                                        "disclaimer.added"]
+
+
+@pytest.mark.parametrize("subject, tagged", [
+    ("Personal: tonight", True), ("[Personal] tonight", True), ("Re: PERSONAL - tonight", True),
+    ("Fwd: personal: tonight", True), ("tonight (personal)", True), ("Personal", True),
+    ("Personal development day", False), ("INSET: personal, social, health education", False),
+    ("Your personal-data request", False), ("Impersonal", False),
+])
+def test_the_tag_is_personal_as_a_label_not_any_use_of_the_word(tmp_path, subject, tagged):
+    data = base_config(tmp_path / "var", "maildir:var/outbox")
+    data["checks"]["personal"] = {"action": "log"}
+    path = tmp_path / "m.toml"
+    path.write_text(toml_dump(data))
+    settings = config.load(path)
+    assert bool(settings.checks["personal"].tag.search(subject)) is tagged
+    assert settings.checks["disclaimer"].personal_tag is settings.checks["personal"].tag
+
+
+def test_the_tag_is_set_once(tmp_path):
+    data = base_config(tmp_path / "var", "maildir:var/outbox")
+    data["checks"]["disclaimer"] = {"action": "off", "personal_subject": "^Personal"}
+    path = tmp_path / "m.toml"
+    path.write_text(toml_dump(data))
+    with pytest.raises(config.ConfigError) as e:
+        config.load(path)
+    assert "checks.disclaimer.personal_subject: set the personal tag once, as " \
+           "[checks.personal] tag" in str(e.value)
 
 
 def test_school_mail_is_not_personal(make_gateway, sink, tmp_path):

@@ -23,8 +23,9 @@ from mailguard.checks import (
     personal,
 )
 
-# Order matters only for rewrites: bodies first (they reuse the parsed tree of the bytes as
-# received), then the top header block.
+# Order matters for rewrites, which are applied in this order, and for `Mail.personal`: the
+# personal check runs before the disclaimer so that auto-tagged mail gets the personal-views
+# notice (its subject rewrite then makes the disclaimer re-read the tree; only for that mail).
 REGISTRY: dict[str, ModuleType] = {
     identity.NAME: identity,
     limits.NAME: limits,
@@ -34,7 +35,11 @@ REGISTRY: dict[str, ModuleType] = {
     credentials.NAME: credentials,
     disclosure.NAME: disclosure,
     language.NAME: language,
+    personal.NAME: personal,
     disclaimer.NAME: disclaimer,
-    personal.NAME: personal,   # its subject tag is a header rewrite: after the bodies
     bcc.NAME: bcc,
 }
+
+# The checks whose findings may carry a rewrite: a release from quarantine re-runs only these
+# (the reviewer has overruled the rest, and a release is not a new send for the hourly count).
+REWRITERS = (personal.NAME, disclaimer.NAME, bcc.NAME)

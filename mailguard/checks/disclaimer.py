@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
+from mailguard.checks import personal as personal_check
 from mailguard.config import Action, OrganisationSettings, Section, Shared
 from mailguard.model import Finding, Mail
 from mailguard.parts import scan
@@ -41,7 +42,7 @@ class Settings:
     schools: Mapping[str, str]
     position: str
     signed: str
-    personal_subject: re.Pattern[str]
+    personal_tag: re.Pattern[str]   # the personal check's `tag`: one pattern for both
 
     def template_for(self, domain: str) -> Template | None:
         return self.templates.get(domain) or self.templates.get("default")
@@ -85,17 +86,15 @@ def settings_from(sec: Section, shared: Shared) -> Settings:
     schools_sec = sec.table_of("schools")
     schools = {d.lower(): schools_sec.string(d) for d in list(schools_sec.table)}
     schools_sec.done()
-    pattern = sec.string("personal_subject", r"(?i)^\s*(?:\[personal\]|personal\s*[:\-])")
-    try:
-        personal_subject = re.compile(pattern)
-    except re.error as e:
-        raise sec.error("personal_subject", f"not a valid regular expression: {e}") from None
+    if "personal_subject" in sec.table:
+        raise sec.error("personal_subject", "set the personal tag once, as [checks.personal] tag")
+    personal = shared.checks.get(personal_check.NAME)
     return Settings(
         action=action, organisation=org, templates=templates,
         personal=_read(sec, folder, "personal") if folder.is_dir() else None,
         schools=schools, position=sec.choice("position", "quote", ("quote", "bottom")),
         signed=sec.choice("signed", "wrap", ("wrap", "skip", "reject")),
-        personal_subject=personal_subject)
+        personal_tag=personal.tag if personal else re.compile(personal_check.TAG))
 
 
 def _render(template: Template, values: dict[str, str]) -> tuple[str, str]:
@@ -128,7 +127,7 @@ def disclaimer_for(mail: Mail, settings: Settings) -> tuple[rewrite.Disclaimer, 
     froms = mail.addresses("From")
     sender = froms[0][1] if froms else mail.envelope.sender
     subject = str(mail.headers.get("Subject", ""))
-    personal = bool(settings.personal and settings.personal_subject.search(subject))
+    personal = bool(settings.personal and (mail.personal or settings.personal_tag.search(subject)))
     found = _rendered(settings, sender, personal)
     return None if found is None else (found, personal)
 

@@ -9,13 +9,13 @@ compromised account: past it, mail is deferred (451) and IT is told.
 
 from __future__ import annotations
 
-import threading
 import time
-from collections import deque
 from dataclasses import dataclass
+from pathlib import Path
 
 from mailguard.config import Action, Section, Shared
 from mailguard.model import Finding, Mail, RateLimited
+from mailguard.store.rates import Rates
 
 NAME = "limits"
 READS_BODY = False
@@ -28,27 +28,17 @@ class Settings:
     max_recipients: int
     bulk_senders: frozenset[str]   # exempt: office@, the parent-mail system
     hourly: int = 0                # recipients per sender per hour (0: no limit)
+    rates: Rates | None = None     # the counts shared by every worker, when `hourly` is set
 
 
-# Recipients each sender has sent to in the last hour, in this process, with their running
-# total (so a check costs the same at the 5th message as at the 5,000th). Module level, so a
-# reload (SIGHUP) does not reset it; with several workers each counts its own share.
-_SENT: dict[str, tuple[deque[tuple[float, int]], list[int]]] = {}
-_LOCK = threading.Lock()
+# One handle per counts file, kept across reloads (SIGHUP builds new settings, not a new count).
+_RATES: dict[Path, Rates] = {}
 
 
-def admit(sender: str, count: int, limit: int, now: float) -> int | None:
-    """Count `count` more recipients for the sender if the hour's total stays within
-    `limit`; otherwise count nothing and return how many they have sent this hour."""
-    with _LOCK:
-        window, total = _SENT.setdefault(sender, (deque(), [0]))
-        while window and window[0][0] <= now - 3600:
-            total[0] -= window.popleft()[1]
-        if total[0] + count > limit:
-            return total[0]
-        window.append((now, count))
-        total[0] += count
-        return None
+def rates_for(shared: Shared) -> Rates:
+    """The hourly counts every worker shares, in the data folder."""
+    path = (shared.data_dir or shared.base / "data") / "rates.db"
+    return _RATES.setdefault(path, Rates(path))
 
 
 def settings_from(sec: Section, shared: Shared) -> Settings:
@@ -56,10 +46,11 @@ def settings_from(sec: Section, shared: Shared) -> Settings:
     for sender in senders:
         if "@" not in sender:
             raise sec.error("bulk_senders", f"{sender!r} is not an email address")
+    hourly = sec.integer("hourly", 0)
     return Settings(action=sec.action("action", Action.REJECT if sec.table else Action.OFF),
                     max_recipients=sec.integer("max_recipients", 50, minimum=1),
                     bulk_senders=frozenset(s.lower() for s in senders),
-                    hourly=sec.integer("hourly", 0))
+                    hourly=hourly, rates=rates_for(shared) if hourly else None)
 
 
 async def inspect(mail: Mail, settings: Settings) -> list[Finding]:
@@ -67,8 +58,8 @@ async def inspect(mail: Mail, settings: Settings) -> list[Finding]:
     sender = mail.envelope.sender.lower()
     if sender in settings.bulk_senders:
         return []
-    if settings.hourly and sender:
-        sent = admit(sender, count, settings.hourly, time.time())
+    if settings.rates and sender:
+        sent = settings.rates.admit(sender, count, settings.hourly, time.time())
         if sent is not None:
             raise RateLimited(sender, sent, settings.hourly)
     if count <= settings.max_recipients:

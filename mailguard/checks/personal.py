@@ -28,6 +28,9 @@ WORDS = ("love you", "love u", "miss you", "xx", "xxx", "hun", "babe", "mum", "d
          "grandma", "birthday", "dinner", "drinks", "pub", "party", "date night", "weekend",
          "holiday", "our flight", "wedding", "hen do", "stag do", "gym", "netflix", "lol",
          "can't wait", "see you tonight", "takeaway", "the dog", "mortgage", "my car")
+# 'personal' as a tag, not any use of the word: "Personal: …", "[Personal] …", "Re: PERSONAL -
+# …", "… (personal)" match; "Personal development day" does not.
+TAG = r"(?i)(?:^|[\s\[(:])personal(?:\s*[:\])]|\s+[-\u2013](?:\s|$)|\s*$)"
 SCHOOL = ("pupil", "pupils", "student", "students", "class", "lesson", "lessons", "school",
           "term", "homework", "meeting", "report", "reports", "parents", "staff", "governors",
           "curriculum", "timetable", "ofsted", "assessment", "safeguarding", "trust",
@@ -52,7 +55,7 @@ class Settings:
 
 def settings_from(sec: Section, shared: Shared) -> Settings:
     action = sec.action("action", Action.LOG if sec.table else Action.OFF)
-    pattern = sec.string("tag", r"(?i)\bpersonal\b")
+    pattern = sec.string("tag", TAG)
     try:
         tag = re.compile(pattern)
     except re.error as e:
@@ -98,6 +101,7 @@ async def inspect(mail: Mail, settings: Settings) -> list[Finding]:
             return []   # most mail: no clock reading needed
     when = settings.hours.describe(mail.received_at)
     in_hours = settings.hours.contains(mail.received_at)
+    mail.personal = tagged or settings.auto_tag   # the disclaimer adds the personal-views notice
     if tagged:
         action = settings.in_hours if in_hours and settings.in_hours else settings.tagged
         return [Finding(check=NAME, rule="tagged", action=action, clause=CLAUSE, severity="low",

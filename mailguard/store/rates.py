@@ -1,0 +1,86 @@
+"""Recipients per sender in the last hour, counted in one small SQLite file that every worker
+process shares: with N workers a sender still gets the limit once, not N times.
+
+Counts are kept per minute (one row per sender per minute, at most 60 summed per message), so
+a check costs the same at the 5th message as at the 5,000th. The file is a counter, not mail:
+it is written without fsync (a crash forgets at most the last moments of counting) and lives
+beside the store in the data folder, so a restart does not reset a runaway account.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+from pathlib import Path
+
+from mailguard.model import Unavailable
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS sent (
+    sender TEXT NOT NULL, minute INTEGER NOT NULL, n INTEGER NOT NULL,
+    PRIMARY KEY (sender, minute)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS told (sender TEXT PRIMARY KEY, at REAL NOT NULL) WITHOUT ROWID;
+"""
+HOUR = 3600
+WAIT_MS = 2000   # another worker holding the file longer than this: defer the message (451)
+
+
+class Rates:
+    """One process's handle on the shared counts; opened on first use, once per process."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._db: sqlite3.Connection | None = None
+        self._pid = 0
+        self._pruned = 0
+        self._lock = threading.Lock()
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._db is None or self._pid != os.getpid():
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self.path, timeout=WAIT_MS / 1000, isolation_level=None,
+                                 check_same_thread=False)
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=OFF")
+            db.executescript(SCHEMA)
+            self._db, self._pid = db, os.getpid()
+        return self._db
+
+    def admit(self, sender: str, count: int, limit: int, now: float) -> int | None:
+        """Count `count` more recipients for the sender if the hour's total stays within
+        `limit`; otherwise count nothing and return how many they have sent this hour."""
+        minute = int(now // 60)
+        with self._lock:
+            try:
+                db = self._conn()
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    (total,) = db.execute(
+                        "SELECT coalesce(sum(n), 0) FROM sent WHERE sender = ? AND minute > ?",
+                        (sender, minute - HOUR // 60)).fetchone()
+                    if total + count > limit:
+                        return int(total)
+                    db.execute("INSERT INTO sent VALUES (?, ?, ?) ON CONFLICT (sender, minute) "
+                               "DO UPDATE SET n = n + excluded.n", (sender, minute, count))
+                    if minute != self._pruned:   # once a minute per process: drop the old rows
+                        db.execute("DELETE FROM sent WHERE minute <= ?", (minute - HOUR // 60,))
+                        self._pruned = minute
+                    return None
+                finally:
+                    db.execute("COMMIT")
+            except sqlite3.Error as e:
+                raise Unavailable(f"the hourly count in {self.path} could not be read: {e}"
+                                  ) from None
+
+    def first_notice(self, sender: str, now: float) -> bool:
+        """Whether IT is to be told of this sender's burst: once per sender per hour, across
+        every worker (the first to ask in the hour gets True)."""
+        with self._lock:
+            try:
+                cur = self._conn().execute(
+                    "INSERT INTO told VALUES (?, ?) ON CONFLICT (sender) DO UPDATE "
+                    "SET at = excluded.at WHERE told.at <= ?", (sender, now, now - HOUR))
+                return cur.rowcount > 0
+            except sqlite3.Error:
+                return True   # better a second notice than none
