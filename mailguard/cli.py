@@ -1,4 +1,5 @@
-"""The `mailguard` command: serve, check-config, check, quarantine …, events, purge, passwd."""
+"""The `mailguard` command: serve, check-config, check, quarantine …, events, purge, passwd,
+users …"""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import sys
 from pathlib import Path
 
 from mailguard import config
-from mailguard.commands import common, review, setup, wordlists
+from mailguard.commands import common, review, setup, users, wordlists
 from mailguard.config import Action, ConfigError, Settings
 
 DEFAULT_CONFIG = os.environ.get("MAILGUARD_CONFIG", "config/mailguard.toml")
@@ -139,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     qj.add_argument("--note", default="", help="told to the sender")
     qd = qsub.add_parser("delete")
     qd.add_argument("id")
+    users.add_parser(command)
     return p
 
 
@@ -157,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return serve(Path(args.config), worker=args.worker)
     # Commands that only read the stores do not need the checks' lists or the DKIM keys.
-    store_only = args.command in ("events", "purge") or (
+    store_only = args.command in ("events", "purge", "users") or (
         args.command == "quarantine" and args.action in ("list", "show", "delete"))
     try:
         settings = config.load(args.config, checks=not store_only)
@@ -166,5 +168,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     handlers = {"check-config": cmd_check_config, "check": cmd_check,
                 "events": review.cmd_events, "purge": review.cmd_purge,
-                "quarantine": review.cmd_quarantine, "wordlists": wordlists.cmd_wordlists}
+                "quarantine": review.cmd_quarantine, "wordlists": wordlists.cmd_wordlists,
+                "users": users.cmd_users}
     return handlers[args.command](args, settings)

@@ -242,6 +242,9 @@ class StorageSettings:
 @dataclass(frozen=True)
 class WebSettings:
     listen: tuple[str, int] | None
+    public_url: str = ""           # how reviewers reach the desk, for links in notices
+    secure_cookies: bool = True    # Secure cookies: the desk is reached over HTTPS
+    session_minutes: int = 60      # signed out after this long without a request
 
 
 @dataclass(frozen=True)
@@ -264,6 +267,7 @@ class Settings:
     preset: str = ""
     preset_overridden: tuple[str, ...] = ()   # the preset's keys this file sets otherwise
     dkim: DkimSettings = field(default_factory=lambda: DkimSettings({}, "relaxed/simple"))
+    inspection: Limits = field(default_factory=Limits)   # bounds on reading attachments
 
 
 def _networks(sec: Section, key: str, default: list[str]) -> tuple[Network, ...]:
@@ -366,7 +370,17 @@ def _storage(sec: Section, base: Path) -> StorageSettings:
 
 def _web(sec: Section) -> WebSettings:
     enabled = sec.string("listen", "127.0.0.1:8025")
-    return WebSettings(listen=parse_listen(sec, "listen", enabled) if enabled else None)
+    listen = parse_listen(sec, "listen", enabled) if enabled else None
+    loopback = listen is not None and listen[0] in ("127.0.0.1", "::1", "localhost")
+    url = sec.string("public_url", f"http://{listen[0]}:{listen[1]}" if listen else "")
+    if url and not re.fullmatch(r"https?://[^\s/]+(/\S*)?", url):
+        raise sec.error("public_url", f"must be a URL such as https://mailguard.example.sch.uk, "
+                                      f"got {url!r}")
+    # Plain HTTP is fine on loopback (a TLS proxy in front, or a test); elsewhere the desk's
+    # cookies only travel over HTTPS unless IT says otherwise.
+    return WebSettings(listen=listen, public_url=url.rstrip("/"),
+                       secure_cookies=sec.boolean("secure_cookies", not loopback),
+                       session_minutes=sec.integer("session_minutes", 60, minimum=5))
 
 
 def _dkim(sec: Section, base: Path) -> DkimSettings:
@@ -500,6 +514,7 @@ def load(path: str | Path, *, checks: bool = True) -> Settings:
         clauses=clauses, preset=str(preset), preset_overridden=tuple(overridden),
         directory=directory,
         dkim=part("dkim", lambda s: _dkim(s, base)) if checks else DkimSettings({}, ""),
+        inspection=shared.inspection,
     )
     if not checks:
         top.seen.update(("checks", "dkim"))

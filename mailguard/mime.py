@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import email.utils
 from email import errors as email_errors
+from email.header import decode_header, make_header
 from email.message import Message
 from email.parser import BytesHeaderParser
 from email.policy import compat32
@@ -50,3 +52,16 @@ def address_pairs(headers: Message, name: str) -> list[tuple[str, str]]:
 def addresses(headers: Message, name: str) -> list[str]:
     """Bare addresses in an address header (all occurrences), as sent."""
     return [a for _, a in address_pairs(headers, name)]
+
+
+def decoded(headers: Message, name: str) -> str:
+    """A header's text as people read it: RFC 2047 encoded words decoded (Outlook encodes any
+    subject with an accent), folding undone; undecodable words are left as sent."""
+    value = headers.get(name)
+    if value is None:
+        return ""
+    text = str(value)
+    if "=?" in text:
+        with contextlib.suppress(ValueError, LookupError, UnicodeError):
+            text = str(make_header(decode_header(text)))
+    return " ".join(text.split())

@@ -63,13 +63,19 @@ def _options(raw: bytes, held: Held) -> list[str]:
 
 
 async def release(settings: Settings, quarantine: Quarantine, db: aiosqlite.Connection,
-                  qid: str, actor: str, secret: bytes) -> ReleaseResult:
-    """Deliver to each still-held recipient; only those the upstream accepted count as released."""
+                  qid: str, actor: str, secret: bytes, only: list[str] | None = None,
+                  address: str | None = None) -> ReleaseResult:
+    """Deliver to each still-held recipient (or those of them in `only`); only those the
+    upstream accepted count as released, and the rest stay held."""
     held = await _held(quarantine, qid)
     raw = quarantine.read(held)
     if raw is None:
         raise ReviewError(f"message {qid} has no stored content any more")
-    mail = Mail(id=held.id, envelope=Envelope(held.sender, tuple(held.held_recipients)),
+    targets = held.held_recipients if only is None else [
+        r for r in held.held_recipients if r in only]
+    if not targets:
+        raise ReviewError(f"none of those recipients of {qid} is still held")
+    mail = Mail(id=held.id, envelope=Envelope(held.sender, tuple(targets)),
                 client=Client(ip=held.client or "", auth_user=held.auth_user), raw=raw)
     result = ReleaseResult()
     upstream = open_upstream(settings.upstream, settings.server.hostname)
@@ -77,9 +83,9 @@ async def release(settings: Settings, quarantine: Quarantine, db: aiosqlite.Conn
         txn = await upstream.begin(held.sender, _options(raw, held))
         if isinstance(txn, Reply):
             result.reply = str(txn)
-            result.refused = {r: str(txn) for r in held.held_recipients}
+            result.refused = {r: str(txn) for r in targets}
         else:
-            for rcpt in held.held_recipients:
+            for rcpt in targets:
                 reply = await txn.add_recipient(rcpt, [])
                 if reply.ok:
                     result.delivered.append(rcpt)
@@ -97,17 +103,17 @@ async def release(settings: Settings, quarantine: Quarantine, db: aiosqlite.Conn
                 await txn.abort()
     finally:
         await upstream.close()
-    remaining = [r for r in held.held_recipients if r in result.refused]
+    remaining = [r for r in held.held_recipients if r not in result.delivered]
     await quarantine.update(qid, status="held" if remaining else "released",
                             held_recipients=remaining, last_reply=result.reply or None)
     await audit.record(db, actor, "release", qid,
-                       f"delivered {len(result.delivered)}, still held {len(remaining)}: "
-                       f"{result.reply}"[:500])
+                       f"delivered to {', '.join(result.delivered) or 'nobody'}; still held "
+                       f"{len(remaining)}: {result.reply}"[:800], address)
     return result
 
 
 async def reject(settings: Settings, quarantine: Quarantine, db: aiosqlite.Connection, qid: str,
-                 actor: str, note: str) -> Reply | None:
+                 actor: str, note: str, address: str | None = None) -> Reply | None:
     """Refuse for good and tell the sender why, with the reviewer's note."""
     held = await _held(quarantine, qid)
     reply = None
@@ -117,14 +123,16 @@ async def reject(settings: Settings, quarantine: Quarantine, db: aiosqlite.Conne
             settings, held.sender, qid, reasons, note))
     await quarantine.update(qid, status="rejected", note=note)
     await audit.record(db, actor, "reject", qid,
-                       f"note: {note}; notice: {reply if reply else 'no sender to notify'}")
+                       f"note: {note}; notice: {reply if reply else 'no sender to notify'}",
+                       address)
     return reply
 
 
-async def delete(quarantine: Quarantine, db: aiosqlite.Connection, qid: str, actor: str) -> None:
+async def delete(quarantine: Quarantine, db: aiosqlite.Connection, qid: str, actor: str,
+                 address: str | None = None) -> None:
     held = await quarantine.get(qid)
     if held is None:
         raise ReviewError(f"no held message with id {qid}")
     quarantine.remove_file(held)
     await quarantine.update(qid, status="deleted")
-    await audit.record(db, actor, "delete", qid)
+    await audit.record(db, actor, "delete", qid, "", address)

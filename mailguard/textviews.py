@@ -9,7 +9,7 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass
 
-from mailguard import quotes
+from mailguard import mime, quotes
 from mailguard.model import Mail
 from mailguard.parts import displayed, text_of
 
@@ -33,7 +33,7 @@ def views(mail: Mail) -> TextViews:
 
 
 def _views(mail: Mail) -> TextViews:
-    own = [str(mail.headers.get("Subject", ""))]
+    own = [mime.decoded(mail.headers, "Subject")]
     quoted = []
     for part in displayed(mail.parts):
         text = text_of(mail.raw, part)

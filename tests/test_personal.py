@@ -41,6 +41,15 @@ def test_tagged_personal_mail_goes_and_says_when_it_was_sent(make_gateway, sink)
     assert event["verdict"] == "delivered" and event["checks"] == ["personal.tagged"]
 
 
+def test_a_tag_in_an_encoded_subject_counts(make_gateway, sink):
+    gw = make_gateway(EXCALIBUR)
+    subject = "=?UTF-8?B?UGVyc29uYWw6IGTDrm5lciBjZSBzb2ly?="   # "Personal: dîner ce soir"
+    assert gw.send(message(to="sam@gmail.com", subject=subject, body=LOVE),
+                   recipients=("sam@gmail.com",))[0] == 250
+    sink.wait_for(1)
+    assert gw.events()[0]["checks"] == ["personal.tagged"]
+
+
 def test_auto_tag_adds_the_label_and_delivers(make_gateway, sink):
     gw = make_gateway({"checks": {"personal": {"action": "reject", "auto_tag": True}}})
     raw = message(to="sam@gmail.com", subject="tonight", body=LOVE)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
+from mailguard import mime
 from mailguard.checks import personal as personal_check
 from mailguard.config import Action, OrganisationSettings, Section, Shared
 from mailguard.model import Finding, Mail
@@ -126,7 +127,7 @@ def disclaimer_for(mail: Mail, settings: Settings) -> tuple[rewrite.Disclaimer, 
     """The rendered disclaimer for this sender's school, and whether the mail is personal."""
     froms = mail.addresses("From")
     sender = froms[0][1] if froms else mail.envelope.sender
-    subject = str(mail.headers.get("Subject", ""))
+    subject = mime.decoded(mail.headers, "Subject")
     personal = bool(settings.personal and (mail.personal or settings.personal_tag.search(subject)))
     found = _rendered(settings, sender, personal)
     return None if found is None else (found, personal)

@@ -17,10 +17,12 @@ def current_actor() -> str:
 
 
 async def record(db: aiosqlite.Connection, actor: str, action: str, quarantine_id: str | None,
-                 detail: str = "") -> None:
+                 detail: str = "", address: str | None = None) -> None:
+    """One row: who (`actor`), from which network address (the desk's client; None on the
+    command line), did what, to which held message."""
     await db.execute(
-        "INSERT INTO audit (ts, actor, action, quarantine_id, detail) VALUES (?, ?, ?, ?, ?)",
-        (time.time(), actor, action, quarantine_id, detail))
+        "INSERT INTO audit (ts, actor, action, quarantine_id, detail, address) "
+        "VALUES (?, ?, ?, ?, ?, ?)", (time.time(), actor, action, quarantine_id, detail, address))
     await db.commit()
 
 
@@ -30,3 +32,29 @@ async def trail(db: aiosqlite.Connection, quarantine_id: str | None = None) -> l
         sql, args = "SELECT * FROM audit WHERE quarantine_id = ? ORDER BY seq", (quarantine_id,)
     async with db.execute(sql, args) as cur:
         return [dict(r) for r in await cur.fetchall()]
+
+
+async def search(db: aiosqlite.Connection, *, actor: str = "", action: str = "",
+                 quarantine_id: str = "", since: float | None = None,
+                 until: float | None = None, limit: int | None = 200, offset: int = 0,
+                 ) -> tuple[list[dict[str, Any]], int]:
+    """Rows matching the auditor's filters, newest first, and how many match in all."""
+    clauses, args = ["1 = 1"], []
+    for column, value in (("actor", actor), ("action", action), ("quarantine_id", quarantine_id)):
+        if value:
+            clauses.append(f"{column} = ?")
+            args.append(value)
+    if since is not None:
+        clauses.append("ts >= ?")
+        args.append(since)
+    if until is not None:
+        clauses.append("ts < ?")
+        args.append(until)
+    where = " AND ".join(clauses)
+    async with db.execute(f"SELECT count(*) FROM audit WHERE {where}", args) as cur:
+        (total,) = await cur.fetchone()  # type: ignore[misc]
+    sql = f"SELECT * FROM audit WHERE {where} ORDER BY seq DESC"
+    if limit is not None:
+        sql += f" LIMIT {int(limit)} OFFSET {int(offset)}"
+    async with db.execute(sql, args) as cur:
+        return [dict(r) for r in await cur.fetchall()], int(total)

@@ -22,11 +22,59 @@ CREATE TABLE IF NOT EXISTS quarantine (
     updated REAL, note TEXT, last_reply TEXT, subject_hint TEXT
 );
 CREATE INDEX IF NOT EXISTS quarantine_status ON quarantine(status, ts);
+CREATE INDEX IF NOT EXISTS quarantine_ts ON quarantine(ts);
+CREATE TABLE IF NOT EXISTS held_rules (
+    qid TEXT NOT NULL, check_name TEXT NOT NULL, rule TEXT NOT NULL, PRIMARY KEY (qid, rule)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS held_rules_check ON held_rules(check_name, qid);
 CREATE TABLE IF NOT EXISTS audit (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, ts REAL NOT NULL, actor TEXT NOT NULL,
-    action TEXT NOT NULL, quarantine_id TEXT, detail TEXT
+    action TEXT NOT NULL, quarantine_id TEXT, detail TEXT, address TEXT
 );
+CREATE INDEX IF NOT EXISTS audit_ts ON audit(ts);
+CREATE TABLE IF NOT EXISTS reviewers (
+    name TEXT PRIMARY KEY, role TEXT NOT NULL, hash TEXT NOT NULL, totp TEXT,
+    created REAL NOT NULL, generation INTEGER NOT NULL DEFAULT 0, disabled INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS comments (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, qid TEXT NOT NULL, ts REAL NOT NULL,
+    actor TEXT NOT NULL, text TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS comments_qid ON comments(qid);
+CREATE TABLE IF NOT EXISTS false_positives (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, qid TEXT NOT NULL, rule TEXT NOT NULL,
+    ts REAL NOT NULL, actor TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS false_positives_rule ON false_positives(rule);
 """
+
+# Columns added after a store was first made: (table, column, type). Added at connect.
+COLUMNS = (("quarantine", "subject", "TEXT"), ("quarantine", "assigned_to", "TEXT"),
+           ("quarantine", "safeguarding", "INTEGER NOT NULL DEFAULT 0"),
+           ("audit", "address", "TEXT"))
+
+
+VERSION = 1   # PRAGMA user_version of a store brought up to date
+
+
+async def _migrate(db: aiosqlite.Connection) -> None:
+    """Bring a store made by an earlier version up to this one, in place, once."""
+    async with db.execute("PRAGMA user_version") as cur:
+        (version,) = await cur.fetchone()  # type: ignore[misc]
+    if version >= VERSION:
+        return
+    for table, column, kind in COLUMNS:
+        async with db.execute(f"PRAGMA table_info({table})") as cur:
+            have = {row[1] for row in await cur.fetchall()}
+        if column not in have:
+            await db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+    await db.execute(
+        "INSERT OR IGNORE INTO held_rules (qid, check_name, rule) "
+        "SELECT q.id, substr(json_extract(j.value, '$.rule'), 1, "
+        "instr(json_extract(j.value, '$.rule'), '.') - 1), json_extract(j.value, '$.rule') "
+        "FROM quarantine q, json_each(q.findings) j")
+    await db.execute("CREATE INDEX IF NOT EXISTS quarantine_assigned ON quarantine(assigned_to)")
+    await db.execute(f"PRAGMA user_version = {VERSION}")
 
 
 def prepare_data_dir(data_dir: Path) -> None:
@@ -43,5 +91,6 @@ async def connect(data_dir: Path) -> aiosqlite.Connection:
     await db.execute("PRAGMA synchronous=FULL")
     await db.execute("PRAGMA busy_timeout=30000")
     await db.executescript(SCHEMA)
+    await _migrate(db)
     await db.commit()
     return db

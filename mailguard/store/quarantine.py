@@ -16,9 +16,16 @@ from typing import Any
 
 import aiosqlite
 
+from mailguard import mime
 from mailguard.model import Finding, Mail
 
 STATUSES = ("held", "released", "rejected", "deleted", "expired")
+# Language categories that are the safeguarding lead's business, whatever the trust's actions.
+SAFEGUARDING = ("language.threats:", "language.extremism:")
+
+
+def is_safeguarding(finding: Finding) -> bool:
+    return finding.alert or finding.rule_id.startswith(SAFEGUARDING)
 
 
 @dataclass(frozen=True)
@@ -38,6 +45,9 @@ class Held:
     updated: float | None
     note: str | None
     last_reply: str | None
+    subject: str | None = None
+    assigned_to: str | None = None
+    safeguarding: int = 0
 
     @classmethod
     def from_row(cls, row: aiosqlite.Row) -> Held:
@@ -57,7 +67,7 @@ class Held:
 def _finding_dict(f: Finding) -> dict[str, Any]:
     return {"rule": f.rule_id, "action": f.action.value, "clause": f.clause,
             "message": f.message, "advice": f.advice, "evidence": f.evidence,
-            "severity": f.severity}
+            "severity": f.severity, "alert": f.alert}
 
 
 def _write_durably(folder: Path, name: str, data: bytes) -> None:
@@ -88,11 +98,15 @@ class Quarantine:
         recipients = json.dumps(list(mail.envelope.recipients))
         await self.db.execute(
             "INSERT INTO quarantine (id, ts, status, reason, sender, recipients, held_recipients,"
-            " client, auth_user, size, findings, file, updated) VALUES"
-            " (?, ?, 'held', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " client, auth_user, size, findings, file, updated, subject, safeguarding) VALUES"
+            " (?, ?, 'held', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (mail.id, mail.received_at, reason, mail.envelope.sender, recipients, recipients,
              mail.client.ip, mail.client.auth_user, len(mail.raw),
-             json.dumps([_finding_dict(f) for f in findings]), name, time.time()))
+             json.dumps([_finding_dict(f) for f in findings]), name, time.time(),
+             mime.decoded(mail.headers, "Subject")[:300], any(map(is_safeguarding, findings))))
+        await self.db.executemany(
+            "INSERT OR IGNORE INTO held_rules (qid, check_name, rule) VALUES (?, ?, ?)",
+            [(mail.id, f.check, f.rule_id) for f in findings])
         await self.db.commit()
         return mail.id
 
@@ -130,6 +144,28 @@ class Quarantine:
             args.append(last_reply)
         await self.db.execute(f"UPDATE quarantine SET {', '.join(sets)} WHERE id = ?",
                               (*args, qid))
+        await self.db.commit()
+
+    async def assign(self, qid: str, reviewer: str | None) -> None:
+        await self.db.execute("UPDATE quarantine SET assigned_to = ?, updated = ? WHERE id = ?",
+                              (reviewer, time.time(), qid))
+        await self.db.commit()
+
+    async def comment(self, qid: str, actor: str, text: str) -> None:
+        await self.db.execute("INSERT INTO comments (qid, ts, actor, text) VALUES (?, ?, ?, ?)",
+                              (qid, time.time(), actor, text))
+        await self.db.commit()
+
+    async def comments(self, qid: str) -> list[dict[str, Any]]:
+        async with self.db.execute(
+                "SELECT ts, actor, text FROM comments WHERE qid = ? ORDER BY seq", (qid,)) as cur:
+            return [dict(r) for r in await cur.fetchall()]
+
+    async def false_positive(self, qid: str, rule: str, actor: str) -> None:
+        """A reviewer's word that this rule misfired here: IT sees it in the term statistics."""
+        await self.db.execute(
+            "INSERT INTO false_positives (qid, rule, ts, actor) VALUES (?, ?, ?, ?)",
+            (qid, rule, time.time(), actor))
         await self.db.commit()
 
     def remove_file(self, held: Held) -> None:

@@ -1,17 +1,30 @@
-"""Starlette app: /healthz for load balancers and /metrics for Prometheus."""
+"""The web listener: the review desk for the DPO, safeguarding lead, IT and auditor, plus
+/healthz for load balancers and /metrics for Prometheus."""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
+import structlog
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.responses import JSONResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
 
 from mailguard.config import Settings
+from mailguard.web import auditlog, message, queue, signin
+from mailguard.web.context import Desk
+from mailguard.web.security import SecurityHeaders, session_key
+
+STATIC = Path(__file__).parent / "static"
+log = structlog.get_logger("mailguard.web")
 
 
 def _registry() -> Any:
@@ -26,7 +39,12 @@ def _registry() -> Any:
     return REGISTRY
 
 
-def create_app(settings: Settings, instance: Any | None) -> Starlette:
+def create_app(settings: Settings, instance: Any | None, db: Any | None = None) -> Starlette:
+    """The ASGI app. With a running gateway (`instance`) the desk shares its store and sees
+    its reloads; without one it opens the store itself."""
+    current = (lambda: instance.handler.settings) if instance is not None else (lambda: settings)
+    desk = Desk(current, db=db if db is not None else getattr(instance, "db", None))
+
     async def healthz(request: Request) -> JSONResponse:
         body: dict[str, Any] = {"status": "ok", "organisation": settings.organisation.name}
         if instance is not None:
@@ -41,4 +59,34 @@ def create_app(settings: Settings, instance: Any | None) -> Starlette:
     async def metrics(request: Request) -> Response:
         return Response(generate_latest(_registry()), media_type=CONTENT_TYPE_LATEST)
 
-    return Starlette(routes=[Route("/healthz", healthz), Route("/metrics", metrics)])
+    async def problem(request: Request, exc: Exception) -> Response:
+        """Errors as a page in plain words; never a stack trace."""
+        assert isinstance(exc, HTTPException)
+        if exc.status_code in (301, 302, 303, 307):
+            return RedirectResponse(exc.headers["location"] if exc.headers else "/", 303)
+        who = await desk.reviewer(request) if "session" in request.scope else None
+        response = desk.page(request, "error.html", who, status=exc.status_code,
+                             detail=exc.detail)
+        response.status_code = exc.status_code
+        return response
+
+    async def failure(request: Request, exc: Exception) -> Response:
+        log.error("desk_error", path=request.url.path, error=repr(exc))
+        return await problem(request, HTTPException(
+            500, "Something went wrong on the review desk. Nothing was changed by this "
+                 "request; if it happens again, tell IT (the server log has the details)."))
+
+    routes = [Route("/healthz", healthz), Route("/metrics", metrics),
+              Mount("/static", StaticFiles(directory=STATIC), name="static"),
+              *signin.routes(desk), *queue.routes(desk), *message.routes(desk),
+              *auditlog.routes(desk)]
+    web = settings.web
+    app = Starlette(
+        routes=routes,
+        middleware=[Middleware(SecurityHeaders),
+                    Middleware(SessionMiddleware, secret_key=session_key(settings.storage.data_dir),
+                               session_cookie="mailguard_desk", max_age=web.session_minutes * 60,
+                               same_site="strict", https_only=web.secure_cookies)],
+        exception_handlers={HTTPException: problem, Exception: failure})
+    app.state.desk = desk
+    return app
