@@ -23,6 +23,7 @@ __all__ = [
     "Lexicon",
     "LexiconError",
     "Term",
+    "explain",
     "lint",
     "load",
     "normalise",
@@ -168,3 +169,16 @@ def lint(lexicon: Lexicon, dictionary: Iterable[str]) -> tuple[list[str], list[s
             problems.append(f"{term.id}: regex {term.text!r} matches dictionary words: "
                             f"{', '.join(named[:8])}")
     return problems, notes
+
+
+def explain(lists: Lexicon, sources: Iterable[tuple[str, str, bool]]) -> list[dict[str, str]]:
+    """Every match in each (where, text, quoted) source with the normalisation that found
+    it: what `wordlists test` prints and the desk's term page shows."""
+    rows = []
+    for where, text, _ in sources:
+        written = readable(text)
+        for hit in lists.scan(text):
+            rows.append({"where": where, "category": hit.term.category, "term": hit.term.id,
+                         "entry": hit.term.text, "severity": hit.term.severity, "how": hit.how,
+                         "matched": written[hit.start:hit.end]})
+    return rows

@@ -155,13 +155,7 @@ def cmd_wordlists_test(args: argparse.Namespace, settings: Settings) -> int:
         sources = texts(mail, "full", inspect_mail(mail, limits))
     else:
         sources = [("text", args.text or "", False)]
-    rows = []
-    for where, text, _ in sources:
-        written = lexicon.readable(text)
-        for hit in lists.scan(text):
-            rows.append({"where": where, "category": hit.term.category, "term": hit.term.id,
-                         "entry": hit.term.text, "severity": hit.term.severity, "how": hit.how,
-                         "matched": written[hit.start:hit.end]})
+    rows = lexicon.explain(lists, sources)
     if args.json:
         print(json.dumps(rows, indent=2))
     else:

@@ -77,6 +77,11 @@ async def _migrate(db: aiosqlite.Connection) -> None:
     await db.execute(f"PRAGMA user_version = {VERSION}")
 
 
+def like(text: str) -> str:
+    """A LIKE pattern (with ESCAPE '\\') that finds `text` anywhere, wildcards taken literally."""
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
 def prepare_data_dir(data_dir: Path) -> None:
     """The data folder holds held mail: only mailguard's own user may enter it."""
     data_dir.mkdir(parents=True, exist_ok=True)

@@ -15,6 +15,8 @@ from typing import Any
 import aiosqlite
 import structlog
 
+from mailguard.store.db import like
+
 log = structlog.get_logger("mailguard.event")
 
 COLUMNS = ("id", "ts", "client", "helo", "auth_user", "sender", "rcpt_count", "rcpt_domains",
@@ -99,6 +101,30 @@ class EventLog:
         async with self.db.execute(
                 "SELECT * FROM events WHERE ts >= ? ORDER BY ts", (ts,)) as cur:
             return [from_row(r) for r in await cur.fetchall()]
+
+    async def search(self, *, verdict: str = "", sender: str = "", rule: str = "",
+                     since: float | None = None, until: float | None = None, limit: int = 100,
+                     offset: int = 0) -> tuple[list[dict[str, Any]], int]:
+        """Events matching IT's filters, newest first, and how many match in all."""
+        clauses, args = ["1 = 1"], []
+        if verdict:
+            clauses.append("verdict = ?")
+            args.append(verdict)
+        for column, text in (("sender", sender), ("checks", rule)):
+            if text:
+                clauses.append(f"{column} LIKE ? ESCAPE '\\'")
+                args.append(like(text))
+        for op, value in ((">=", since), ("<", until)):
+            if value is not None:
+                clauses.append(f"ts {op} ?")
+                args.append(value)
+        where = " AND ".join(clauses)
+        async with self.db.execute(f"SELECT count(*) FROM events WHERE {where}", args) as cur:
+            (total,) = await cur.fetchone()  # type: ignore[misc]
+        async with self.db.execute(
+                f"SELECT * FROM events WHERE {where} ORDER BY ts DESC LIMIT ? OFFSET ?",
+                [*args, limit, offset]) as cur:
+            return [from_row(r) for r in await cur.fetchall()], int(total)
 
     async def purge(self, before: float) -> int:
         cur = await self.db.execute("DELETE FROM events WHERE ts < ?", (before,))

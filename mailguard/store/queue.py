@@ -8,6 +8,7 @@ from typing import Any
 
 import aiosqlite
 
+from mailguard.store.db import like
 from mailguard.store.quarantine import STATUSES, Held
 
 PAGE = 50
@@ -24,10 +25,6 @@ class Filters:
     page: int = 1
 
 
-def _like(text: str) -> str:
-    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-
-
 def _where(f: Filters, scope: tuple[str, tuple[Any, ...]], subjects: bool
            ) -> tuple[str, list[Any]]:
     clauses, args = [scope[0]], list(scope[1])
@@ -40,7 +37,7 @@ def _where(f: Filters, scope: tuple[str, tuple[Any, ...]], subjects: bool
         args.append(f.check)
     if f.sender:
         clauses.append("q.sender LIKE ? ESCAPE '\\'")
-        args.append(_like(f.sender))
+        args.append(like(f.sender))
     if f.since is not None:
         clauses.append("q.ts >= ?")
         args.append(f.since)
@@ -50,7 +47,7 @@ def _where(f: Filters, scope: tuple[str, tuple[Any, ...]], subjects: bool
     if f.search:
         fields = ["q.id", "q.sender", "q.recipients"] + (["q.subject"] if subjects else [])
         clauses.append("(" + " OR ".join(f"{c} LIKE ? ESCAPE '\\'" for c in fields) + ")")
-        args.extend([_like(f.search)] * len(fields))
+        args.extend([like(f.search)] * len(fields))
     return " AND ".join(clauses), args
 
 

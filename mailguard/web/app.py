@@ -19,7 +19,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from mailguard.config import Settings
-from mailguard.web import auditlog, message, queue, signin
+from mailguard.web import auditlog, export, insight, message, queue, signin
 from mailguard.web.context import Desk
 from mailguard.web.security import SecurityHeaders, session_key
 
@@ -79,7 +79,7 @@ def create_app(settings: Settings, instance: Any | None, db: Any | None = None) 
     routes = [Route("/healthz", healthz), Route("/metrics", metrics),
               Mount("/static", StaticFiles(directory=STATIC), name="static"),
               *signin.routes(desk), *queue.routes(desk), *message.routes(desk),
-              *auditlog.routes(desk)]
+              *auditlog.routes(desk), *insight.routes(desk), *export.routes(desk)]
     web = settings.web
     app = Starlette(
         routes=routes,

@@ -18,6 +18,7 @@ import nh3
 from mailguard import mime
 from mailguard.files import report
 from mailguard.files.limits import Limits
+from mailguard.matcher import readable
 from mailguard.model import Client, Envelope, Mail
 from mailguard.parts import Part, displayed, scan, text_of
 
@@ -158,10 +159,11 @@ def attachment_bytes(raw: bytes, index: int) -> tuple[str, bytes] | None:
 def in_context(text: str, lexicon: Any, limit: int = 50) -> list[tuple[str, str, str, str]]:
     """Each listed word in the text with the words around it: (before, word, after, rule)."""
     out = []
+    written = readable(text)   # the hits' offsets count in it
     for hit in lexicon.scan(text):
-        before = " ".join(text[max(0, hit.start - 80):hit.start].split()[-10:])
-        after = " ".join(text[hit.end:hit.end + 80].split()[:10])
-        out.append((before, text[hit.start:hit.end], after,
+        before = " ".join(written[max(0, hit.start - 80):hit.start].split()[-10:])
+        after = " ".join(written[hit.end:hit.end + 80].split()[:10])
+        out.append((before, written[hit.start:hit.end], after,
                     f"{hit.term.category}:{hit.term.id.rpartition(':')[2]}"))
         if len(out) >= limit:
             break
