@@ -23,6 +23,12 @@ def cmd_check_config(args: argparse.Namespace, settings: Settings) -> int:
     print(f"{settings.file}: ok (upstream {settings.upstream.url}; checks: {', '.join(enabled)})")
     for problem in settings.directory.problems if settings.directory else ():
         print(f"warning: directory row skipped: {problem}")
+    storage = settings.storage
+    print(f"held mail is sealed (AES-256-GCM) with the key from {storage.quarantine_key_source}")
+    if storage.quarantine_key_source.startswith("file ") and storage.data_dir.resolve() in Path(
+            storage.quarantine_key_source[5:]).resolve().parents:
+        print("warning: the quarantine key is in the data folder, so a copy of that folder can "
+              "be read: set [storage] quarantine_key_file or quarantine_key_env to keep it apart")
     if settings.preset:
         print(f"preset {settings.preset}; this file overrides its "
               + (", ".join(settings.preset_overridden) or "nothing"))

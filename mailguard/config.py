@@ -210,6 +210,7 @@ class OrganisationSettings:
     domains: tuple[str, ...]
     postmaster: str
     safeguarding_lead: str = ""   # the designated safeguarding lead, told of alerts
+    dpo: str = ""                 # the Data Protection Officer, told of held mail
     freemail_domains: frozenset[str] = frozenset(FREEMAIL)   # personal mailbox providers
 
     def owns(self, address: str) -> bool:
@@ -237,6 +238,47 @@ class StorageSettings:
     data_dir: Path
     event_retention_days: int
     quarantine_retention_days: int
+    quarantine_key: bytes = field(default=b"", repr=False)   # AES-256-GCM; never in the store
+    quarantine_key_source: str = ""   # where it came from, for check-config
+
+
+def _quarantine_key(sec: Section, data_dir: Path, base: Path) -> tuple[bytes, str]:
+    """The key held mail is sealed with: from the named environment variable, or from the
+    key file (made on first use, 0600; by default in the data folder)."""
+    from mailguard.store.sealing import key_file, parse_key
+
+    env = sec.string("quarantine_key_env", "")
+    if env:
+        value = os.environ.get(env)
+        if value is None:
+            raise sec.error("quarantine_key_env", f"the environment variable {env} is not set")
+        try:
+            return parse_key(value), f"environment variable {env}"
+        except ValueError as e:
+            raise sec.error("quarantine_key_env", f"{env} {e}") from None
+    path = sec.path("quarantine_key_file", base) or data_dir / "quarantine.key"
+    try:
+        key = key_file(path)
+        if path.stat().st_mode & 0o077:
+            raise sec.error("quarantine_key_file", f"{path} can be read by other users: "
+                                                   f"chmod 600 {path}")
+    except ValueError as e:
+        raise sec.error("quarantine_key_file", f"{path} {e}") from None
+    except OSError as e:
+        raise sec.error("quarantine_key_file", f"{path}: cannot read or make it: {e}") from None
+    return key, f"file {path}"
+
+
+@dataclass(frozen=True)
+class NoticeSettings:
+    """Who hears of held mail, and how often."""
+
+    held: bool = True            # tell the DPO (and the safeguarding lead, for theirs)
+    digest_after: int = 5        # more than this many in an hour: one digest instead
+    digest_minutes: int = 30     # at most one digest per reviewer this often
+    sender_held: bool = False    # tell the sender their message is held
+    sender_released: bool = True # tell the sender when it is released (rejection always is)
+    interval: float = 20.0       # seconds between sends of what is due
 
 
 @dataclass(frozen=True)
@@ -268,6 +310,17 @@ class Settings:
     preset_overridden: tuple[str, ...] = ()   # the preset's keys this file sets otherwise
     dkim: DkimSettings = field(default_factory=lambda: DkimSettings({}, "relaxed/simple"))
     inspection: Limits = field(default_factory=Limits)   # bounds on reading attachments
+    notices: NoticeSettings = field(default_factory=NoticeSettings)
+
+
+def _notices(sec: Section) -> NoticeSettings:
+    return NoticeSettings(
+        held=sec.boolean("held", True),
+        digest_after=sec.integer("digest_after", 5, minimum=1),
+        digest_minutes=sec.integer("digest_minutes", 30, minimum=1),
+        sender_held=sec.boolean("sender_held", False),
+        sender_released=sec.boolean("sender_released", True),
+        interval=sec.number("interval", 20.0, minimum=0.5))
 
 
 def _networks(sec: Section, key: str, default: list[str]) -> tuple[Network, ...]:
@@ -352,19 +405,24 @@ def _organisation(sec: Section) -> OrganisationSettings:
     if not domains:
         raise sec.error("domains", "list at least one of the organisation's mail domains")
     postmaster = sec.string("postmaster", f"postmaster@{domains[0]}")
-    lead = sec.string("safeguarding_lead", "")
-    if lead and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", lead):
-        raise sec.error("safeguarding_lead", f"{lead!r} is not an email address")
+    people = {}
+    for key in ("safeguarding_lead", "dpo"):
+        people[key] = sec.string(key, "")
+        if people[key] and not re.fullmatch(r"[^@\s]+@[^@\s]+\.[^@\s]+", people[key]):
+            raise sec.error(key, f"{people[key]!r} is not an email address")
     freemail = frozenset(d.lower() for d in sec.strings("freemail_domains", list(FREEMAIL)))
     return OrganisationSettings(name=name, domains=domains, postmaster=postmaster,
-                                safeguarding_lead=lead, freemail_domains=freemail)
+                                freemail_domains=freemail, **people)
 
 
 def _storage(sec: Section, base: Path) -> StorageSettings:
+    data_dir = sec.path("data_dir", base, "var") or base / "var"
+    key, source = _quarantine_key(sec, data_dir, base)
     return StorageSettings(
-        data_dir=sec.path("data_dir", base, "var") or base / "var",
+        data_dir=data_dir,
         event_retention_days=sec.integer("event_retention_days", 90, minimum=1),
         quarantine_retention_days=sec.integer("quarantine_retention_days", 30, minimum=1),
+        quarantine_key=key, quarantine_key_source=source,
     )
 
 
@@ -515,6 +573,7 @@ def load(path: str | Path, *, checks: bool = True) -> Settings:
         directory=directory,
         dkim=part("dkim", lambda s: _dkim(s, base)) if checks else DkimSettings({}, ""),
         inspection=shared.inspection,
+        notices=part("notices", _notices),
     )
     if not checks:
         top.seen.update(("checks", "dkim"))

@@ -8,6 +8,7 @@ import uuid
 from email.message import EmailMessage
 from email.policy import SMTP as SMTP_POLICY
 from email.utils import formatdate
+from typing import Any
 
 from mailguard.config import Settings
 from mailguard.model import Finding, Mail
@@ -108,3 +109,78 @@ async def send(settings: Settings, recipient: str, message: bytes) -> Reply:
         return await txn.send(message)
     finally:
         await upstream.close()
+
+
+def _link(settings: Settings, qid: str) -> str:
+    return f"{settings.web.public_url}/message/{qid}" if settings.web.public_url else \
+        f"mailguard quarantine show {qid}"
+
+
+def _held_line(held: Any) -> str:
+    rules = ", ".join(sorted({f["rule"] for f in held.findings}))
+    return (f"{held.id}: from {held.sender or '(no sender)'} to {len(held.recipients)} "
+            f"recipient(s), held for {rules}")
+
+
+def held_notice(settings: Settings, recipient: str, held: Any) -> bytes:
+    """To a reviewer: one message was held. Envelope facts, rule ids and clauses, and the
+    link; never the subject or the words, which stay behind the desk's audit trail."""
+    return _notice(settings, recipient, f"Mail held for review (reference {held.id})", [
+        "Hello,",
+        "",
+        f"{settings.organisation.name}'s mail gateway has held a message for review:",
+        f"  {_held_line(held)}",
+        "",
+        "Why (rule, policy):",
+        *[f"  - {f['rule']}: {f['message']} ({f['clause']})" for f in held.findings],
+        "",
+        f"Review it: {_link(settings, held.id)}",
+        f"Unless someone acts, it expires in {settings.storage.quarantine_retention_days} days.",
+    ])
+
+
+def held_digest(settings: Settings, recipient: str, items: list[Any]) -> bytes:
+    """To a reviewer: many messages were held; one notice lists them."""
+    shown = items[:100]
+    url = settings.web.public_url
+    return _notice(settings, recipient, f"{len(items)} messages held for review", [
+        "Hello,",
+        "",
+        f"{settings.organisation.name}'s mail gateway has held {len(items)} messages for "
+        "review since its last notice:",
+        *[f"  - {_held_line(h)}" for h in shown],
+        *([f"  … and {len(items) - len(shown)} more"] if len(items) > len(shown) else []),
+        "",
+        f"Review them: {url + '/queue' if url else 'mailguard quarantine list'}",
+    ])
+
+
+def sender_held_notice(settings: Settings, held: Any) -> bytes:
+    """To the sender: their message is waiting for a reviewer, and why, in plain words."""
+    return _notice(settings, held.sender, f"Your message is waiting for review (reference "
+                                          f"{held.id})", [
+        "Hello,",
+        "",
+        f"A message you sent to {len(held.recipients)} recipient(s) has been held by "
+        f"{settings.organisation.name}'s mail gateway, and has not been delivered yet.",
+        "",
+        "Why:",
+        *[f"  - {f['message']} (policy: {f['clause']}). {f['advice']}." for f in held.findings],
+        "",
+        "The Data Protection Officer will review it. You will get another email when it is",
+        "released or rejected; you do not need to send it again.",
+        f"Reference: {held.id}.",
+    ])
+
+
+def release_notice(settings: Settings, held: Any, delivered: list[str]) -> bytes:
+    return _notice(settings, held.sender, f"Your message has been sent (reference {held.id})", [
+        "Hello,",
+        "",
+        f"A message you sent was held by {settings.organisation.name}'s mail gateway for review.",
+        f"The reviewer released it, and it has now been delivered to {len(delivered)} "
+        "recipient(s):",
+        *[f"  - {r}" for r in delivered],
+        "",
+        f"Reference: {held.id}.",
+    ])

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import structlog
 
-from mailguard import metrics, mime, model, notify, parts, policy, trace
+from mailguard import metrics, mime, model, notices, notify, parts, policy, trace
 from mailguard.checks import REGISTRY
 from mailguard.config import Action, Settings
 from mailguard.model import Envelope, Finding, Mail, Verdict
@@ -179,6 +179,7 @@ class Pipeline:
                 reply = smtp_reply(451, "4.3.0", [
                     "mailguard could not store this message for review; please try again later."])
                 return self._finish(mail, "tempfailed", reply, verdict, started, refused, stamped)
+            await self._tell_reviewers(mail, verdict.findings)
             reply = smtp_reply(250, "2.0.0", [
                 f"Held for review by the school's Data Protection Officer (reference {mail.id}):",
                 f"{verdict.reason}. It will be delivered only if they release it."])
@@ -217,6 +218,7 @@ class Pipeline:
                 return "tempfailed", smtp_reply(451, "4.3.0", [
                     "mailguard could not deliver or store every copy; please try again later."
                 ]), reply
+            await self._tell_reviewers(copy, verdict.findings)
             held += 1
         summary = Reply(250, f"split: {delivered} delivered, {held} held")
         return "delivered", smtp_reply(250, "2.0.0", [
@@ -267,6 +269,15 @@ class Pipeline:
             self.alerts.add(task)
             task.add_done_callback(self.alerts.discard)
         return Outcome(reply, outcome)
+
+    async def _tell_reviewers(self, mail: Mail, findings: tuple[Finding, ...]) -> None:
+        """Queue the hold's notices (DPO, safeguarding lead, sender); the mail is already
+        safe on disk, so a failure here is logged and the sender still gets 250."""
+        try:
+            await notices.enqueue(self.quarantine.db, self.settings, mail.id,
+                                  mail.envelope.sender, findings)
+        except Exception as e:
+            log.error("notice_queue_failed", id=mail.id, error=repr(e))
 
     def _tell_it(self, mail: Mail, what: str) -> None:
         """One notice to IT (the postmaster) per sender per hour: a burst past the limit is

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import aiosqlite
+import structlog
 
 from mailguard import notify
 from mailguard.checks import REWRITERS
@@ -19,6 +20,9 @@ from mailguard.pipeline import inspect, outgoing
 from mailguard.relay import Reply, open_upstream
 from mailguard.store import audit
 from mailguard.store.quarantine import Held, Quarantine
+from mailguard.store.sealing import SealError
+
+log = structlog.get_logger("mailguard.review")
 
 
 async def release_rewrites(mail: Mail, settings: Settings) -> tuple[Any, ...]:
@@ -68,7 +72,10 @@ async def release(settings: Settings, quarantine: Quarantine, db: aiosqlite.Conn
     """Deliver to each still-held recipient (or those of them in `only`); only those the
     upstream accepted count as released, and the rest stay held."""
     held = await _held(quarantine, qid)
-    raw = quarantine.read(held)
+    try:
+        raw = quarantine.read(held)
+    except SealError as e:
+        raise ReviewError(f"message {qid} cannot be opened: {e}") from None
     if raw is None:
         raise ReviewError(f"message {qid} has no stored content any more")
     targets = held.held_recipients if only is None else [
@@ -103,6 +110,12 @@ async def release(settings: Settings, quarantine: Quarantine, db: aiosqlite.Conn
                 await txn.abort()
     finally:
         await upstream.close()
+    if result.delivered and held.sender and settings.notices.sender_released:
+        try:
+            await notify.send(settings, held.sender,
+                              notify.release_notice(settings, held, result.delivered))
+        except Exception as e:   # delivered is delivered; the courtesy notice may fail alone
+            log.warning("release_notice_failed", id=qid, error=repr(e))
     remaining = [r for r in held.held_recipients if r not in result.delivered]
     await quarantine.update(qid, status="held" if remaining else "released",
                             held_recipients=remaining, last_reply=result.reply or None)

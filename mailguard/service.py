@@ -11,7 +11,7 @@ from pathlib import Path
 
 import structlog
 
-from mailguard import config, retention, trace
+from mailguard import config, notices, retention, trace
 from mailguard.auth import UserDatabase
 from mailguard.config import ConfigError, Settings
 from mailguard.launch import Workers, install_signals, web_task
@@ -43,6 +43,7 @@ class Instance:
     db: object
     retention: asyncio.Task[None] | None = None
     watcher: asyncio.Task[None] | None = None
+    notices: asyncio.Task[None] | None = None
 
     async def reload(self) -> None:
         try:  # off the event loop: compiling wordlists must not hold up mail
@@ -101,7 +102,7 @@ class Instance:
             if conn.transport is not None:
                 conn.transport.write(b"421 4.3.2 mailguard is shutting down, try again shortly\r\n")
                 conn.transport.close()
-        for task in (self.retention, self.watcher):
+        for task in (self.retention, self.watcher, self.notices):
             if task:
                 task.cancel()
         if self.handler.pipeline.alerts:  # safeguarding alerts still on their way
@@ -115,7 +116,7 @@ async def start(config_path: Path, settings: Settings, *, reuse_port: bool = Fal
     db = await store_db.connect(settings.storage.data_dir)
     events = EventLog(db)
     events.start()
-    quarantine = Quarantine(db, settings.storage.data_dir)
+    quarantine = Quarantine(db, settings.storage.data_dir, settings.storage.quarantine_key)
     secret = trace.load_secret(settings.server.stamp_secret_file)
     upstream = open_upstream(settings.upstream, settings.server.hostname)
     pipeline = Pipeline(settings, events, quarantine, secret, upstream)
@@ -130,7 +131,9 @@ async def start(config_path: Path, settings: Settings, *, reuse_port: bool = Fal
         raise
     log.info("listening", smtp=f"{host}:{port}", upstream=upstream.describe())
     keeper = asyncio.create_task(retention.run_hourly(lambda: handler.settings, events, quarantine))
-    return Instance(config_path, settings, handler, upstream, events, server, db, keeper)
+    teller = asyncio.create_task(notices.run(lambda: handler.settings, quarantine))
+    return Instance(config_path, settings, handler, upstream, events, server, db, keeper,
+                    notices=teller)
 
 
 async def run_single(config_path: Path, settings: Settings, *, worker: bool = False,

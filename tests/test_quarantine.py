@@ -38,7 +38,10 @@ def test_held_mail_is_on_disk_protected_and_explained(held_gw, sink):
     qid = hold_one(held_gw)
     assert sink.messages == []
     path = held_gw.data_dir / "quarantine" / f"{qid}.eml"
-    assert path.read_bytes() == message(from_="head@gmail.com")
+    sealed = path.read_bytes()
+    assert sealed.startswith(b"MGQ1") and b"packed lunch" not in sealed and b"head@" not in sealed
+    shown = held_gw.cli("quarantine", "show", qid, "--raw")
+    assert shown.stdout == message(from_="head@gmail.com").decode().replace("\r\n", "\n")
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
     assert stat.S_IMODE(held_gw.data_dir.stat().st_mode) == 0o700
@@ -50,7 +53,7 @@ def test_held_mail_is_on_disk_protected_and_explained(held_gw, sink):
     [event] = held_gw.events()
     assert (event["verdict"], event["quarantine_id"]) == ("quarantined", qid)
     trail = json.loads(held_gw.cli("quarantine", "show", qid, "--json").stdout)["audit"]
-    assert [a["action"] for a in trail] == ["show", "show"]
+    assert [a["action"] for a in trail] == ["show", "show", "show"]
 
 
 def test_quarantine_survives_restart_and_release_delivers_once(held_gw, sink):

@@ -39,6 +39,7 @@ async def with_stores(settings: Settings, work: Callable[..., Awaitable[int]]) -
 
     db = await store_db.connect(settings.storage.data_dir)
     try:
-        return await work(db, Quarantine(db, settings.storage.data_dir), EventLog(db))
+        return await work(db, Quarantine(db, settings.storage.data_dir,
+                                          settings.storage.quarantine_key), EventLog(db))
     finally:
         await db.close()

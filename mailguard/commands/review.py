@@ -48,6 +48,7 @@ def cmd_purge(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_quarantine(args: argparse.Namespace, settings: Settings) -> int:
     from mailguard import review, trace
     from mailguard.store import audit
+    from mailguard.store.sealing import SealError
 
     actor = args.actor or audit.current_actor()
 
@@ -109,7 +110,7 @@ def cmd_quarantine(args: argparse.Namespace, settings: Settings) -> int:
                 await review.delete(quarantine, db, args.id, actor)
                 print(f"{args.id}: deleted")
                 return 0
-        except review.ReviewError as e:
+        except (review.ReviewError, SealError) as e:
             print(f"mailguard: {e}", file=sys.stderr)
             return 1
         return 2

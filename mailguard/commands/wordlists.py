@@ -28,6 +28,7 @@ def cmd_wordlists_replay(args: argparse.Namespace, settings: Settings) -> int:
     from mailguard import lexicon
     from mailguard.checks import language
     from mailguard.model import Client, Envelope, Mail
+    from mailguard.store.sealing import SealError
 
     check = settings.checks["language"]
     if args.folder:
@@ -42,7 +43,11 @@ def cmd_wordlists_replay(args: argparse.Namespace, settings: Settings) -> int:
         for held in await quarantine.list(None):
             if held.ts < time.time() - args.since or not held.file:
                 continue
-            raw = quarantine.read(held)
+            try:
+                raw = quarantine.read(held)
+            except SealError as e:
+                print(f"mailguard: {held.id} skipped: {e}", file=sys.stderr)
+                continue
             if raw is None:
                 continue
             mail = Mail(id=held.id, envelope=Envelope(held.sender, tuple(held.recipients)),

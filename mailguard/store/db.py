@@ -46,6 +46,12 @@ CREATE TABLE IF NOT EXISTS false_positives (
     ts REAL NOT NULL, actor TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS false_positives_rule ON false_positives(rule);
+CREATE TABLE IF NOT EXISTS notices (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT, ts REAL NOT NULL, qid TEXT NOT NULL,
+    recipient TEXT NOT NULL, kind TEXT NOT NULL, claimed REAL, tries INTEGER NOT NULL DEFAULT 0,
+    digest INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS notices_pending ON notices(claimed, recipient);
 """
 
 # Columns added after a store was first made: (table, column, type). Added at connect.

@@ -1,4 +1,5 @@
-"""Held mail: the message bytes on disk (fsync'd, 0600) and its envelope and findings in SQLite.
+"""Held mail: the message bytes on disk (sealed with AES-GCM, fsync'd, 0600) and its envelope
+and findings in SQLite (the subject sealed too).
 
 `hold` returns only once both are durable, because the SMTP 250 that follows promises the
 sender's server that the message is safe with us.
@@ -7,6 +8,7 @@ sender's server that the message is safe with us.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import time
@@ -18,6 +20,7 @@ import aiosqlite
 
 from mailguard import mime
 from mailguard.model import Finding, Mail
+from mailguard.store.sealing import Sealer
 
 STATUSES = ("held", "released", "rejected", "deleted", "expired")
 # Language categories that are the safeguarding lead's business, whatever the trust's actions.
@@ -86,15 +89,17 @@ def _write_durably(folder: Path, name: str, data: bytes) -> None:
 
 
 class Quarantine:
-    def __init__(self, db: aiosqlite.Connection, data_dir: Path) -> None:
+    def __init__(self, db: aiosqlite.Connection, data_dir: Path, key: bytes) -> None:
         self.db = db
+        self.sealer = Sealer(key)
         self.folder = data_dir / "quarantine"
         self.folder.mkdir(parents=True, exist_ok=True)
         os.chmod(self.folder, 0o700)
 
     async def hold(self, mail: Mail, findings: tuple[Finding, ...], reason: str) -> str:
         name = f"{mail.id}.eml"
-        await asyncio.to_thread(_write_durably, self.folder, name, mail.raw)
+        sealed = await asyncio.to_thread(self.sealer.seal, mail.raw, mail.id)
+        await asyncio.to_thread(_write_durably, self.folder, name, sealed)
         recipients = json.dumps(list(mail.envelope.recipients))
         await self.db.execute(
             "INSERT INTO quarantine (id, ts, status, reason, sender, recipients, held_recipients,"
@@ -103,30 +108,37 @@ class Quarantine:
             (mail.id, mail.received_at, reason, mail.envelope.sender, recipients, recipients,
              mail.client.ip, mail.client.auth_user, len(mail.raw),
              json.dumps([_finding_dict(f) for f in findings]), name, time.time(),
-             mime.decoded(mail.headers, "Subject")[:300], any(map(is_safeguarding, findings))))
+             self.sealer.seal_text(mime.decoded(mail.headers, "Subject")[:300], mail.id),
+             any(map(is_safeguarding, findings))))
         await self.db.executemany(
             "INSERT OR IGNORE INTO held_rules (qid, check_name, rule) VALUES (?, ?, ?)",
             [(mail.id, f.check, f.rule_id) for f in findings])
         await self.db.commit()
         return mail.id
 
+    def held(self, row: aiosqlite.Row) -> Held:
+        """A record as reviewers read it: its subject opened."""
+        held = Held.from_row(row)
+        return dataclasses.replace(held, subject=self.sealer.open_text(held.subject, held.id))
+
     async def get(self, qid: str) -> Held | None:
         async with self.db.execute("SELECT * FROM quarantine WHERE id = ?", (qid,)) as cur:
             row = await cur.fetchone()
-        return Held.from_row(row) if row else None
+        return self.held(row) if row else None
 
     async def list(self, status: str | None = "held") -> list[Held]:
         sql, args = "SELECT * FROM quarantine ORDER BY ts", ()
         if status:
             sql, args = "SELECT * FROM quarantine WHERE status = ? ORDER BY ts", (status,)
         async with self.db.execute(sql, args) as cur:
-            return [Held.from_row(r) for r in await cur.fetchall()]
+            return [self.held(r) for r in await cur.fetchall()]
 
     def read(self, held: Held) -> bytes | None:
-        """The held message's bytes, or None once retention has removed them."""
+        """The held message's bytes, or None once retention has removed them. Raises
+        SealError if they were sealed under a key this instance does not have."""
         if not held.file:
             return None
-        return (self.folder / held.file).read_bytes()
+        return self.sealer.open((self.folder / held.file).read_bytes(), held.id)
 
     async def update(self, qid: str, *, status: str, held_recipients: list[str] | None = None,
                      note: str | None = None, last_reply: str | None = None) -> None:
@@ -176,10 +188,15 @@ class Quarantine:
         async with self.db.execute(
                 "SELECT * FROM quarantine WHERE ts < ? AND file != ''", (before,)) as cur:
             old = [Held.from_row(r) for r in await cur.fetchall()]
+        now = time.time()
         for held in old:
             self.remove_file(held)
             await self.db.execute(
                 "UPDATE quarantine SET file = '', updated = ?, status = CASE status"
-                " WHEN 'held' THEN 'expired' ELSE status END WHERE id = ?", (time.time(), held.id))
+                " WHEN 'held' THEN 'expired' ELSE status END WHERE id = ?", (now, held.id))
+            await self.db.execute(
+                "INSERT INTO audit (ts, actor, action, quarantine_id, detail) VALUES "
+                "(?, 'retention', 'purge', ?, ?)", (now, held.id,
+                                                   f"content removed after retention (was {held.status})"))
         await self.db.commit()
         return len(old)

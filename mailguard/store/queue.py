@@ -9,7 +9,7 @@ from typing import Any
 import aiosqlite
 
 from mailguard.store.db import like
-from mailguard.store.quarantine import STATUSES, Held
+from mailguard.store.quarantine import STATUSES, Held, Quarantine
 
 PAGE = 50
 
@@ -25,7 +25,7 @@ class Filters:
     page: int = 1
 
 
-def _where(f: Filters, scope: tuple[str, tuple[Any, ...]], subjects: bool
+def _where(f: Filters, scope: tuple[str, tuple[Any, ...]], search: bool = True
            ) -> tuple[str, list[Any]]:
     clauses, args = [scope[0]], list(scope[1])
     if f.status != "all":
@@ -44,30 +44,44 @@ def _where(f: Filters, scope: tuple[str, tuple[Any, ...]], subjects: bool
     if f.until is not None:
         clauses.append("q.ts < ?")
         args.append(f.until)
-    if f.search:
-        fields = ["q.id", "q.sender", "q.recipients"] + (["q.subject"] if subjects else [])
+    if f.search and search:
+        fields = ["q.id", "q.sender", "q.recipients"]
         clauses.append("(" + " OR ".join(f"{c} LIKE ? ESCAPE '\\'" for c in fields) + ")")
         args.extend([like(f.search)] * len(fields))
     return " AND ".join(clauses), args
 
 
-async def page(db: aiosqlite.Connection, f: Filters, scope: tuple[str, tuple[Any, ...]],
+async def page(quarantine: Quarantine, f: Filters, scope: tuple[str, tuple[Any, ...]],
                subjects: bool) -> tuple[list[Held], int]:
-    """One page of matching messages, newest first, and how many match in all."""
-    where, args = _where(f, scope, subjects)
+    """One page of matching messages, newest first, and how many match in all. Subjects are
+    sealed in the store, so a search that includes them opens each candidate's subject."""
+    db, offset = quarantine.db, (max(f.page, 1) - 1) * PAGE
+    if f.search and subjects:
+        where, args = _where(f, scope, search=False)
+        needle = f.search.lower()
+        async with db.execute(f"SELECT q.id, q.sender, q.recipients, q.subject FROM quarantine q "
+                              f"WHERE {where} ORDER BY q.ts DESC", args) as cur:
+            ids = [qid for qid, sender, rcpts, subject in await cur.fetchall()
+                   if needle in f"{qid} {sender} {rcpts}".lower()
+                   or needle in (quarantine.sealer.open_text(subject, qid) or "").lower()]
+        chosen = ids[offset:offset + PAGE]
+        async with db.execute(f"SELECT * FROM quarantine WHERE id IN ({','.join('?' * len(chosen))})"
+                              " ORDER BY ts DESC", chosen) as cur:
+            return [quarantine.held(r) for r in await cur.fetchall()], len(ids)
+    where, args = _where(f, scope)
     async with db.execute(f"SELECT count(*) FROM quarantine q WHERE {where}", args) as cur:
         (total,) = await cur.fetchone()  # type: ignore[misc]
     async with db.execute(
             f"SELECT * FROM quarantine q WHERE {where} ORDER BY q.ts DESC LIMIT ? OFFSET ?",
-            [*args, PAGE, (max(f.page, 1) - 1) * PAGE]) as cur:
+            [*args, PAGE, offset]) as cur:
         rows = await cur.fetchall()
-    return [Held.from_row(r) for r in rows], int(total)
+    return [quarantine.held(r) for r in rows], int(total)
 
 
 async def counts(db: aiosqlite.Connection, status: str, scope: tuple[str, tuple[Any, ...]]
                  ) -> dict[str, int]:
     """Messages per check among those of this status the reviewer may see."""
-    where, args = _where(Filters(status=status), scope, False)
+    where, args = _where(Filters(status=status), scope)
     async with db.execute(
             "SELECT h.check_name, count(DISTINCT h.qid) FROM held_rules h "
             f"JOIN quarantine q ON q.id = h.qid WHERE {where} GROUP BY h.check_name "

@@ -63,7 +63,8 @@ class Desk:
     async def store(self) -> tuple[aiosqlite.Connection, Quarantine]:
         if self.db is None:   # standing alone (tests, or a desk without a gateway)
             self.db = await store_db.connect(self.settings().storage.data_dir)
-        return self.db, Quarantine(self.db, self.settings().storage.data_dir)
+        return self.db, Quarantine(self.db, self.settings().storage.data_dir,
+                                   self.settings().storage.quarantine_key)
 
     @property
     def secret(self) -> bytes:

@@ -23,6 +23,7 @@ from starlette.routing import Route
 from mailguard.store import audit
 from mailguard.store.events import from_row
 from mailguard.store.quarantine import Held, Quarantine
+from mailguard.store.sealing import SealError
 from mailguard.web.context import Desk
 from mailguard.web.security import checked_form
 
@@ -44,13 +45,16 @@ async def _gather(db: Any, quarantine: Quarantine, address: str
                           (address,)) as cur:
         events = [from_row(r) for r in await cur.fetchall()]
     async with db.execute("SELECT * FROM quarantine ORDER BY ts") as cur:
-        everything = [Held.from_row(r) for r in await cur.fetchall()]
+        everything = [quarantine.held(r) for r in await cur.fetchall()]
     needle = address.encode()
 
     def names_it(held: Held) -> bool:
         if held.sender.lower() == address or address in (r.lower() for r in held.recipients):
             return True
-        raw = quarantine.read(held) if held.file else None
+        try:
+            raw = quarantine.read(held) if held.file else None
+        except SealError:
+            return False   # sealed under a key this instance lacks: not searchable
         return raw is not None and needle in raw.lower()
 
     found = await asyncio.to_thread(lambda: [h for h in everything if names_it(h)])
@@ -83,7 +87,7 @@ def routes(desk: Desk) -> list[Route]:
         folder = desk.settings().storage.data_dir
         events, found = await _gather(db, quarantine, address)
         held = [(h, await asyncio.to_thread(quarantine.read, h) if h.file else None,
-                 await audit.trail(db, h.id)) for h in found]
+                 await audit.trail(db, h.id)) for h in found]   # each opened above already
         fd, name = tempfile.mkstemp(prefix="export-", suffix=".zip", dir=folder)
         os.close(fd)   # mkstemp makes it 0600, inside the 0700 data folder
         await asyncio.to_thread(_write, Path(name), address, who.name, events, held)

@@ -17,6 +17,7 @@ from mailguard import review
 from mailguard.store import audit, reviewers
 from mailguard.store.quarantine import Held
 from mailguard.store.reviewers import Reviewer
+from mailguard.store.sealing import SealError
 from mailguard.textviews import views
 from mailguard.web import access, render
 from mailguard.web.context import Desk, address, back, flash
@@ -45,7 +46,10 @@ def routes(desk: Desk) -> list[Route]:
         who = await desk.require(request)
         held = await desk.held(request, who, qid)
         _, quarantine = await desk.store()
-        raw = await asyncio.to_thread(quarantine.read, held)
+        try:
+            raw = await asyncio.to_thread(quarantine.read, held)
+        except SealError as e:
+            raise HTTPException(409, f"The held copy of {qid} cannot be opened: {e}.") from None
         if raw is None:
             raise HTTPException(410, f"The content of {qid} was removed by retention.")
         return Opened(who, held, raw)

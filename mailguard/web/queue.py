@@ -43,10 +43,10 @@ def routes(desk: Desk) -> list[Route]:
     async def listing(request: Request) -> Response:
         who = await desk.require(request, "queue")
         f = filters_from(request)
-        db, _ = await desk.store()
+        db, quarantine = await desk.store()
         scope = access.queue_scope(who)
         started = time.perf_counter()
-        items, total = await queue.page(db, f, scope, access.sees_subjects(who.role))
+        items, total = await queue.page(quarantine, f, scope, access.sees_subjects(who.role))
         counts = await queue.counts(db, f.status, scope)
         took = (time.perf_counter() - started) * 1000
         kept = {k: v for k, v in request.query_params.items() if k != "page" and v}
