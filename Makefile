@@ -5,7 +5,7 @@ PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 CONFIG  ?= config/mailguard.toml
 
-.PHONY: run test lint bench eval check-config clean
+.PHONY: run test lint bench eval check-config screenshots clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,11 @@ bench:
 eval: $(STAMP)
 	$(PY) -m pip install -q better-profanity alt-profanity-check
 	$(PY) bench/language_eval.py
+
+screenshots:   # the review desk's main pages, for the README (Debian's chromium)
+	scripts/system-deps.sh test
+	$(MAKE) $(STAMP)
+	MAILGUARD_SCREENSHOTS=docs/screenshots $(PY) -m pytest -q -p no:cacheprovider tests/test_desk_browser.py
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache .hypothesis

@@ -7,6 +7,7 @@ to the head is judged on their own words, and the forwarded words count for less
 from __future__ import annotations
 
 import html
+import re
 from dataclasses import dataclass
 
 from mailguard import mime, quotes
@@ -20,8 +21,14 @@ class TextViews:
     quoted: str  # the quoted thread or forwarded message below it
 
 
+# What a reader never sees: style sheets, scripts, the head, and comments (Outlook's
+# conditional blocks among them). Their words are not the sender's words.
+_INVISIBLE = re.compile(r"(?is)<(script|style|head|title)\b.*?</\1\s*>|<!--.*?-->")
+
+
 def html_to_text(markup: str) -> str:
-    return html.unescape(quotes.TAG.sub(" ", markup))
+    """The words an HTML body shows, tags and invisible blocks removed, entities decoded."""
+    return html.unescape(quotes.TAG.sub(" ", _INVISIBLE.sub(" ", markup)))
 
 
 def views(mail: Mail) -> TextViews:

@@ -21,6 +21,7 @@ if [ "${1:-run}" = test ]; then
   [ -x /usr/sbin/postfix ] && [ -x /usr/sbin/smtp-source ] || want+=(postfix)
   command -v swaks >/dev/null || want+=(swaks)
   [ -e /usr/share/dict/british-english ] || want+=(wbritish)   # wordlists lint's dictionary
+  [ -x /usr/bin/chromium ] || want+=(chromium)   # the review desk's browser tests (Playwright)
 fi
 [ ${#want[@]} -eq 0 ] && exit 0
 echo "Installing Debian packages: ${want[*]}"

@@ -104,8 +104,9 @@ async def test_release_delivers_and_is_audited_with_who_and_where(desk, sink):
     done = await dpo.post(f"/message/{desk.impostor}/release",
                           {"recipient": "parent@gmail.com"})
     assert done.status_code == 303
-    [got] = sink.wait_for(1)
+    [got, told] = sink.wait_for(2)                   # the message, then the sender's notice
     assert got.recipients == ["parent@gmail.com"] and b"Subject: Fees" in got.data
+    assert told.recipients == ["teacher@example.sch.uk"] and b"has now been delivered" in told.data
     page = (await dpo.get(f"/message/{desk.impostor}")).text
     assert "Released: delivered to parent@gmail.com." in page and "released" in page
     rows = list(csv.DictReader(io.StringIO((await dpo.get("/audit.csv")).text)))

@@ -208,3 +208,19 @@ def test_replay_shows_what_a_list_change_would_flag_or_clear(make_gateway, sink,
     assert row["now_cleared"].startswith("language.threats:")
     same = gw.cli("wordlists", "replay", "--json")  # the lists in use: nothing changes
     assert json.loads(same.stdout) == []
+
+
+def test_only_the_words_a_reader_sees_count_in_html(make_gateway, sink):
+    gw = make_gateway(LANGUAGE)
+    hidden = ("From: teacher@example.sch.uk\r\nTo: parent@gmail.com\r\nSubject: Newsletter\r\n"
+              "MIME-Version: 1.0\r\nContent-Type: text/html; charset=utf-8\r\n\r\n"
+              "<html><head><title>I know where you live</title><style>p.bullshit{color:red}"
+              "</style></head><body><!--[if mso]><p>I know where you live</p><![endif]-->"
+              "<p>Our trip is on Friday.</p><script>var bullshit = 1;</script></body></html>\r\n")
+    assert gw.send(hidden.encode())[0] == 250
+    shown = hidden.replace("Our trip is on Friday.", "I know where you live.")
+    code, text = gw.send(shown.encode())
+    assert code == 250 and b"Held for review" in text
+    first, second = gw.events()
+    assert first["checks"] == [] and first["verdict"] == "delivered"
+    assert [c.rpartition(":")[0] for c in second["checks"]] == ["language.threats"]

@@ -80,5 +80,4 @@ def test_a_release_from_quarantine_is_not_a_new_send(make_gateway, sink):
     qid = re.search(rb"reference (\w+)", text).group(1).decode()
     out = gw.cli("quarantine", "release", qid)
     assert out.returncode == 0, out.stderr
-    [got] = sink.wait_for(1)
-    assert got.recipients == ["parent@gmail.com"]
+    assert sink.wait_for(1)[0].recipients == ["parent@gmail.com"]

@@ -63,13 +63,13 @@ def test_quarantine_survives_restart_and_release_delivers_once(held_gw, sink):
     out = held_gw.cli("quarantine", "release", qid, "--json")
     assert out.returncode == 0, out.stdout + out.stderr
     assert json.loads(out.stdout)["released"] is True
-    [got] = sink.wait_for(1)
+    [got, _notice] = sink.wait_for(2)
     assert got.recipients == ["a@gmail.com", "b@yahoo.com"]
     assert got.data.endswith(message(from_="head@gmail.com"))
     assert listed(held_gw) == [] and [i["id"] for i in listed(held_gw, "released")] == [qid]
     # The released copy looping back through the gateway is not held again.
     assert held_gw.send(got.data)[0] == 250
-    assert len(sink.wait_for(2)) == 2
+    assert len(sink.wait_for(3)) == 3
     assert held_gw.cli("quarantine", "release", qid).returncode == 1  # not held any more
 
 

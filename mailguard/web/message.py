@@ -60,6 +60,7 @@ def routes(desk: Desk) -> list[Route]:
         who, held, raw = o.who, o.held, o.raw
         settings = desk.settings()
         files = await asyncio.to_thread(render.attachments, raw, settings.inspection)
+        shown = await asyncio.to_thread(render.body, raw)   # how much is held back, to say so
         language = settings.checks.get("language")
         words: list[tuple[str, str, str, str]] = []
         if language is not None and getattr(language, "lexicon", None) is not None:
@@ -76,6 +77,7 @@ def routes(desk: Desk) -> list[Route]:
             expires=held.ts + settings.storage.quarantine_retention_days * 86400,
             frame=f"/message/{qid}/body?" + urllib.parse.urlencode(
                 {k: v for k, v in request.query_params.items() if k in ("remote", "links", "view")}),
+            held_back=(shown.remote, shown.links),
             remote=request.query_params.get("remote") == "1",
             links=request.query_params.get("links") == "1",
             view=request.query_params.get("view", "html"))

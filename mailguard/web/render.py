@@ -8,7 +8,6 @@ anything remote until the reviewer asks; both would have to fail for a sender's 
 
 from __future__ import annotations
 
-import html
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +20,7 @@ from mailguard.files.limits import Limits
 from mailguard.matcher import readable
 from mailguard.model import Client, Envelope, Mail
 from mailguard.parts import Part, displayed, scan, text_of
+from mailguard.textviews import html_to_text
 
 MAX_SHOWN = 2 * 1024 * 1024   # of a body: a 40 MB HTML part is shown cut, with a note
 HEADERS_SHOWN = ("From", "Sender", "Reply-To", "To", "Cc", "Subject", "Date", "Message-ID",
@@ -126,7 +126,7 @@ def body(raw: bytes, *, prefer: str = "html", remote: bool = False, links: bool 
                     note=f"its charset ({part.charset}) or encoding ({part.transfer_encoding}) "
                          "is unknown: shown as the bytes came")
     if part is html_part:   # asked for text, or HTML that could not be cleaned: its words
-        text = html.unescape(re.sub(r"(?s)<(script|style).*?</\1>|<[^>]+>", " ", text))
+        text = html_to_text(text)
     return Body("text", text[:MAX_SHOWN], len(text) > MAX_SHOWN)
 
 
