@@ -24,7 +24,7 @@ def stacked_days(days: dict[str, dict[str, int]], title: str) -> Markup:
         return Markup(f"<p>{escape(title)}: no mail in this period.</p>")
     top = max(sum(v.values()) for v in days.values()) or 1
     step = (width - left - 10) / len(days)
-    bar = max(2.0, step * 0.7)
+    bar = min(40.0, max(2.0, step * 0.7))
     parts = [f'<svg viewBox="0 0 {width} {height + 24}" role="img" aria-label="{escape(title)}">',
              f"<title>{escape(title)}</title>",
              f'<text x="{left}" y="12" {FONT}>{top}</text>',

@@ -3,6 +3,7 @@ positives, and the event log. Numbers and envelope facts only: never a message's
 
 from __future__ import annotations
 
+import datetime as dt
 import time
 import urllib.parse
 
@@ -29,6 +30,12 @@ def _days(request: Request) -> int:
     return int(days)
 
 
+def _calendar(days: int) -> list[str]:
+    """Every local date in the period, oldest first, so quiet days show as gaps."""
+    today = dt.date.today()
+    return [(today - dt.timedelta(days=n)).isoformat() for n in range(days - 1, -1, -1)]
+
+
 def routes(desk: Desk) -> list[Route]:
     async def dashboard(request: Request) -> Response:
         who = await desk.require(request, "dashboard")
@@ -36,7 +43,8 @@ def routes(desk: Desk) -> list[Route]:
         since = time.time() - days * 86400
         db, _ = await desk.store()
         started = time.perf_counter()
-        per_day = await stats.per_day(db, since)
+        found = await stats.per_day(db, since)
+        per_day = {day: found.get(day, {}) for day in _calendar(days)} if found else {}
         rules = await stats.per_rule(db, since)
         latency = await stats.latency(db, since)
         terms = [r for r in rules if r.rule.startswith("language.")]
