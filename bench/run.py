@@ -9,6 +9,8 @@
   files     attachment inspection per MB per file type; memory for a 25 MB attachment
             (attachment_speed.py)
   people    what the personal, disclosure and credentials checks add per message (people_speed.py)
+  desk      the review desk's queue, search and dashboard with 10,000 held messages
+            (desk_speed.py)
 
 Throughput counts until the sink has every message. Added latency is measured at half the
 Postfix rate (the target's load) and at half of mailguard's own, with a small asyncio client,
@@ -280,6 +282,10 @@ def main() -> int:
 
         results["people"] = people_speed.measure()
         print(people_speed.report(results["people"]), flush=True)
+        import desk_speed
+
+        results["desk"] = desk_speed.measure()
+        print(desk_speed.report(results["desk"]), flush=True)
     finally:
         postfix.stop()
         sink.stop()
