@@ -291,3 +291,60 @@ def test_accounts_are_managed_from_the_command_line(desk):
         actions = [a for (a,) in db.execute("SELECT detail FROM audit WHERE action = 'account'")]
     assert stored.startswith("$argon2id$") and PASSWORD not in stored
     assert "account dpo added as dpo" in actions
+
+
+def odd(content_type: str, body: bytes, cte: str = "8bit") -> bytes:
+    return (b"From: head@gmail.com\r\nTo: parent@gmail.com\r\nSubject: Odd\r\nMIME-Version: 1.0\r\n"
+            b"Content-Type: " + content_type.encode() + b"\r\nContent-Transfer-Encoding: "
+            + cte.encode() + b"\r\n\r\n" + body + b"\r\n")
+
+
+@pytest.mark.parametrize("raw, shows, note", [
+    (odd("text/html; charset=utf-8", b"<div><p>Unclosed <b>bold <table><tr><td>cell"
+         b"<script>alert(1)"), "cell", ""),
+    (odd("text/html; charset=utf-8", b"<p>" + (b"word " * 15 + b"\r\n") * 30_000 + b"</p>"), "word word",
+     "only the first 2 MB is shown"),
+    (odd("text/plain; charset=x-klingon", b"Qapla\xe9 batlh"), "Qapla\u00e9 batlh",
+     "its charset (x-klingon) or encoding (8bit) is unknown"),
+    (odd("text/plain; charset=utf-8", b"=?not really?=", cte="x-gzip64"), "=?not really?=",
+     "encoding (x-gzip64) is unknown"),
+    (odd("text/plain; charset=windows-1252", b"Caf\xe9 \x93quoted\x94"),
+     "Caf\u00e9 \u201cquoted\u201d", ""),
+])
+async def test_odd_bodies_render_safely_or_as_text(make_gateway, sink, raw, shows, note):
+    gw = make_gateway(DESK)
+    add_accounts(gw)
+    qid = held_id(gw.send(raw)[1])
+    app = desk_app(gw)
+    dpo = Reviewer(app)
+    await dpo.sign_in("dpo")
+    page = await dpo.get(f"/message/{qid}")
+    assert page.status_code == 200
+    frame = await dpo.get(f"/message/{qid}/body")
+    assert frame.status_code == 200 and shows in frame.text and note in frame.text
+    assert "<script" not in frame.text
+    await close(app)
+
+
+async def test_bad_form_input_gets_a_message_not_a_trace(desk):
+    app = desk_app(desk)
+    dpo = Reviewer(app)
+    await dpo.sign_in("dpo")
+    for url, data, says in (
+            (f"/message/{desk.impostor}/comment", {"text": "x" * 5000}, "up to 4,000 characters"),
+            (f"/message/{desk.impostor}/comment", {"text": "  "}, "write a comment"),
+            (f"/message/{desk.impostor}/assign", {"to": "nobody-here"}, "is not a DPO"),
+            (f"/message/{desk.impostor}/teleport", {}, "no action called &#39;teleport&#39;"),
+            ("/message/NOSUCHID/release", {}, "no held message with the reference NOSUCHID"),
+            ("/queue/bulk", {"action": "explode"}, "action: one of release, reject, delete")):
+        r = await dpo.post(url, data)
+        assert r.status_code in (400, 404) and says in r.text, (url, r.status_code)
+        assert "Traceback" not in r.text
+    r = await dpo.post(f"/message/{desk.impostor}/release", {"recipient": "stranger@x.org"})
+    page = (await dpo.get(f"/message/{desk.impostor}")).text
+    assert "Not done: none of those recipients" in page
+    big = await dpo.http.post(f"/message/{desk.impostor}/comment",
+                              content=b"csrf=x&text=" + b"y" * 70_000,
+                              headers={"content-type": "application/x-www-form-urlencoded"})
+    assert big.status_code == 413
+    await close(app)
