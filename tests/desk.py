@@ -52,6 +52,14 @@ def desk_app(gw: Any) -> Any:
     return create_app(config.load(gw.config_path), None)
 
 
+async def signed_in(gw: Any, name: str) -> tuple[Any, Reviewer]:
+    """The desk's app for this gateway's store, and a reviewer signed in to it."""
+    app = desk_app(gw)
+    reviewer = Reviewer(app)
+    assert (await reviewer.sign_in(name)).status_code == 303
+    return app, reviewer
+
+
 async def close(app: Any) -> None:
     if app.state.desk.db is not None:
         await app.state.desk.db.close()

@@ -11,7 +11,7 @@ import sqlite3
 import pyotp
 import pytest
 from conftest import ROOT, message
-from desk import PASSWORD, Reviewer, add_accounts, close, desk_app
+from desk import PASSWORD, Reviewer, add_accounts, close, desk_app, signed_in
 
 DESK = {"checks": {"identity": {"action": "quarantine"}, "language": {
     "action": "log", "folder": str(ROOT / "wordlists"),
@@ -118,9 +118,7 @@ async def test_release_delivers_and_is_audited_with_who_and_where(desk, sink):
 
 
 async def test_a_refused_recipient_stays_held_with_the_servers_reply(desk, sink):
-    app = desk_app(desk)
-    dpo = Reviewer(app)
-    await dpo.sign_in("dpo")
+    app, dpo = await signed_in(desk, "dpo")
     sink.handler.refuse["parent@gmail.com"] = "452 4.2.2 mailbox full"
     await dpo.post(f"/message/{desk.impostor}/release", {"recipient": "parent@gmail.com"})
     page = (await dpo.get(f"/message/{desk.impostor}")).text
@@ -131,9 +129,7 @@ async def test_a_refused_recipient_stays_held_with_the_servers_reply(desk, sink)
 
 
 async def test_reject_tells_the_sender_with_the_reviewers_note(desk, sink):
-    app = desk_app(desk)
-    dsl = Reviewer(app)
-    await dsl.sign_in("dsl")
+    app, dsl = await signed_in(desk, "dsl")
     await dsl.post(f"/message/{desk.threat}/reject", {"note": "Please speak to me first."})
     [notice] = sink.wait_for(1)
     assert notice.recipients == ["teacher@example.sch.uk"]
@@ -146,9 +142,7 @@ async def test_hostile_html_is_shown_inert(make_gateway, sink):
     gw = make_gateway(DESK)
     add_accounts(gw)
     qid = held_id(gw.send(HOSTILE)[1])
-    app = desk_app(gw)
-    dpo = Reviewer(app)
-    await dpo.sign_in("dpo")
+    app, dpo = await signed_in(gw, "dpo")
     page = await dpo.get(f"/message/{qid}")
     assert "script-src" not in page.headers["content-security-policy"]   # no script at all
     assert "frame-ancestors 'none'" in page.headers["content-security-policy"]
@@ -170,9 +164,7 @@ async def test_hostile_html_is_shown_inert(make_gateway, sink):
 
 
 async def test_forms_need_the_desks_token(desk):
-    app = desk_app(desk)
-    dpo = Reviewer(app)
-    await dpo.sign_in("dpo")
+    app, dpo = await signed_in(desk, "dpo")
     forged = await dpo.http.post(f"/message/{desk.impostor}/delete", data={})
     assert forged.status_code == 403
     forged = await dpo.http.post(f"/message/{desk.impostor}/delete", data={"csrf": "guess"})
@@ -198,9 +190,7 @@ async def test_assigning_opens_a_message_to_the_safeguarding_lead(desk):
 
 
 async def test_comments_and_false_positives_are_kept_for_it(desk):
-    app = desk_app(desk)
-    dsl = Reviewer(app)
-    await dsl.sign_in("dsl")
+    app, dsl = await signed_in(desk, "dsl")
     page = (await dsl.get(f"/message/{desk.threat}")).text
     [rule] = re.findall(r"<option>(language\.threats:[^<]+)</option>", page)
     await dsl.post(f"/message/{desk.threat}/comment", {"text": "Spoke to the teacher."})
@@ -216,9 +206,7 @@ async def test_comments_and_false_positives_are_kept_for_it(desk):
 
 
 async def test_queue_filters_search_and_pages(desk):
-    app = desk_app(desk)
-    dpo = Reviewer(app)
-    await dpo.sign_in("dpo")
+    app, dpo = await signed_in(desk, "dpo")
     by_check = (await dpo.get("/queue?check=language")).text
     assert desk.threat in by_check and desk.impostor not in by_check
     assert "identity <b>1</b>" in by_check and "language <b>1</b>" in by_check
@@ -235,9 +223,7 @@ async def test_queue_filters_search_and_pages(desk):
 
 
 async def test_bulk_actions_act_only_on_what_the_reviewer_may(desk):
-    app = desk_app(desk)
-    dsl = Reviewer(app)
-    await dsl.sign_in("dsl")
+    app, dsl = await signed_in(desk, "dsl")
     r = await dsl.post("/queue/bulk", {"action": "delete", "id": [desk.threat, desk.impostor]})
     assert r.status_code == 303
     page = (await dsl.get("/queue?status=all")).text
@@ -249,9 +235,7 @@ async def test_bulk_actions_act_only_on_what_the_reviewer_may(desk):
 
 
 async def test_a_new_password_or_a_disabled_account_ends_the_session(desk):
-    app = desk_app(desk)
-    dpo = Reviewer(app)
-    await dpo.sign_in("dpo")
+    app, dpo = await signed_in(desk, "dpo")
     assert (await dpo.get("/queue")).status_code == 200
     out = desk.cli("users", "passwd", "dpo", "--password-stdin", input="another long password")
     assert out.returncode == 0, out.stderr
@@ -315,9 +299,7 @@ async def test_odd_bodies_render_safely_or_as_text(make_gateway, sink, raw, show
     gw = make_gateway(DESK)
     add_accounts(gw)
     qid = held_id(gw.send(raw)[1])
-    app = desk_app(gw)
-    dpo = Reviewer(app)
-    await dpo.sign_in("dpo")
+    app, dpo = await signed_in(gw, "dpo")
     page = await dpo.get(f"/message/{qid}")
     assert page.status_code == 200
     frame = await dpo.get(f"/message/{qid}/body")
@@ -327,9 +309,7 @@ async def test_odd_bodies_render_safely_or_as_text(make_gateway, sink, raw, show
 
 
 async def test_bad_form_input_gets_a_message_not_a_trace(desk):
-    app = desk_app(desk)
-    dpo = Reviewer(app)
-    await dpo.sign_in("dpo")
+    app, dpo = await signed_in(desk, "dpo")
     for url, data, says in (
             (f"/message/{desk.impostor}/comment", {"text": "x" * 5000}, "up to 4,000 characters"),
             (f"/message/{desk.impostor}/comment", {"text": "  "}, "write a comment"),
@@ -347,4 +327,30 @@ async def test_bad_form_input_gets_a_message_not_a_trace(desk):
                               content=b"csrf=x&text=" + b"y" * 70_000,
                               headers={"content-type": "application/x-www-form-urlencoded"})
     assert big.status_code == 413
+    await close(app)
+
+
+async def test_the_queue_pages_through_many(desk):
+    from mailguard import config
+    from mailguard.config import Action
+    from mailguard.model import Client, Envelope, Finding, Mail
+    from mailguard.store.quarantine import Quarantine
+
+    app, dpo = await signed_in(desk, "dpo")
+    db, _ = await app.state.desk.store()
+    settings = config.load(desk.config_path)
+    quarantine = Quarantine(db, settings.storage.data_dir, settings.storage.quarantine_key)
+    finding = Finding(check="identity", rule="foreign_from", action=Action.QUARANTINE,
+                      clause="leventhorpe", message="m", advice="a")
+    for i in range(118):   # with the fixture's two, 120: pages of 50, 50 and 20
+        mail = Mail(f"BULK{i:04d}", Envelope("office@example.sch.uk", ("p@gmail.com",)),
+                    Client("127.0.0.1"), message(subject=f"Letter {i}"))
+        await quarantine.hold(mail, (finding,), "bulk")
+    first = (await dpo.get("/queue")).text
+    assert first.count('name="id"') == 50 and "Page 1 of 3" in first and "page=2" in first
+    last = (await dpo.get("/queue?page=3")).text
+    assert last.count('name="id"') == 20 and "Page 3 of 3" in last and "page=2" in last
+    assert "identity <b>119</b>" in first                  # counts cover every page
+    found = (await dpo.get("/queue?q=Letter+117")).text
+    assert found.count('name="id"') == 1 and "BULK0117" in found
     await close(app)

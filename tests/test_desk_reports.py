@@ -9,7 +9,7 @@ import re
 import zipfile
 
 from conftest import message
-from desk import Reviewer, add_accounts, close, desk_app
+from desk import Reviewer, add_accounts, close, desk_app, signed_in
 from test_desk import DESK, held_id
 
 
@@ -60,9 +60,7 @@ async def test_subject_access_export_gathers_what_names_the_address(make_gateway
     about_them = held_id(gw.send(message(
         subject="Concern", body="mum@example.com said I know where you live.\r\n"))[1])
     other = held_id(gw.send(message(from_="head@gmail.com"))[1])
-    app = desk_app(gw)
-    dpo = Reviewer(app)
-    await dpo.sign_in("dpo")
+    app, dpo = await signed_in(gw, "dpo")
     bad = await dpo.post("/export", {"address": "not an address"}, from_page="/export")
     assert bad.status_code == 400 and "give one email address" in bad.text
     got = await dpo.post("/export", {"address": "Mum@Example.com"}, from_page="/export")

@@ -8,6 +8,8 @@ from typing import Any
 
 import aiosqlite
 
+from mailguard.store.db import conditions
+
 
 def current_actor() -> str:
     try:
@@ -39,18 +41,9 @@ async def search(db: aiosqlite.Connection, *, actor: str = "", action: str = "",
                  until: float | None = None, limit: int | None = 200, offset: int = 0,
                  ) -> tuple[list[dict[str, Any]], int]:
     """Rows matching the auditor's filters, newest first, and how many match in all."""
-    clauses, args = ["1 = 1"], []
-    for column, value in (("actor", actor), ("action", action), ("quarantine_id", quarantine_id)):
-        if value:
-            clauses.append(f"{column} = ?")
-            args.append(value)
-    if since is not None:
-        clauses.append("ts >= ?")
-        args.append(since)
-    if until is not None:
-        clauses.append("ts < ?")
-        args.append(until)
-    where = " AND ".join(clauses)
+    clauses, args = conditions(equal={"actor": actor, "action": action,
+                                      "quarantine_id": quarantine_id}, since=since, until=until)
+    where = " AND ".join(clauses) or "1 = 1"
     async with db.execute(f"SELECT count(*) FROM audit WHERE {where}", args) as cur:
         (total,) = await cur.fetchone()  # type: ignore[misc]
     sql = f"SELECT * FROM audit WHERE {where} ORDER BY seq DESC"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import aiosqlite
 
@@ -86,6 +87,28 @@ async def _migrate(db: aiosqlite.Connection) -> None:
 def like(text: str) -> str:
     """A LIKE pattern (with ESCAPE '\\') that finds `text` anywhere, wildcards taken literally."""
     return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def conditions(*, equal: dict[str, Any] | None = None, contains: dict[str, str] | None = None,
+               since: float | None = None, until: float | None = None, ts: str = "ts",
+               ) -> tuple[list[str], list[Any]]:
+    """SQL conditions and their arguments for the filters the desk and CLI offer: exact
+    values, text found anywhere, and a time range; empty filters are left out."""
+    clauses: list[str] = []
+    args: list[Any] = []
+    for column, value in (equal or {}).items():
+        if value:
+            clauses.append(f"{column} = ?")
+            args.append(value)
+    for column, text in (contains or {}).items():
+        if text:
+            clauses.append(f"{column} LIKE ? ESCAPE '\\'")
+            args.append(like(text))
+    for op, value in ((">=", since), ("<", until)):
+        if value is not None:
+            clauses.append(f"{ts} {op} ?")
+            args.append(value)
+    return clauses, args
 
 
 def prepare_data_dir(data_dir: Path) -> None:

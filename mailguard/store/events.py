@@ -15,7 +15,7 @@ from typing import Any
 import aiosqlite
 import structlog
 
-from mailguard.store.db import like
+from mailguard.store.db import conditions
 
 log = structlog.get_logger("mailguard.event")
 
@@ -106,19 +106,10 @@ class EventLog:
                      since: float | None = None, until: float | None = None, limit: int = 100,
                      offset: int = 0) -> tuple[list[dict[str, Any]], int]:
         """Events matching IT's filters, newest first, and how many match in all."""
-        clauses, args = ["1 = 1"], []
-        if verdict:
-            clauses.append("verdict = ?")
-            args.append(verdict)
-        for column, text in (("sender", sender), ("checks", rule)):
-            if text:
-                clauses.append(f"{column} LIKE ? ESCAPE '\\'")
-                args.append(like(text))
-        for op, value in ((">=", since), ("<", until)):
-            if value is not None:
-                clauses.append(f"ts {op} ?")
-                args.append(value)
-        where = " AND ".join(clauses)
+        clauses, args = conditions(equal={"verdict": verdict},
+                                   contains={"sender": sender, "checks": rule},
+                                   since=since, until=until)
+        where = " AND ".join(clauses) or "1 = 1"
         async with self.db.execute(f"SELECT count(*) FROM events WHERE {where}", args) as cur:
             (total,) = await cur.fetchone()  # type: ignore[misc]
         async with self.db.execute(

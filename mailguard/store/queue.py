@@ -8,7 +8,7 @@ from typing import Any
 
 import aiosqlite
 
-from mailguard.store.db import like
+from mailguard.store.db import conditions, like
 from mailguard.store.quarantine import STATUSES, Held, Quarantine
 
 PAGE = 50
@@ -35,15 +35,10 @@ def _where(f: Filters, scope: tuple[str, tuple[Any, ...]], search: bool = True
     if f.check:
         clauses.append("q.id IN (SELECT qid FROM held_rules WHERE check_name = ?)")
         args.append(f.check)
-    if f.sender:
-        clauses.append("q.sender LIKE ? ESCAPE '\\'")
-        args.append(like(f.sender))
-    if f.since is not None:
-        clauses.append("q.ts >= ?")
-        args.append(f.since)
-    if f.until is not None:
-        clauses.append("q.ts < ?")
-        args.append(f.until)
+    more, more_args = conditions(contains={"q.sender": f.sender}, since=f.since, until=f.until,
+                                 ts="q.ts")
+    clauses.extend(more)
+    args.extend(more_args)
     if f.search and search:
         fields = ["q.id", "q.sender", "q.recipients"]
         clauses.append("(" + " OR ".join(f"{c} LIKE ? ESCAPE '\\'" for c in fields) + ")")
