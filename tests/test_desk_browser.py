@@ -91,7 +91,10 @@ def test_a_reviewer_reads_hostile_mail_safely_then_releases_and_rejects(browser,
 
     page.click("text=Load remote images")               # the reviewer chooses to
     page.frame_locator("iframe.body").locator("img").wait_for()
-    page.wait_for_timeout(300)
+    for _ in range(50):                                 # the request is made as the frame loads
+        if any("tracker.example/pixel.gif" in u for u in outside):
+            break
+        page.wait_for_timeout(100)
     assert any("tracker.example/pixel.gif" in u for u in outside)
     assert not any("bg.png" in u or "evil.example" in u for u in outside)
 

@@ -3,6 +3,7 @@ so it stays quick with tens of thousands of held messages."""
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from typing import Any
 
@@ -56,9 +57,13 @@ async def page(quarantine: Quarantine, f: Filters, scope: tuple[str, tuple[Any, 
         needle = f.search.lower()
         async with db.execute(f"SELECT q.id, q.sender, q.recipients, q.subject FROM quarantine q "
                               f"WHERE {where} ORDER BY q.ts DESC", args) as cur:
-            ids = [qid for qid, sender, rcpts, subject in await cur.fetchall()
-                   if needle in f"{qid} {sender} {rcpts}".lower()
-                   or needle in (quarantine.sealer.open_text(subject, qid) or "").lower()]
+            rows = await cur.fetchall()
+
+        def matching() -> list[str]:   # off the event loop: 10,000 subjects take ~40 ms
+            return [qid for qid, sender, rcpts, subject in rows
+                    if needle in f"{qid} {sender} {rcpts}".lower()
+                    or needle in (quarantine.sealer.open_text(subject, qid) or "").lower()]
+        ids = await asyncio.to_thread(matching)
         chosen = ids[offset:offset + PAGE]
         async with db.execute(f"SELECT * FROM quarantine WHERE id IN ({','.join('?' * len(chosen))})"
                               " ORDER BY ts DESC", chosen) as cur:
