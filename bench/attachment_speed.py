@@ -141,6 +141,9 @@ def check_cost(count: int = 300) -> dict:
     from mailguard.model import Client, Envelope, Mail
 
     full = config.load(ROOT / "config" / "mailguard.toml")
+    # The hourly limit would soon defer the bench's one sender and skip every check after it.
+    full = dataclasses.replace(full, checks={**full.checks, "limits": dataclasses.replace(
+        full.checks["limits"], hourly=0, rates=None)})
     names = ("attachments", "confidential")
     checks = {k: v for k, v in full.checks.items() if k not in names}
     checks["language"] = dataclasses.replace(checks["language"], attachments=False)

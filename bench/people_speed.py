@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -20,15 +21,17 @@ import filemaker as fm  # noqa: E402
 
 from mailguard import config, pipeline  # noqa: E402
 from mailguard.model import Client, Envelope, Mail  # noqa: E402
+from mailguard.store.rates import Rates  # noqa: E402
 
 PEOPLE = ("personal", "disclosure", "credentials", "limits")
 
 
 def measure(count: int = 2000) -> dict:
     full = config.load(ROOT / "config" / "mailguard.toml")
-    limits = full.checks["limits"]   # the hourly count would defer the bench's own sender
-    full = dataclasses.replace(full, checks={**full.checks,
-                                             "limits": dataclasses.replace(limits, hourly=10**9)})
+    # The hourly count is kept, in a file of its own, with a limit the bench never reaches.
+    rates = Rates(Path(tempfile.mkdtemp()) / "rates.db")
+    limits = dataclasses.replace(full.checks["limits"], hourly=10**9, rates=rates)
+    full = dataclasses.replace(full, checks={**full.checks, "limits": limits})
     bare = dataclasses.replace(full, checks={k: v for k, v in full.checks.items()
                                              if k not in PEOPLE})
     words = " ".join(["The class read the next chapter and wrote a summary of it."] * 175)

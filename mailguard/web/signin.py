@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import secrets
 import time
+import urllib.parse
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -61,8 +62,8 @@ def routes(desk: Desk) -> list[Route]:
             request.session.clear()
             request.session.update({"pending": who.name, "pending_at": time.time(),
                                     "csrf": secrets.token_urlsafe(32)})
-            return back("/login/code" + (f"?next={request.query_params['next']}"
-                                         if "next" in request.query_params else ""))
+            target = _next(request, "")
+            return back("/login/code" + (f"?next={urllib.parse.quote(target)}" if target else ""))
         await desk.audit(request, who, "sign-in", None)
         return start(request, who)
 
