@@ -36,7 +36,7 @@ bench:
 	$(PY) bench/run.py
 
 eval: $(STAMP)
-	$(PY) -m pip install -q better-profanity alt-profanity-check
+	$(PY) -m pip install -q better-profanity alt-profanity-check scikit-learn
 	$(PY) bench/language_eval.py
 
 screenshots:   # the review desk's main pages, for the README (Debian's chromium)
