@@ -287,6 +287,7 @@ class WebSettings:
     public_url: str = ""           # how reviewers reach the desk, for links in notices
     secure_cookies: bool = True    # Secure cookies: the desk is reached over HTTPS
     session_minutes: int = 60      # signed out after this long without a request
+    trusted_proxies: tuple[str, ...] = ()   # reverse proxies whose X-Forwarded-For is believed
 
 
 @dataclass(frozen=True)
@@ -436,9 +437,11 @@ def _web(sec: Section) -> WebSettings:
                                       f"got {url!r}")
     # Plain HTTP is fine on loopback (a TLS proxy in front, or a test); elsewhere the desk's
     # cookies only travel over HTTPS unless IT says otherwise.
+    proxies = tuple(str(n) for n in _networks(sec, "trusted_proxies", []))
     return WebSettings(listen=listen, public_url=url.rstrip("/"),
                        secure_cookies=sec.boolean("secure_cookies", not loopback),
-                       session_minutes=sec.integer("session_minutes", 60, minimum=5))
+                       session_minutes=sec.integer("session_minutes", 60, minimum=5),
+                       trusted_proxies=proxies)
 
 
 def _dkim(sec: Section, base: Path) -> DkimSettings:

@@ -31,9 +31,13 @@ async def web_task(settings: Settings, instance: Any | None) -> asyncio.Task[Non
     from mailguard.web.app import create_app
 
     host, port = settings.web.listen
+    # Behind the trust's HTTPS proxy, the reviewer's own address (for the audit log and the
+    # sign-in throttle) comes from X-Forwarded-For, believed only from the listed proxies.
+    proxies = settings.web.trusted_proxies
     server = uvicorn.Server(uvicorn.Config(
         create_app(settings, instance), host=host, port=port, log_config=None,
-        access_log=False, lifespan="off"))
+        access_log=False, lifespan="off", proxy_headers=bool(proxies),
+        forwarded_allow_ips=",".join(proxies) or None))
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
     return asyncio.create_task(server.serve())
 

@@ -11,7 +11,7 @@ import sqlite3
 import pyotp
 import pytest
 from conftest import ROOT, message
-from desk import PASSWORD, Reviewer, add_accounts, close, desk_app, signed_in
+from desk import PASSWORD, Reviewer, add_accounts, close, csrf_of, desk_app, signed_in
 
 DESK = {"checks": {"identity": {"action": "quarantine"}, "language": {
     "action": "log", "folder": str(ROOT / "wordlists"),
@@ -354,3 +354,22 @@ async def test_the_queue_pages_through_many(desk):
     found = (await dpo.get("/queue?q=Letter+117")).text
     assert found.count('name="id"') == 1 and "BULK0117" in found
     await close(app)
+
+
+@pytest.mark.parametrize("trusted, seen", [([], "127.0.0.1"), (["127.0.0.0/8"], "203.0.113.9")])
+def test_behind_a_trusted_proxy_the_reviewers_own_address_is_audited(make_gateway, sink,
+                                                                      trusted, seen):
+    import httpx
+
+    gw = make_gateway({**DESK, "web": {"trusted_proxies": trusted}})
+    add_accounts(gw)
+    base = f"http://127.0.0.1:{gw.web_port}"
+    forwarded = {"x-forwarded-for": "203.0.113.9", "x-forwarded-proto": "https"}
+    with httpx.Client(base_url=base, headers=forwarded) as web:
+        page = web.get("/login")
+        signed = web.post("/login", data={"csrf": csrf_of(page.text), "name": "dpo",
+                                          "password": PASSWORD})
+        assert signed.status_code == 303
+    with sqlite3.connect(gw.data_dir / "mailguard.db") as db:
+        [(address,)] = db.execute("SELECT address FROM audit WHERE action = 'sign-in'").fetchall()
+    assert address == seen
