@@ -7,6 +7,7 @@ import argparse
 import asyncio
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -152,6 +153,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command != "serve" and hasattr(signal, "SIGPIPE"):
+        # `mailguard events | head` ends quietly, as other commands do. Not for serve, where
+        # a peer closing its socket must be an error to handle, not the end of the process.
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     if args.preset:   # through the environment, so worker processes and reloads use it too
         os.environ[config.PRESET_ENV] = args.preset
     if args.command == "passwd":
