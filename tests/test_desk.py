@@ -373,3 +373,29 @@ def test_behind_a_trusted_proxy_the_reviewers_own_address_is_audited(make_gatewa
     with sqlite3.connect(gw.data_dir / "mailguard.db") as db:
         [(address,)] = db.execute("SELECT address FROM audit WHERE action = 'sign-in'").fetchall()
     assert address == seen
+
+
+async def test_pictures_inside_the_message_are_shown_in_place(make_gateway, sink):
+    import base64
+
+    png = base64.b64decode("iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEh"
+                           "QGAhKmMIQAAAABJRU5ErkJggg==")
+    svg = b'<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>'
+    raw = (b"From: head@gmail.com\r\nTo: parent@gmail.com\r\nSubject: Screenshot\r\n"
+           b"MIME-Version: 1.0\r\nContent-Type: multipart/related; boundary=B\r\n\r\n"
+           b"--B\r\nContent-Type: text/html; charset=utf-8\r\n\r\n"
+           b'<p>See <img src="cid:shot@x" alt="shot"> and <img src="cid:vec@x" alt="vec">'
+           b' and <img src="cid:missing@x" alt="gone"></p>\r\n'
+           b"--B\r\nContent-Type: image/png\r\nContent-ID: <shot@x>\r\n"
+           b"Content-Transfer-Encoding: base64\r\n\r\n" + base64.encodebytes(png).replace(
+               b"\n", b"\r\n") +
+           b"--B\r\nContent-Type: image/png\r\nContent-ID: <vec@x>\r\n\r\n" + svg + b"\r\n"
+           b"--B--\r\n")
+    gw = make_gateway(DESK)
+    add_accounts(gw)
+    qid = held_id(gw.send(raw)[1])
+    app, dpo = await signed_in(gw, "dpo")
+    frame = (await dpo.get(f"/message/{qid}/body")).text
+    assert f'src="data:image/png;base64,{base64.b64encode(png).decode()}"' in frame
+    assert frame.count("<img") == 3 and frame.count("src=") == 1   # no SVG, nothing missing
+    await close(app)

@@ -8,6 +8,7 @@ anything remote until the reviewer asks; both would have to fail for a sender's 
 
 from __future__ import annotations
 
+import base64
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 import nh3
 
 from mailguard import mime
-from mailguard.files import report
+from mailguard.files import filetype, report
 from mailguard.files.limits import Limits
 from mailguard.matcher import readable
 from mailguard.model import Client, Envelope, Mail
@@ -35,6 +36,10 @@ ATTRIBUTES = {tag: set(attrs) for tag, attrs in nh3.ALLOWED_ATTRIBUTES.items()}
 for _tag in nh3.ALLOWED_TAGS:
     ATTRIBUTES.setdefault(_tag, set()).update({"style", "title", "dir", "lang"})
 REMOTE = re.compile(r"(?i)^\s*(?:https?:)?//")
+# Pictures sent inside the message (cid:), shown in place as data: URIs when libmagic agrees
+# they are one of these (never SVG), within these sizes.
+INLINE_TYPES = {"image/png", "image/jpeg", "image/gif", "image/webp", "image/bmp"}
+MAX_INLINE, MAX_INLINE_TOTAL = 2 * 1024 * 1024, 10 * 1024 * 1024
 
 
 @dataclass
@@ -75,13 +80,35 @@ def _bodies(tree: Part) -> tuple[Part | None, Part | None]:
             next((p for p in shown if p.content_type == "text/plain"), None))
 
 
-def sanitise(source: str, *, remote: bool, links: bool) -> tuple[str, int, int]:
+def inline_images(raw: bytes, tree: Part) -> dict[str, str]:
+    """{content id: data URI} for the pictures the message carries for its own HTML."""
+    found: dict[str, str] = {}
+    total = 0
+    for part in tree.walk():
+        cid = str(part.headers.get("Content-ID", "")).strip().strip("<>").lower()
+        if not cid or part.children or part.end - part.body_start > MAX_INLINE * 2:
+            continue
+        data = report.body_bytes(raw, part)
+        if not data or len(data) > MAX_INLINE or total + len(data) > MAX_INLINE_TOTAL:
+            continue
+        kind = filetype.sniff(data)
+        if kind in INLINE_TYPES:
+            found[cid] = f"data:{kind};base64,{base64.b64encode(data).decode()}"
+            total += len(data)
+    return found
+
+
+def sanitise(source: str, *, remote: bool, links: bool, images: dict[str, str] | None = None,
+             ) -> tuple[str, int, int]:
     """Clean HTML, with remote images and links removed unless allowed; with the counts of
-    those held back, so the reviewer knows there is something to allow."""
+    those held back, so the reviewer knows there is something to allow. Pictures carried in
+    the message itself (`images`, by content id) are shown in place."""
     held = {"remote": 0, "links": 0}
 
     def keep(tag: str, attr: str, value: str) -> str | None:
         if tag == "img" and attr == "src":
+            if value.lower().startswith("cid:"):
+                return (images or {}).get(value[4:].strip().strip("<>").lower())
             if value.lower().startswith("data:image/"):
                 return value
             if REMOTE.match(value) and remote:
@@ -99,7 +126,7 @@ def sanitise(source: str, *, remote: bool, links: bool) -> tuple[str, int, int]:
 
     cleaned = nh3.clean(source, tags=nh3.ALLOWED_TAGS, attributes=ATTRIBUTES,
                         clean_content_tags={"script", "style", "title", "head", "noscript"},
-                        url_schemes={"http", "https", "mailto", "data"},
+                        url_schemes={"http", "https", "mailto", "data", "cid"},
                         attribute_filter=keep, filter_style_properties=STYLES,
                         link_rel="noopener noreferrer nofollow")
     return cleaned, held["remote"], held["links"]
@@ -113,7 +140,9 @@ def body(raw: bytes, *, prefer: str = "html", remote: bool = False, links: bool 
         source = text_of(raw, html_part)
         if source is not None:
             cut = len(source) > MAX_SHOWN
-            cleaned, n_remote, n_links = sanitise(source[:MAX_SHOWN], remote=remote, links=links)
+            images = inline_images(raw, tree) if "cid:" in source.lower() else {}
+            cleaned, n_remote, n_links = sanitise(source[:MAX_SHOWN], remote=remote, links=links,
+                                                  images=images)
             return Body("html", cleaned, cut, remote=n_remote, links=n_links)
     part = text_part or html_part
     if part is None:
