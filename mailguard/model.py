@@ -87,6 +87,11 @@ class Mail:
         return cache[field]
 
     @cached_property
+    def subject(self) -> str:
+        """The Subject as people read it (encoded words decoded), worked out once."""
+        return mime.decoded(self.headers, "Subject")
+
+    @cached_property
     def parts(self) -> Part:
         """The MIME tree as byte ranges (cheap: headers of each part, boundaries found in bytes)."""
         return scan(self.raw)

@@ -15,7 +15,7 @@ import structlog
 from mailguard import notify
 from mailguard.checks import REWRITERS
 from mailguard.config import Settings
-from mailguard.model import Client, Envelope, Mail
+from mailguard.model import Mail
 from mailguard.pipeline import inspect, outgoing
 from mailguard.relay import Reply, open_upstream
 from mailguard.store import audit
@@ -82,8 +82,7 @@ async def release(settings: Settings, quarantine: Quarantine, db: aiosqlite.Conn
         r for r in held.held_recipients if r in only]
     if not targets:
         raise ReviewError(f"none of those recipients of {qid} is still held")
-    mail = Mail(id=held.id, envelope=Envelope(held.sender, tuple(targets)),
-                client=Client(ip=held.client or "", auth_user=held.auth_user), raw=raw)
+    mail = held.mail(raw, targets)
     result = ReleaseResult()
     upstream = open_upstream(settings.upstream, settings.server.hostname)
     try:

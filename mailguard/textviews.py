@@ -10,7 +10,7 @@ import html
 import re
 from dataclasses import dataclass
 
-from mailguard import mime, quotes
+from mailguard import quotes
 from mailguard.model import Mail
 from mailguard.parts import displayed, text_of
 
@@ -40,7 +40,7 @@ def views(mail: Mail) -> TextViews:
 
 
 def _views(mail: Mail) -> TextViews:
-    own = [mime.decoded(mail.headers, "Subject")]
+    own = [mail.subject]
     quoted = []
     for part in displayed(mail.parts):
         text = text_of(mail.raw, part)

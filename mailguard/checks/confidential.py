@@ -13,7 +13,7 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from mailguard import mime, pupildata
+from mailguard import pupildata
 from mailguard.config import Action, OrganisationSettings, Section, Shared
 from mailguard.directory import role_of
 from mailguard.files import report
@@ -75,7 +75,7 @@ def judge(mail: Mail, files: report.MailFiles, settings: Settings) -> list[Findi
         return []
     text = views(mail)
     subject = pupildata.Signals()
-    pupildata.scan_text(mime.decoded(mail.headers, "Subject"), subject, capitals_only=False)
+    pupildata.scan_text(mail.subject, subject, capitals_only=False)
     pupildata.scan_text(text.own, subject)
     found: list[Finding] = []
     for file in files.walk():

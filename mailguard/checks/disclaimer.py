@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from mailguard import mime
 from mailguard.checks import personal as personal_check
 from mailguard.config import Action, OrganisationSettings, Section, Shared
 from mailguard.model import Finding, Mail
@@ -89,13 +88,12 @@ def settings_from(sec: Section, shared: Shared) -> Settings:
     schools_sec.done()
     if "personal_subject" in sec.table:
         raise sec.error("personal_subject", "set the personal tag once, as [checks.personal] tag")
-    personal = shared.checks.get(personal_check.NAME)
     return Settings(
         action=action, organisation=org, templates=templates,
         personal=_read(sec, folder, "personal") if folder.is_dir() else None,
         schools=schools, position=sec.choice("position", "quote", ("quote", "bottom")),
         signed=sec.choice("signed", "wrap", ("wrap", "skip", "reject")),
-        personal_tag=personal.tag if personal else re.compile(personal_check.TAG))
+        personal_tag=shared.checks[personal_check.NAME].tag)
 
 
 def _render(template: Template, values: dict[str, str]) -> tuple[str, str]:
@@ -127,7 +125,7 @@ def disclaimer_for(mail: Mail, settings: Settings) -> tuple[rewrite.Disclaimer, 
     """The rendered disclaimer for this sender's school, and whether the mail is personal."""
     froms = mail.addresses("From")
     sender = froms[0][1] if froms else mail.envelope.sender
-    subject = mime.decoded(mail.headers, "Subject")
+    subject = mail.subject
     personal = bool(settings.personal and (mail.personal or settings.personal_tag.search(subject)))
     found = _rendered(settings, sender, personal)
     return None if found is None else (found, personal)

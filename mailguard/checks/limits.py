@@ -37,7 +37,8 @@ _RATES: dict[Path, Rates] = {}
 
 def rates_for(shared: Shared) -> Rates:
     """The hourly counts every worker shares, in the data folder."""
-    path = (shared.data_dir or shared.base / "data") / "rates.db"
+    assert shared.data_dir is not None   # config.load always sets it
+    path = shared.data_dir / "rates.db"
     return _RATES.setdefault(path, Rates(path))
 
 

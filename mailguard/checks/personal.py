@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from mailguard import hours, mime
+from mailguard import hours
 from mailguard.config import Action, OrganisationSettings, Section, Shared
 from mailguard.directory import role_of
 from mailguard.model import Finding, Mail
@@ -93,7 +93,7 @@ def score(mail: Mail, text: str, settings: Settings) -> tuple[int, list[str]]:
 
 
 async def inspect(mail: Mail, settings: Settings) -> list[Finding]:
-    title = mime.decoded(mail.headers, "Subject")
+    title = mail.subject
     tagged = bool(settings.tag.search(title))
     if not tagged:
         total, signals = score(mail, views(mail).own, settings)

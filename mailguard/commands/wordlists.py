@@ -27,7 +27,6 @@ def cmd_wordlists_replay(args: argparse.Namespace, settings: Settings) -> int:
 
     from mailguard import lexicon
     from mailguard.checks import language
-    from mailguard.model import Client, Envelope, Mail
     from mailguard.store.sealing import SealError
 
     check = settings.checks["language"]
@@ -50,8 +49,7 @@ def cmd_wordlists_replay(args: argparse.Namespace, settings: Settings) -> int:
                 continue
             if raw is None:
                 continue
-            mail = Mail(id=held.id, envelope=Envelope(held.sender, tuple(held.recipients)),
-                        client=Client(ip=held.client or ""), raw=raw)
+            mail = held.mail(raw)
             before = sorted(f["rule"] for f in held.findings if f["rule"].startswith("language."))
             after = sorted(f.rule_id for f in await language.inspect(mail, check))
             if before != after:

@@ -18,8 +18,8 @@ from typing import Any
 
 import aiosqlite
 
-from mailguard import mime
-from mailguard.model import Finding, Mail
+from mailguard.model import Client, Envelope, Finding, Mail
+from mailguard.store import audit
 from mailguard.store.sealing import Sealer
 
 STATUSES = ("held", "released", "rejected", "deleted", "expired")
@@ -59,6 +59,12 @@ class Held:
         for key in ("recipients", "held_recipients", "findings"):
             d[key] = json.loads(d[key])
         return cls(**d)
+
+    def mail(self, raw: bytes, recipients: list[str] | None = None) -> Mail:
+        """The held message as the checks and the relay take it (to `recipients`, or to all)."""
+        return Mail(id=self.id, envelope=Envelope(self.sender, tuple(
+            self.recipients if recipients is None else recipients)),
+            client=Client(ip=self.client or "", auth_user=self.auth_user), raw=raw)
 
     def summary(self) -> dict[str, Any]:
         return {"id": self.id, "ts": self.ts, "status": self.status, "reason": self.reason,
@@ -108,7 +114,7 @@ class Quarantine:
             (mail.id, mail.received_at, reason, mail.envelope.sender, recipients, recipients,
              mail.client.ip, mail.client.auth_user, len(mail.raw),
              json.dumps([_finding_dict(f) for f in findings]), name, time.time(),
-             self.sealer.seal_text(mime.decoded(mail.headers, "Subject")[:300], mail.id),
+             self.sealer.seal_text(mail.subject[:300], mail.id),
              any(map(is_safeguarding, findings))))
         await self.db.executemany(
             "INSERT OR IGNORE INTO held_rules (qid, check_name, rule) VALUES (?, ?, ?)",
@@ -194,9 +200,7 @@ class Quarantine:
             await self.db.execute(
                 "UPDATE quarantine SET file = '', updated = ?, status = CASE status"
                 " WHEN 'held' THEN 'expired' ELSE status END WHERE id = ?", (now, held.id))
-            await self.db.execute(
-                "INSERT INTO audit (ts, actor, action, quarantine_id, detail) VALUES "
-                "(?, 'retention', 'purge', ?, ?)", (now, held.id,
-                                                   f"content removed after retention (was {held.status})"))
+            await audit.record(self.db, "retention", "purge", held.id,
+                               f"content removed after retention (was {held.status})")
         await self.db.commit()
         return len(old)

@@ -21,11 +21,10 @@ PAGE = 100
 
 def _filters(request: Request) -> dict[str, object]:
     q = request.query_params
-    until = parse_day(q.get("until", ""), "until")
     return {"actor": q.get("actor", "")[:200].strip(), "action": q.get("action", "")[:50].strip(),
             "quarantine_id": q.get("qid", "")[:64].strip(),
             "since": parse_day(q.get("since", ""), "since"),
-            "until": until + 86400 if until is not None else None}
+            "until": parse_day(q.get("until", ""), "until", end=True)}
 
 
 def _csv_safe(value: object) -> str:

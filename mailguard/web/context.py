@@ -54,6 +54,7 @@ class Desk:
     templates: Jinja2Templates = field(
         default_factory=lambda: Jinja2Templates(directory=str(TEMPLATES)))
     _secret: bytes | None = None
+    _quarantine: Quarantine | None = None
 
     def __post_init__(self) -> None:
         self.templates.env.filters["when"] = _when
@@ -63,8 +64,10 @@ class Desk:
     async def store(self) -> tuple[aiosqlite.Connection, Quarantine]:
         if self.db is None:   # standing alone (tests, or a desk without a gateway)
             self.db = await store_db.connect(self.settings().storage.data_dir)
-        return self.db, Quarantine(self.db, self.settings().storage.data_dir,
-                                   self.settings().storage.quarantine_key)
+        if self._quarantine is None:   # data folder and key apply on restart, as in serve
+            storage = self.settings().storage
+            self._quarantine = Quarantine(self.db, storage.data_dir, storage.quarantine_key)
+        return self.db, self._quarantine
 
     @property
     def secret(self) -> bytes:
@@ -134,12 +137,14 @@ def back(url: str) -> RedirectResponse:
     return RedirectResponse(url, status_code=303)
 
 
-def parse_day(text: str, field_name: str) -> float | None:
-    """A date from a filter form (YYYY-MM-DD, local time) as a timestamp; 400 if malformed."""
+def parse_day(text: str, field_name: str, *, end: bool = False) -> float | None:
+    """A date from a filter form (YYYY-MM-DD, local time) as a timestamp: its start, or with
+    `end` the start of the next day, so "to 24 November" includes that day; 400 if malformed."""
     if not text:
         return None
     try:
-        return dt.datetime.strptime(text, "%Y-%m-%d").astimezone().timestamp()
+        day = dt.datetime.strptime(text, "%Y-%m-%d") + dt.timedelta(days=end)
+        return day.astimezone().timestamp()
     except ValueError:
         raise HTTPException(400, f"{field_name}: give a date as YYYY-MM-DD, e.g. 2026-11-24"
                             ) from None

@@ -102,12 +102,11 @@ def routes(desk: Desk) -> list[Route]:
         page = q.get("page", "1")
         if not page.isdigit() or int(page) < 1:
             raise HTTPException(400, "page: a page number from 1")
-        until = parse_day(q.get("until", ""), "until")
         db, _ = await desk.store()
         rows, total = await EventLog(db).search(
             verdict=q.get("verdict", "")[:30], sender=q.get("sender", "")[:200].strip(),
             rule=q.get("rule", "")[:100].strip(), since=parse_day(q.get("since", ""), "since"),
-            until=until + 86400 if until is not None else None, limit=PAGE,
+            until=parse_day(q.get("until", ""), "until", end=True), limit=PAGE,
             offset=(int(page) - 1) * PAGE)
         kept = {k: v for k, v in q.items() if k != "page" and v}
         return desk.page(request, "events.html", who, rows=rows, total=total, page=int(page),

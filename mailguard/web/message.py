@@ -64,7 +64,7 @@ def routes(desk: Desk) -> list[Route]:
         language = settings.checks.get("language")
         words: list[tuple[str, str, str, str]] = []
         if language is not None and getattr(language, "lexicon", None) is not None:
-            text = views(render.mail_of(raw, held)).own
+            text = views(held.mail(raw)).own
             words = await asyncio.to_thread(render.in_context, text, language.lexicon)
         db, quarantine = await desk.store()
         await desk.audit(request, who, "view", qid)

@@ -32,10 +32,9 @@ def filters_from(request: Request) -> queue.Filters:
     page = q.get("page", "1")
     if not page.isdigit() or not 1 <= int(page) <= 100_000:
         raise HTTPException(400, "page: a page number from 1")
-    until = parse_day(q.get("until", ""), "until")
     return queue.Filters(status=status, check=check, sender=q.get("sender", "")[:200].strip(),
                          since=parse_day(q.get("since", ""), "since"),
-                         until=until + 86400 if until is not None else None,
+                         until=parse_day(q.get("until", ""), "until", end=True),
                          search=q.get("q", "")[:200].strip(), page=int(page))
 
 

@@ -64,11 +64,6 @@ class Attachment:
     members: list[str] = field(default_factory=list)
 
 
-def mail_of(raw: bytes, held: Any) -> Mail:
-    return Mail(id=held.id, envelope=Envelope(held.sender, tuple(held.recipients)),
-                client=Client(ip=held.client or "", auth_user=held.auth_user), raw=raw)
-
-
 def headers(raw: bytes) -> list[tuple[str, str]]:
     block = mime.parse_headers(raw[: mime.header_end(raw)])
     return [(name, mime.decoded(block, name)) for name in HEADERS_SHOWN if block.get(name)]
@@ -161,9 +156,9 @@ def body(raw: bytes, *, prefer: str = "html", remote: bool = False, links: bool 
 
 def attachments(raw: bytes, limits: Limits) -> list[Attachment]:
     """Each attachment with what inspection found in it (type, encryption, problems)."""
-    tree = scan(raw)
-    files = report.inspect_mail(Mail("VIEW", Envelope("", ()), Client(""), raw), limits).files
-    parts = report.attachment_parts(tree)
+    mail = Mail("VIEW", Envelope("", ()), Client(""), raw)
+    files = report.inspect_mail(mail, limits).files
+    parts = report.attachment_parts(mail.parts)
     out = []
     for i, (part, file) in enumerate(zip(parts, files, strict=False)):
         out.append(Attachment(
