@@ -8,14 +8,17 @@ import asyncio
 import json
 import os
 import signal
+import sqlite3
 import sys
 from pathlib import Path
 
 from mailguard import config
 from mailguard.commands import common, review, setup, users, wordlists
 from mailguard.config import Action, ConfigError, Settings
+from mailguard.store import db as store_db
 
-DEFAULT_CONFIG = os.environ.get("MAILGUARD_CONFIG", "config/mailguard.toml")
+DEFAULT_CONFIG = "config/mailguard.toml"
+CONFIG_ENV = "MAILGUARD_CONFIG"
 
 
 def cmd_check_config(args: argparse.Namespace, settings: Settings) -> int:
@@ -65,16 +68,10 @@ def cmd_check(args: argparse.Namespace, settings: Settings) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="mailguard", description=__doc__)
-    p.add_argument("--config", default=DEFAULT_CONFIG, help="config file (default %(default)s)")
-    p.add_argument("--preset", default=None, help="a trust's policy preset (config/presets/)")
     sub = p.add_subparsers(dest="command", required=True)
 
     def command(name: str, help: str) -> argparse.ArgumentParser:
-        c = sub.add_parser(name, help=help)
-        c.add_argument("--config", default=argparse.SUPPRESS, help="config file")
-        c.add_argument("--preset", default=argparse.SUPPRESS,
-                       help="a trust's policy preset, under the config file's own settings")
-        return c
+        return sub.add_parser(name, help=help)
 
     s = command("serve", "run the gateway")
     s.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
@@ -148,11 +145,28 @@ def build_parser() -> argparse.ArgumentParser:
     qd = qsub.add_parser("delete")
     qd.add_argument("id")
     users.add_parser(command)
+    _everywhere(p, top=True)
     return p
+
+
+def _everywhere(parser: argparse.ArgumentParser, *, top: bool = False) -> None:
+    """--config and --preset before or after any subcommand (`mailguard --config F quarantine
+    list` and `mailguard quarantine list --config F` alike). Below the top they default to
+    SUPPRESS, so a subcommand that is not given one keeps what was said before it."""
+    default = None if top else argparse.SUPPRESS
+    parser.add_argument("--config", default=default, help=(
+        f"config file (default ${CONFIG_ENV}, else {DEFAULT_CONFIG})"))
+    parser.add_argument("--preset", default=default, help=(
+        "a trust's policy preset (config/presets/), under the config file's own settings"))
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for child in dict.fromkeys(action.choices.values()):
+                _everywhere(child)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    args.config = args.config or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG
     if args.command != "serve" and hasattr(signal, "SIGPIPE"):
         # `mailguard events | head` ends quietly, as other commands do. Not for serve, where
         # a peer closing its socket must be an error to handle, not the end of the process.
@@ -181,4 +195,8 @@ def main(argv: list[str] | None = None) -> int:
                 "events": review.cmd_events, "purge": review.cmd_purge,
                 "quarantine": review.cmd_quarantine, "wordlists": wordlists.cmd_wordlists,
                 "users": users.cmd_users}
-    return handlers[args.command](args, settings)
+    try:
+        return handlers[args.command](args, settings)
+    except (sqlite3.Error, OSError) as e:   # a full disk or a locked store: words, not a trace
+        print(f"mailguard: {store_db.problem(e, settings.storage.data_dir)}", file=sys.stderr)
+        return 1

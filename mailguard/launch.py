@@ -39,7 +39,13 @@ async def web_task(settings: Settings, instance: Any | None) -> asyncio.Task[Non
         access_log=False, lifespan="off", proxy_headers=bool(proxies),
         forwarded_allow_ips=",".join(proxies) or None))
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
-    return asyncio.create_task(server.serve())
+    task = asyncio.create_task(server.serve())
+    while not server.started:   # listening before SMTP is: a probe of /healthz never misses
+        if task.done():
+            task.result()
+            raise OSError(f"the review desk could not listen on {host}:{port}")
+        await asyncio.sleep(0.005)
+    return task
 
 
 def install_signals(stop: asyncio.Event, reload: Callable[[], Any]) -> None:

@@ -112,7 +112,10 @@ class Instance:
         await self.upstream.close()
 
 
-async def start(config_path: Path, settings: Settings, *, reuse_port: bool = False) -> Instance:
+async def start(config_path: Path, settings: Settings, *, reuse_port: bool = False,
+                serving: bool = True) -> Instance:
+    """The gateway's stores, upstream and SMTP socket; with `serving` false the port is bound
+    but answers nothing until `server.start_serving()`, so the web listener can come first."""
     db = await store_db.connect(settings.storage.data_dir)
     events = EventLog(db)
     events.start()
@@ -124,7 +127,8 @@ async def start(config_path: Path, settings: Settings, *, reuse_port: bool = Fal
     host, port = settings.server.listen
     try:
         server = await asyncio.get_running_loop().create_server(
-            protocol_factory(handler), host, port, reuse_port=reuse_port or None, backlog=1024)
+            protocol_factory(handler), host, port, reuse_port=reuse_port or None, backlog=1024,
+            start_serving=serving)
     except OSError:
         await events.stop()
         await db.close()
@@ -153,10 +157,14 @@ async def run_single(config_path: Path, settings: Settings, *, worker: bool = Fa
             others.signal(signal.SIGHUP)
 
     install_signals(stop, reload)
-    instance = await start(config_path, settings, reuse_port=worker or bool(others))
+    instance = await start(config_path, settings, reuse_port=worker or bool(others),
+                           serving=False)
     running.append(instance)
     instance.watcher = asyncio.create_task(instance.watch_wordlists())
+    # /healthz and /metrics answer before port 25 does: a process manager or load balancer
+    # that probes as soon as SMTP answers never finds the web listener missing.
     web = None if worker else await web_task(settings, instance)
+    await instance.server.start_serving()
     keeper = asyncio.create_task(others.run()) if others else None
     await stop.wait()
     log.info("stopping", in_flight=instance.handler.busy)

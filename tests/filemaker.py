@@ -155,9 +155,12 @@ def gpg_encrypted(data: bytes, tmp: Path, *, armour: bool) -> bytes:
     out = tmp / ("out.asc" if armour else "out.gpg")
     out.unlink(missing_ok=True)
     (tmp / "plain").write_bytes(data)
-    run("gpg", "--homedir", home, "--batch", "--yes", "--pinentry-mode", "loopback",
-        "--passphrase", PASSWORD, "--symmetric", *(["--armor"] if armour else []),
-        "--output", out, tmp / "plain")
+    try:
+        run("gpg", "--homedir", home, "--batch", "--yes", "--pinentry-mode", "loopback",
+            "--passphrase", PASSWORD, "--symmetric", *(["--armor"] if armour else []),
+            "--output", out, tmp / "plain")
+    finally:   # gpg starts an agent for the home folder; it must not outlive the test
+        run("gpgconf", "--homedir", home, "--kill", "all")
     return out.read_bytes()
 
 

@@ -6,7 +6,6 @@ Postfix or Exchange would use mailguard as its smarthost.
 
 from __future__ import annotations
 
-import re
 import shutil
 import socket
 import subprocess
@@ -14,12 +13,38 @@ import tempfile
 import time
 from pathlib import Path
 
-MASTER_SERVICES = re.compile(r"^smtp\s+inet\s", re.M)
+# The instance's own master.cf: one SMTP listener on the port the test chose, and the
+# internal services a relay needs. Nothing is copied from the machine's /etc/postfix, whose
+# master.cf may have other inet listeners (a content filter on 10026, submission on 587).
+# No chroot: the queue lives in a temporary folder without the chroot's copied files.
+MASTER_CF = """\
+{listen} inet n - n - - smtpd
+pickup    unix  n - n 60   1 pickup
+cleanup   unix  n - n -    0 cleanup
+qmgr      unix  n - n 300  1 qmgr
+tlsmgr    unix  - - n 1000? 1 tlsmgr
+rewrite   unix  - - n -    - trivial-rewrite
+bounce    unix  - - n -    0 bounce
+defer     unix  - - n -    0 bounce
+trace     unix  - - n -    0 bounce
+verify    unix  - - n -    1 verify
+flush     unix  n - n 1000? 0 flush
+proxymap  unix  - - n -    - proxymap
+proxywrite unix - - n -    1 proxymap
+smtp      unix  - - n -    - smtp
+relay     unix  - - n -    - smtp
+showq     unix  n - n -    - showq
+error     unix  - - n -    - error
+retry     unix  - - n -    - error
+discard   unix  - - n -    - discard
+anvil     unix  - - n -    1 anvil
+scache    unix  - - n -    1 scache
+postlog   unix-dgram n - n - 1 postlogd
+"""
 
 
 def available() -> bool:
-    return shutil.which("postfix") is not None and any(
-        Path(p).exists() for p in ("/etc/postfix/master.cf", "/etc/postfix/master.cf.proto"))
+    return all(shutil.which(tool) for tool in ("postfix", "postqueue"))
 
 
 def free_port() -> int:
@@ -37,17 +62,6 @@ def wait_for_port(port: int, timeout: float = 15.0) -> None:
         except OSError:
             time.sleep(0.05)
     raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
-
-
-def _no_chroot(line: str) -> str:
-    """Column 5 of a master.cf service line is chroot; comments and continuations stay as is."""
-    if not line.strip() or line[0] in "# \t":
-        return line
-    fields = line.split()
-    if len(fields) < 8:
-        return line
-    fields[4] = "n"
-    return " ".join(fields) + "\n"
 
 
 class Postfix:
@@ -96,14 +110,7 @@ class Postfix:
         settings.update(extra or {})
         (self.config / "main.cf").write_text(
             "".join(f"{k} = {v}\n" for k, v in settings.items()))
-        master_cf = Path("/etc/postfix/master.cf")
-        if not master_cf.exists():  # "No configuration" installs keep only the prototype
-            master_cf = Path("/etc/postfix/master.cf.proto")
-        master = master_cf.read_text()
-        master = MASTER_SERVICES.sub(f"127.0.0.1:{self.port} inet ", master, count=1)
-        # No chroot: the queue lives in a temporary folder without the chroot's copied files.
-        (self.config / "master.cf").write_text("".join(
-            _no_chroot(line) for line in master.splitlines(keepends=True)))
+        (self.config / "master.cf").write_text(MASTER_CF.format(listen=f"127.0.0.1:{self.port}"))
         for sub in ("queue", "data"):
             (folder / sub).mkdir(exist_ok=True)
         shutil.chown(folder / "data", "postfix")
@@ -114,9 +121,15 @@ class Postfix:
                               text=True, check=check, timeout=60)
 
     def start(self) -> None:
+        """Start the instance; one that does not come up is stopped again, not left behind."""
         self.run("check", check=False)
-        self.run("start")
-        wait_for_port(self.port)
+        try:
+            self.run("start")
+            wait_for_port(self.port)
+        except (subprocess.SubprocessError, TimeoutError) as e:
+            detail = self.log()[-2000:]
+            self.stop()
+            raise RuntimeError(f"the private Postfix did not start: {e}\n{detail}") from e
 
     def flush(self) -> None:
         subprocess.run(["postqueue", "-c", str(self.config), "-f"], check=False, timeout=30)

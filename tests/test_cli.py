@@ -53,3 +53,35 @@ def test_wordlists_test_shows_each_match_and_how_it_was_found(tmp_path):
                     "--json")
     [row] = json.loads(out.stdout)
     assert (row["where"], row["category"]) == ("quoted", "threats")
+
+
+COMMANDS = [("quarantine", "list"), ("quarantine", "show", "NOSUCH"), ("events",),
+            ("users", "list"), ("wordlists", "stats"), ("purge",), ("check-config",)]
+
+
+def test_config_is_taken_before_or_after_every_command_and_from_the_environment(tmp_path):
+    """Each command reads the file it is given, wherever --config stands: a broken file is
+    named (exit 2) by every one, so none of them quietly read the default instead."""
+    import os
+
+    broken = tmp_path / "broken.toml"
+    broken.write_text("[organisation]\nname = \"T\"\ndomains = [\"example.sch.uk\"]\n"
+                      "[server]\nlisten = 25\n")
+    for words in COMMANDS:
+        after = mailguard(*words, "--config", str(broken))
+        before = mailguard("--config", str(broken), *words)
+        env = subprocess.run([sys.executable, "-m", "mailguard", *words], capture_output=True,
+                             text=True, cwd=ROOT, timeout=60,
+                             env={**os.environ, "MAILGUARD_CONFIG": str(broken)})
+        for how, out in (("after", after), ("before", before), ("environment", env)):
+            assert out.returncode == 2, (words, how, out.stderr)
+            assert f"{broken}: server.listen:" in out.stderr, (words, how, out.stderr)
+            assert "Traceback" not in out.stderr
+    # The nearest --config wins over the environment's.
+    good = tmp_path / "good.toml"
+    good.write_text(f'[storage]\ndata_dir = "{tmp_path / "var"}"\n'
+                    '[organisation]\nname = "T"\ndomains = ["example.sch.uk"]\n')
+    out = subprocess.run([sys.executable, "-m", "mailguard", "quarantine", "list", "--config",
+                          str(good)], capture_output=True, text=True, cwd=ROOT, timeout=60,
+                         env={**os.environ, "MAILGUARD_CONFIG": str(broken)})
+    assert out.returncode == 0, out.stderr

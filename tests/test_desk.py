@@ -71,6 +71,9 @@ async def test_each_role_sees_what_it_may_and_nothing_more(desk):
         assert (await reviewer.sign_in(name)).status_code == 303
     queue = (await dpo.get("/queue")).text
     assert desk.impostor in queue and desk.threat in queue and "Fees" in queue
+    # The subject is what a reviewer clicks first: it opens the message (a link, so the
+    # keyboard reaches it too).
+    assert f'<a href="/message/{desk.impostor}">Fees</a>' in queue
     assert (await dpo.get(f"/message/{desk.impostor}")).status_code == 200
     assert (await dpo.get("/audit")).status_code == 200
 

@@ -10,6 +10,7 @@ import io
 import os
 import shutil
 import subprocess
+import time
 import zipfile
 from pathlib import Path
 
@@ -384,3 +385,13 @@ def test_every_corpus_message_is_inspected_and_the_real_malware_is_caught():
     assert dangerous == {"mail_test_1.eml": ("script", "js"), "mail_test_11.eml": ("script", "js"),
                          "mail_test_4.eml": ("executable", "exe"),
                          "mail_test_15.eml": ("executable", "exe")}
+
+
+def test_making_a_pgp_file_leaves_no_gpg_agent_running(tmp_path):
+    fm.gpg_encrypted(b"register", tmp_path, armour=True)
+    home = str(tmp_path / "gnupg")
+    deadline = time.monotonic() + 5
+    while (left := subprocess.run(["pgrep", "-f", f"gpg-agent.*{home}"], capture_output=True,
+                                  text=True).stdout.split()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not left, f"gpg-agent still running for {home}: {left}"

@@ -108,3 +108,15 @@ def test_serve_refuses_a_port_in_use_with_a_message(make_gateway, sink, tmp_path
     out = subprocess.run([sys.executable, "-m", "mailguard", "serve", "--config",
                           str(other.config_path)], capture_output=True, text=True, timeout=30)
     assert out.returncode == 1 and "cannot start" in out.stderr
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_health_and_metrics_answer_as_soon_as_smtp_does(make_gateway, workers):
+    """A process manager that probes /healthz the moment port 25 answers finds it up."""
+    gw = make_gateway({"server": {"workers": workers}}, start=False)
+    gw.start()   # returns as soon as the SMTP port accepts a connection
+    base = f"http://127.0.0.1:{gw.web_port}"
+    health = json.loads(urllib.request.urlopen(f"{base}/healthz", timeout=5).read())
+    assert health["status"] == "ok"
+    assert urllib.request.urlopen(f"{base}/metrics", timeout=5).status == 200
+    assert gw.send(message())[0] == 250

@@ -74,3 +74,37 @@ def test_policy_rejection_reaches_postfix_as_a_bounce_with_the_reason(postfix, g
     [bounce] = sink.wait_for(1)
     assert (bounce.sender, bounce.recipients) == ("<>", ["teacher@example.sch.uk"])
     assert b"What to do: send school mail from your school account" in bounce.data
+
+
+def _masters(pf: Postfix) -> list[str]:
+    out = os.popen("pgrep -a -f 'postfix/master'").read()
+    return [line for line in out.splitlines() if str(pf.config) in line]
+
+
+def test_the_private_instance_listens_only_where_the_test_chose():
+    """Built from its own master.cf, never the machine's: the only inet listener is its own
+    port, whatever /etc/postfix/master.cf holds (a relay on 10026, submission on 587)."""
+    pf = Postfix("[127.0.0.1]:9")
+    try:
+        listed = os.popen(f"postconf -c {pf.config} -M").read().splitlines()
+        inet = [line for line in listed if " inet " in f" {line} "]
+        assert inet and [line.split()[0] for line in inet] == [f"127.0.0.1:{pf.port}"]
+        assert all(line.split()[4] == "n" for line in listed if line.strip())   # no chroot
+    finally:
+        pf.stop()
+
+
+def test_an_instance_that_cannot_start_is_stopped_not_left_running():
+    import socket
+
+    pf = Postfix("[127.0.0.1]:9")
+    blocker = socket.socket()   # bound, not listening: the master cannot bind its port
+    blocker.bind(("127.0.0.1", pf.port))
+    try:
+        with pytest.raises(RuntimeError, match="did not start"):
+            pf.start()
+        assert not _masters(pf)
+        assert not pf.folder.exists()
+    finally:
+        blocker.close()
+        pf.stop()

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import os
+import shutil
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -120,11 +123,52 @@ def prepare_data_dir(data_dir: Path) -> None:
 async def connect(data_dir: Path) -> aiosqlite.Connection:
     prepare_data_dir(data_dir)
     db = await aiosqlite.connect(data_dir / "mailguard.db", timeout=30)
-    db.row_factory = aiosqlite.Row
-    await db.execute("PRAGMA journal_mode=WAL")
-    await db.execute("PRAGMA synchronous=FULL")
-    await db.execute("PRAGMA busy_timeout=30000")
-    await db.executescript(SCHEMA)
-    await _migrate(db)
-    await db.commit()
+    try:
+        db.row_factory = aiosqlite.Row
+        await db.execute("PRAGMA journal_mode=WAL")
+        await db.execute("PRAGMA synchronous=FULL")
+        await db.execute("PRAGMA busy_timeout=30000")
+        await db.executescript(SCHEMA)
+        await _migrate(db)
+        await db.commit()
+    except BaseException:   # its thread would otherwise keep the process from ending
+        await db.close()
+        raise
     return db
+
+
+def _nearly_full(data_dir: Path) -> bool:
+    """SQLite says only "disk I/O error" when it cannot grow its shared-memory file."""
+    try:
+        return shutil.disk_usage(data_dir).free < 1024 * 1024
+    except OSError:
+        return False
+
+
+def problem(exc: BaseException, data_dir: Path) -> str | None:
+    """What a store failure means for the person at the keyboard, and what to do; None when
+    `exc` is not a storage failure (a bug, which should be reported as one)."""
+    text = str(exc)
+    errno_ = getattr(exc, "errno", None)
+    if isinstance(exc, OSError) and exc.filename and data_dir.resolve() not in (
+            Path(str(exc.filename)).resolve().parents):
+        return f"{exc.filename}: {exc.strerror or text}"
+    if not isinstance(exc, (sqlite3.Error, OSError)):
+        return None
+    if "disk is full" in text or errno_ in (errno.ENOSPC, errno.EDQUOT) or _nearly_full(data_dir):
+        return (f"the data folder {data_dir} is full ({text}), so nothing was read or changed. "
+                "Free space on that disk (or move [storage] data_dir to a larger one), then "
+                "run `mailguard purge` to apply retention. "
+                "Meanwhile the gateway answers new mail with 451, so senders' servers keep "
+                "it and retry: nothing is lost.")
+    if "readonly" in text or errno_ in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return (f"mailguard may not write to its data folder {data_dir} ({text}). Run the "
+                "command as the user the gateway runs as (e.g. sudo -u mailguard), or give "
+                "that user the folder back.")
+    if "locked" in text or "busy" in text:
+        return (f"the store in {data_dir} is busy ({text}): another process holds it. Try "
+                "again in a moment.")
+    if "malformed" in text or "not a database" in text:
+        return (f"the store {data_dir / 'mailguard.db'} is damaged ({text}). Stop mailguard "
+                "and restore the data folder from its backup (docs/deploy/operations.md).")
+    return f"mailguard could not use its store in {data_dir} ({text}). Ask IT to look at it."

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from mailguard.config import Settings
+from mailguard.store import db as store_db
 from mailguard.web import auditlog, export, insight, message, queue, signin
 from mailguard.web.context import Desk
 from mailguard.web.security import SecurityHeaders, session_key
@@ -64,11 +66,20 @@ def create_app(settings: Settings, instance: Any | None, db: Any | None = None) 
         assert isinstance(exc, HTTPException)
         if exc.status_code in (301, 302, 303, 307):
             return RedirectResponse(exc.headers["location"] if exc.headers else "/", 303)
-        who = await desk.reviewer(request) if "session" in request.scope else None
+        try:
+            who = await desk.reviewer(request) if "session" in request.scope else None
+        except Exception:   # the store itself may be what failed: the page still renders
+            who = None
         response = desk.page(request, "error.html", who, status=exc.status_code,
                              detail=exc.detail)
         response.status_code = exc.status_code
         return response
+
+    async def store_failure(request: Request, exc: Exception) -> Response:
+        """A full disk or a locked store: say so, and what IT should do (503, no trace)."""
+        log.error("desk_store_error", path=request.url.path, error=repr(exc))
+        stored = store_db.problem(exc, current().storage.data_dir) or str(exc)
+        return await problem(request, HTTPException(503, stored[:1].upper() + stored[1:]))
 
     async def failure(request: Request, exc: Exception) -> Response:
         log.error("desk_error", path=request.url.path, error=repr(exc))
@@ -87,6 +98,7 @@ def create_app(settings: Settings, instance: Any | None, db: Any | None = None) 
                     Middleware(SessionMiddleware, secret_key=session_key(settings.storage.data_dir),
                                session_cookie="mailguard_desk", max_age=web.session_minutes * 60,
                                same_site="strict", https_only=web.secure_cookies)],
-        exception_handlers={HTTPException: problem, Exception: failure})
+        exception_handlers={HTTPException: problem, sqlite3.Error: store_failure,
+                            OSError: store_failure, Exception: failure})
     app.state.desk = desk
     return app
