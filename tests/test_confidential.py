@@ -8,7 +8,7 @@ import base64
 
 import filemaker as fm
 import pytest
-from conftest import ROOT
+from conftest import CORPUS, ROOT
 from test_files import smime_enveloped
 
 from mailguard import pupildata
@@ -216,3 +216,85 @@ def test_a_pgp_mime_encrypted_message_is_delivered_untouched(make_gateway, sink,
     [got] = sink.wait_for(1)
     assert got.data.endswith(raw)
     assert gw.events()[0]["checks"] == []
+
+
+def _archives(tmp, members: dict[str, bytes]) -> dict[str, bytes]:
+    """The same innocuous-looking files as a plain zip, 7z and RAR."""
+    import subprocess
+
+    work = tmp / "archive-members"
+    work.mkdir(exist_ok=True)
+    for name, data in members.items():
+        (work / name).write_bytes(data)
+    out = {"zip": fm.zip_files(members, tmp)}
+    for kind in ("7z",):
+        target = tmp / f"out.{kind}"
+        target.unlink(missing_ok=True)
+        subprocess.run([fm.seven_zip(), "a", f"-t{kind}", str(target), *members], cwd=work,
+                       check=True, capture_output=True)
+        out[kind] = target.read_bytes()
+    return out
+
+
+PLAIN = {"notes.txt": b"Meeting on Tuesday.\n", "list.txt": b"Apples, pears.\n"}
+
+
+@pytest.mark.parametrize("name", ["CONFIDENTIAL SEN register", "OFFICIAL-SENSITIVE pupils",
+                                  "Child protection notes"])
+@pytest.mark.parametrize("kind", ["zip", "7z"])
+def test_an_archive_whose_name_marks_it_confidential_must_be_encrypted(
+        make_gateway, sink, tmp_path, name, kind):
+    gw = make_gateway(CONFIDENTIAL)
+    data = _archives(tmp_path, PLAIN)[kind]
+    code, text = gw.send(fm.mail_with({f"{name}.{kind}": data}, subject="Files"),
+                         recipients=("head@otherschool.org.uk",))
+    assert code == 250 and b"Held for review" in text, text
+    [event] = gw.events()
+    assert event["checks"] == ["confidential.unencrypted"]
+    assert f"{name}.{kind} holds confidential" in gw.cli("quarantine", "show", event["id"]).stdout
+    assert not sink.messages
+
+
+def test_the_same_archive_encrypted_whole_goes_and_partly_encrypted_is_held(
+        make_gateway, sink, tmp_path):
+    import subprocess
+
+    gw = make_gateway(CONFIDENTIAL)
+    locked = fm.zip_files(PLAIN, tmp_path, password=fm.PASSWORD)
+    code, _ = gw.send(fm.mail_with({"CONFIDENTIAL SEN register.zip": locked}),
+                      recipients=("head@otherschool.org.uk",))
+    assert code == 250
+    sink.wait_for(1)
+    # One member encrypted, the other plain, as `zip -P` then a plain `zip` make it.
+    work = tmp_path / "zipwork"
+    (work / "extra.txt").write_bytes(b"Plain for anyone.\n")
+    subprocess.run(["zip", "-q", str(tmp_path / "out.zip"), "extra.txt"], cwd=work, check=True)
+    partial = (tmp_path / "out.zip").read_bytes()
+    code, text = gw.send(fm.mail_with({"CONFIDENTIAL SEN register.zip": partial}),
+                         recipients=("head@otherschool.org.uk",))
+    assert code == 250 and b"Held for review" in text
+    events = gw.events()
+    assert [e["checks"] for e in events] == [["confidential.encrypted"],
+                                             ["confidential.unencrypted"]]
+
+
+def test_a_plainly_named_archive_of_plain_files_still_goes(make_gateway, sink, tmp_path):
+    gw = make_gateway(CONFIDENTIAL)
+    code, _ = gw.send(fm.mail_with({"photos of the fair.zip": _archives(tmp_path, PLAIN)["zip"]}),
+                      recipients=("head@otherschool.org.uk",))
+    assert code == 250
+    sink.wait_for(1)
+    assert gw.events()[0]["checks"] == []
+
+
+@pytest.mark.skipif(not (CORPUS / "files" / "rar").is_dir(), reason="../shared/corpus is not here")
+@pytest.mark.parametrize(("file", "checks"), [
+    ("libarchive-test_read_format_rar_encryption_partially.rar", ["confidential.unencrypted"]),
+    ("libarchive-test_read_format_rar_encryption_header.rar", ["confidential.encrypted"])])
+def test_a_rar_marked_confidential_is_held_unless_encrypted_whole(make_gateway, sink, file, checks):
+    gw = make_gateway(CONFIDENTIAL)
+    data = (CORPUS / "files" / "rar" / file).read_bytes()
+    code, _ = gw.send(fm.mail_with({"CONFIDENTIAL SEN register.rar": data}, subject="Files"),
+                      recipients=("head@otherschool.org.uk",))
+    assert code == 250
+    assert gw.events()[0]["checks"] == checks

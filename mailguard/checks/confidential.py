@@ -79,8 +79,9 @@ def judge(mail: Mail, files: report.MailFiles, settings: Settings) -> list[Findi
     pupildata.scan_text(text.own, subject)
     found: list[Finding] = []
     for file in files.walk():
-        if file.members and not file.extracted.text:
-            continue   # an archive is judged by its files
+        # An archive is judged by its files, and by what its own name says of them: a zip
+        # called "CONFIDENTIAL SEN register" is marked, and must be encrypted whole (a
+        # partly encrypted one, whose plain members anyone can open, is not).
         signals = file_signals(file, settings.min_rows)
         if not signals and subject.markings and not file.members and file.family not in (
                 "image", "media"):   # a marked message's files, not its signature logo
