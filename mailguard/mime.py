@@ -17,8 +17,10 @@ def header_end(raw: bytes, start: int = 0, end: int | None = None) -> int:
     """Offset where the body starts (after the blank line) in raw[start:end], or `end` when
     there is no body. Works in place: no copy of the part."""
     end = len(raw) if end is None else end
-    if raw.startswith((b"\r\n", b"\n"), start, end):
-        return start
+    if raw.startswith(b"\r\n", start, end):   # no headers: the blank line is not the body's
+        return start + 2
+    if raw.startswith(b"\n", start, end):
+        return start + 1
     crlf = raw.find(b"\r\n\r\n", start, end)
     # An LF-only blank line counts only if it comes first; never scan the body for one.
     lf = raw.find(b"\n\n", start, crlf + 2 if crlf >= 0 else end)

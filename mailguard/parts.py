@@ -9,8 +9,10 @@ from __future__ import annotations
 import base64
 import binascii
 import codecs
+import gzip
 import itertools
 import re
+import zlib
 from dataclasses import dataclass, field
 from email.message import Message
 from email.policy import compat32
@@ -33,6 +35,7 @@ class Part:
     end: int
     headers: Message
     children: list[Part] = field(default_factory=list)
+    closed: bool = True   # a multipart whose closing delimiter was found
 
     @cached_property
     def content_type(self) -> str:
@@ -112,22 +115,49 @@ def part_headers(block: bytes) -> Message:
     return msg
 
 
-def _scan(raw: bytes, start: int, end: int, depth: int) -> Part:
+def boundary_of(part: Part) -> str | None:
+    """The boundary as the standard library's parser uses it (trailing spaces dropped)."""
+    boundary = part.headers.get_boundary()
+    return boundary if isinstance(boundary, str) and boundary else None
+
+
+# A line that is neither a field ("Name:") nor a folded continuation: as in the standard
+# library's parser, the part's body starts there even without a blank line before it.
+_NOT_A_FIELD = re.compile(rb"^(?!From |[\x21-\x39\x3b-\x7e]*:|[ \t])", re.M)
+
+
+def _body_start(raw: bytes, start: int, end: int) -> int:
     head_end = mime.header_end(raw, start, end)
+    stray = _NOT_A_FIELD.search(raw, start, head_end)
+    if stray is None or not raw[stray.start():head_end].strip():
+        return head_end   # every line up to the blank line is a field
+    return stray.start()
+
+
+def _scan(raw: bytes, start: int, end: int, depth: int, digest: bool = False) -> Part:
+    head_end = _body_start(raw, start, end)
     headers = part_headers(raw[start:head_end])
+    if digest:   # RFC 2046 5.1.5: a digest's parts are messages unless they say otherwise
+        headers.set_default_type("message/rfc822")
     part = Part(start, head_end, end, headers)
     if part.maintype != "multipart" or depth >= MAX_DEPTH:
         return part
-    boundary = headers.get_param("boundary")
-    if not isinstance(boundary, str):
+    boundary = boundary_of(part)
+    if boundary is None:
         return part
     delims = _delimiters(raw, boundary.encode("utf-8", "surrogateescape"), head_end, end)
     if delims and not delims[-1][2]:
-        delims.append((end, end, True))  # no closing delimiter: the last part runs to the end
+        # No closing delimiter: the last part runs to the end, less its last line break, as
+        # the standard library reads it.
+        part.closed = False
+        last = end - (2 if raw.endswith(b"\r\n", delims[-1][1], end) else
+                      1 if raw.endswith(b"\n", delims[-1][1], end) else 0)
+        delims.append((max(last, delims[-1][1]), end, True))
     for (_, child_start, close), (next_delim, _, _) in itertools.pairwise(delims):
         if close:
             break
-        part.children.append(_scan(raw, child_start, next_delim, depth + 1))
+        part.children.append(_scan(raw, child_start, next_delim, depth + 1,
+                                   part.content_type == "multipart/digest"))
     return part
 
 
@@ -141,7 +171,7 @@ def structure_problem(tree: Part) -> str | None:
     for part in tree.walk():
         if part.maintype != "multipart":
             continue
-        if not isinstance(part.headers.get_param("boundary"), str):
+        if boundary_of(part) is None:
             return f"broken MIME structure ({part.content_type} without a boundary)"
         if not part.children:
             return f"broken MIME structure ({part.content_type} with no parts found)"
@@ -183,9 +213,32 @@ def decode_body(body: bytes | memoryview, cte: str) -> bytes | memoryview | None
         return binascii.a2b_qp(body)
     if cte in ("x-uuencode", "uuencode", "x-uue"):
         return uudecode(bytes(body))
+    if cte == "x-gzip64":
+        return gunzip64(body)
     if cte in ("7bit", "8bit", "binary", ""):
         return body
     return None
+
+
+GZIP64_LIMIT = 64 * 1024 * 1024   # what one gzip64 part may unpack to: a bomb stops here
+
+
+def gunzip64(body: bytes | memoryview) -> bytes | None:
+    """x-gzip64 (gzip, then base64), which a few mail programs still write; None when it is
+    broken or unpacks past GZIP64_LIMIT, so the part counts as unreadable, not as empty."""
+    try:
+        packed = binascii.a2b_base64(body)
+        unpacker = zlib.decompressobj(wbits=31)
+        out = unpacker.decompress(packed, GZIP64_LIMIT)
+    except (binascii.Error, zlib.error):
+        return None
+    return None if unpacker.unconsumed_tail or not unpacker.eof else out
+
+
+def gzip64(data: bytes, eol: str) -> bytes:
+    """The x-gzip64 encoding of `data`, in 76-character lines."""
+    text = base64.b64encode(gzip.compress(data, mtime=0)).decode()
+    return (eol.join(text[i:i + 76] for i in range(0, len(text), 76)) + eol).encode()
 
 
 def uudecode(body: bytes) -> bytes | None:

@@ -14,11 +14,16 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
+import structlog
+
+from mailguard import partcheck
 from mailguard.checks import personal as personal_check
 from mailguard.config import Action, OrganisationSettings, Section, Shared
 from mailguard.model import Finding, Mail
 from mailguard.parts import scan
 from mailguard.rewrite import disclaimer as rewrite
+
+log = structlog.get_logger("mailguard.disclaimer")
 
 NAME = "disclaimer"
 READS_BODY = True
@@ -143,6 +148,15 @@ async def inspect(mail: Mail, settings: Settings) -> list[Finding]:
         return []
     d, personal = found
     tree = mail.parts
+    # Where the byte ranges might not be the parts a mail program sees, ask the standard
+    # library; if it reads the message otherwise, splicing could change an attachment or
+    # another part's headers, so the message goes as it came and the event says why.
+    if partcheck.unusual(mail.raw, tree) and (
+            problem := partcheck.disagreement(mail.raw, tree)):
+        log.warning("disclaimer_not_added", id=mail.id, why=problem)
+        return [_finding(settings, "skipped", "disclaimer not added: the message's MIME "
+                         "structure is read differently by other mail software",
+                         evidence=problem)]
     findings = []
     if personal:
         findings.append(_finding(settings, "personal_notice", "personal-views notice added",

@@ -16,7 +16,7 @@ import uuid
 from dataclasses import dataclass
 
 from mailguard import quotes
-from mailguard.parts import SIGNED_TYPES, Part, codec_of, decode_body, displayed, scan
+from mailguard.parts import SIGNED_TYPES, Part, boundary_of, codec_of, decode_body, displayed, gzip64, scan
 from mailguard.rewrite import headers, splice
 
 INLINE_PGP = re.compile(rb"^-----BEGIN PGP (?:SIGNED )?MESSAGE-----", re.M)
@@ -75,6 +75,8 @@ def _encode(data: bytes, cte: str, eol: str) -> bytes:
         return (eol.join(text[i:i + 76] for i in range(0, len(text), 76)) + eol).encode()
     if cte == "quoted-printable":
         return binascii.b2a_qp(data, istext=True)  # C; keeps the data's own line breaks
+    if cte == "x-gzip64":
+        return gzip64(data, eol)
     return data
 
 
@@ -184,8 +186,11 @@ def wrap(raw: bytes, tree: Part, d: Disclaimer) -> bytes:
 
 def _add_part(raw: bytes, mixed: Part, d: Disclaimer, eol: str) -> bytes:
     """A multipart/mixed with no displayed body (only attachments) gets an inline text part."""
-    boundary = str(mixed.headers.get_param("boundary"))
-    close = raw.rfind(f"--{boundary}--".encode(), mixed.body_start, mixed.end)
+    boundary = boundary_of(mixed)
+    if boundary is None or not mixed.closed or not mixed.children:
+        return raw   # no closing delimiter to put the new part before
+    # Its own closing delimiter: right after its last part, never a nested one's.
+    close = raw.find(f"--{boundary}--".encode(), mixed.children[-1].end, mixed.end)
     if close < 0:
         return raw
     note = eol.join(d.text.strip("\n").split("\n")).encode("utf-8")
@@ -221,7 +226,7 @@ def apply(raw: bytes, d: Disclaimer, parsed: tuple[bytes, Part] | None = None) -
             return raw
         if is_signed(raw, tree):
             return wrap(raw, tree, d)
-        if tree.content_type == "multipart/mixed":
+        if tree.content_type in ("multipart/mixed", "multipart/digest"):
             return _add_part(raw, tree, d, eol)
         if tree.maintype in ("multipart", "text"):
             return raw  # nothing displayed to add to; an invite (text/calendar) stays an invite
