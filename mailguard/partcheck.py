@@ -24,11 +24,12 @@ def unusual(raw: bytes, tree: Part) -> str | None:
     """Why this message's shape is one where readings are known to differ, or None.
 
     Cheap: a walk of the tree already made and two byte counts at C speed."""
+    multiparts = [part for part in tree.walk() if part.maintype == "multipart"]
+    if not multiparts:
+        return None   # one part: no boundaries to read otherwise
     if raw.count(b"\r") != raw.count(b"\r\n"):
         return "bare CR line breaks"
-    for part in tree.walk():
-        if part.maintype != "multipart":
-            continue
+    for part in multiparts:
         boundary = boundary_of(part)
         if boundary is None or not _BCHARS.fullmatch(boundary):
             return "a boundary outside RFC 2046's rules"

@@ -5,7 +5,6 @@ each; this takes a few microseconds."""
 
 from __future__ import annotations
 
-import re
 import threading
 from collections.abc import Iterable
 
@@ -15,7 +14,8 @@ import hyperscan
 class Present:
     """Regular expressions (Hyperscan syntax); `found(text)` gives the indexes that occur."""
 
-    def __init__(self, expressions: Iterable[bytes], flags: int = 0) -> None:
+    def __init__(self, expressions: Iterable[bytes], flags: int = 0, *,
+                 literal: bool = False) -> None:
         self.expressions = tuple(expressions)
         self._local = threading.local()
         self._db: hyperscan.Database | None = None
@@ -23,28 +23,64 @@ class Present:
             count = len(self.expressions)
             self._db = hyperscan.Database()
             self._db.compile(expressions=list(self.expressions), ids=list(range(count)),
-                             elements=count,
+                             elements=count, literal=literal,
                              flags=[flags | hyperscan.HS_FLAG_SINGLEMATCH] * count)
 
     def found(self, text: str) -> set[int]:
+        return self.found_in(text.encode("utf-8", "ignore"))
+
+    def found_in(self, data: bytes) -> set[int]:
         if self._db is None:
             return set()
         scratch = getattr(self._local, "scratch", None)   # one per thread
         if scratch is None:
             scratch = self._local.scratch = hyperscan.Scratch(self._db)
         hits: set[int] = set()
-        self._db.scan(text.encode("utf-8", "ignore"), scratch=scratch,
+        self._db.scan(data, scratch=scratch,
                       match_event_handler=lambda i, _f, _t, _fl, _c: hits.add(i))
         return hits
 
 
+def _words_table() -> bytes:
+    """bytes.translate: ASCII letters and digits kept (lower-cased), UTF-8 bytes kept,
+    everything else a space, so a phrase is a literal between spaces."""
+    table = bytearray(b" " * 256)
+    for b in b"0123456789abcdefghijklmnopqrstuvwxyz":
+        table[b] = b
+    for b in range(65, 91):
+        table[b] = b + 32
+    table[128:] = bytes(range(128, 256))
+    return bytes(table)
+
+
+WORDS = _words_table()
+
+
 class Phrases:
-    """Whole words and phrases, caseless; `found(text)` says which occur."""
+    """Whole words and phrases, caseless; `found(text)` says which occur.
+
+    Matched as literals (" love you ") over the text in that same form, not as \\b…\\b
+    regexes: one pass in C, and a run such as "XXXXXXXX" (which "xx" would otherwise try at
+    every letter, 4 ms per 100 KB) costs no more than prose."""
 
     def __init__(self, phrases: Iterable[str]) -> None:
         self.phrases = tuple(dict.fromkeys(p.strip().lower() for p in phrases if p.strip()))
-        self._present = Present((rb"\b" + re.escape(p).encode() + rb"\b" for p in self.phrases),
-                                hyperscan.HS_FLAG_CASELESS)
+        self._present = Present((b" " + b" ".join(p.encode().translate(WORDS).split()) + b" "
+                                 for p in self.phrases), literal=True)
 
-    def found(self, text: str) -> set[str]:
-        return {self.phrases[i] for i in self._present.found(text)}
+    def found(self, text: str | Words) -> set[str]:
+        data = text if isinstance(text, Words) else Words.of(text)
+        return {self.phrases[i] for i in self._present.found_in(data.data)}
+
+
+class Words:
+    """A text in the form Phrases match in, made once for every list that reads it."""
+
+    __slots__ = ("data",)
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    @classmethod
+    def of(cls, text: str) -> Words:
+        return cls(b" " + text.encode("utf-8", "ignore").translate(WORDS) + b" ")

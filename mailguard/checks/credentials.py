@@ -10,10 +10,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+import hyperscan
+
 from mailguard.config import Action, OrganisationSettings, Section, Shared
 from mailguard.files import report
 from mailguard.files.limits import Limits
 from mailguard.model import Finding, Mail
+from mailguard.phrases import Present
 from mailguard.textviews import views
 
 NAME = "credentials"
@@ -28,6 +31,8 @@ _NOT_SECRETS = {"below", "above", "attached", "required", "reset", "expired", "p
                 "the", "your", "same", "sent", "separately", "following", "removed", "later",
                 "hint", "strength", "requirements", "here", "there", "unknown", "forgotten",
                 "xxxx", "****", "none", "blank", "provided", "shared", "emailed", "texted"}
+# Every label above holds one of these: a caseless pass in C settles most mail.
+_LABEL_HINTS = Present((b"pass", b"pw", b"pin"), hyperscan.HS_FLAG_CASELESS, literal=True)
 PASSWORD_COLUMNS = {"password", "passwords", "pwd", "initial password", "temp password",
                     "temporary password", "pin", "login pin", "passcode"}
 
@@ -65,8 +70,7 @@ def masked(value: str) -> str:
 
 def secrets(text: str) -> list[str]:
     """Each password-like value in the text, masked (the value itself goes nowhere)."""
-    low = text.lower()
-    if "pass" not in low and "pw" not in low and "pin" not in low:
+    if not _LABEL_HINTS.found(text):
         return []   # most mail: no label at all, so no regex over it
     return [masked(m.group(2)) for m in _LABELLED.finditer(text)
             if _secret_like(m.group(2), m.group(1))]

@@ -17,7 +17,7 @@ from mailguard import hours
 from mailguard.config import Action, OrganisationSettings, Section, Shared
 from mailguard.directory import role_of
 from mailguard.model import Finding, Mail
-from mailguard.phrases import Phrases
+from mailguard.phrases import Phrases, Words
 from mailguard.rewrite import subject
 from mailguard.textviews import views
 
@@ -82,11 +82,12 @@ def score(mail: Mail, text: str, settings: Settings) -> tuple[int, list[str]]:
     if personal:   # +1 only: a terse school note to an unlisted parent's Gmail is not personal
         total += 1
         signals.append(f"to a personal address ({', '.join(personal)}) +1")
-    words = sorted(settings.words.found(text))[:3]
+    form = Words.of(text)
+    words = sorted(settings.words.found(form))[:3]
     if words:
         total += len(words)
         signals.append(f"personal words ({', '.join(words)}) +{len(words)}")
-    if not settings.school.found(text):
+    if not settings.school.found(form):
         total += 1
         signals.append("no school context +1")
     return total, signals
