@@ -116,7 +116,7 @@ CHUNK = 1 << 20   # characters read at once (see Matcher.scan)
 OVERLAP = 512     # read again past each seam: longer than any phrase or spaced-out word
 STRETCHED = re.compile(rb"([a-z])\1{2,}")
 RUNS = {c: re.compile(bytes([c]) + b"{3,}") for c in range(97, 123)}   # over lowered bytes
-BULK = 64   # places of one kind past which words are read from the distinct words at once
+BULK = 64   # places past which the distinct words may be read instead (see _Scan._bulk)
 # Non-ASCII, except the punctuation every Outlook message is full of: ’ ‘ “ ” – — … • and
 # the no-break space and £ (those cannot hide letters).
 NON_ASCII = (rb"[\xc3-\xdf\xe0\xe1\xe3-\xf4]|\xc2[\x80-\x9f\xa1\xa2\xa4-\xbf]|\xe2[\x81-\xbf]"
@@ -260,12 +260,10 @@ class Matcher:
         places: list[tuple[int, int]] = []
         self._detector_db.scan(data, match_event_handler=lambda i, _f, to, _fl, _c:
                                places.append((i, to)), scratch=detector_scratch)
-        letters: list[int] = []
-        self._runs_db.scan(data, match_event_handler=lambda i, _f, _t, _fl, _c:
-                           letters.append(97 + i), scratch=runs_scratch)
-        if not raw and not places and not letters and not self.regexes:
+        scan = _Scan(self, text, data, runs_scratch)
+        if not raw and not places and not self.regexes and not scan.letters():
             return []
-        return _Scan(self, text, data).run(raw, places, letters)
+        return scan.run(raw, places)
 
 
 def _seam(text: str, at: int, earliest: int) -> int:
@@ -281,7 +279,8 @@ def _seam(text: str, at: int, earliest: int) -> int:
 class _Scan:
     """One text: the literal hits checked and placed, the detectors' places read closely."""
 
-    def __init__(self, matcher: Matcher, text: str, data: bytes) -> None:
+    def __init__(self, matcher: Matcher, text: str, data: bytes,
+                 runs_scratch: hyperscan.Scratch) -> None:
         self.m = matcher
         self.text = text
         self.data = data
@@ -293,9 +292,28 @@ class _Scan:
         self._continuations: bytes | None = None
         self._places: dict[bytes, list[int]] = {}
         self._distinct: set[bytes] | None = None
+        self._letters: list[int] | None = None
+        self._runs_scratch = runs_scratch
 
-    def run(self, raw: list[tuple[int, int]], places: list[tuple[int, int]],
-            letters: list[int]) -> list[Hit]:
+    def letters(self) -> list[int]:
+        """The letters that run three times over somewhere, in one pass (made once)."""
+        if self._letters is None:
+            found: list[int] = []
+            self.m._runs_db.scan(self.data, match_event_handler=lambda i, _f, _t, _fl, _c:
+                                 found.append(97 + i), scratch=self._runs_scratch)
+            self._letters = found
+        return self._letters
+
+    def _bulk(self, places: int) -> bool:
+        """Many places and fewer distinct words than places (a line-numbered listing, a
+        table of codes): the odd words are read from the distinct words, at C speed."""
+        if places <= BULK:
+            return False
+        if self._distinct is None:
+            self._distinct = set(self.tokens.split())
+        return len(self._distinct) < places
+
+    def run(self, raw: list[tuple[int, int]], places: list[tuple[int, int]]) -> list[Hit]:
         for i, to in raw:                       # offsets in " " + text: one more than data
             kind, word = self.m._literals[i]
             if kind == "word" and self.m.words[word][0].id in self.hits:
@@ -320,17 +338,23 @@ class _Scan:
                 self._phrase_at(payload[1], payload[0], to)
             else:
                 by_kind.setdefault(kind, set()).add(to)
-        if letters:   # each run of a letter, whole, where it ends
-            by_kind["stretched"] = {m.end() for c in letters for m in RUNS[c].finditer(self.lowered)}
-        if "unicode" in by_kind:
-            found["unicode"] = self._unicode(self._tokens_at(by_kind["unicode"], "unicode"))
-        if "leet" in by_kind:
-            found["leet"] = self._leet_words(self._tokens_at(by_kind["leet"], "leet"))
-        if "spaced" in by_kind:
-            found["spaced"] = self._spaced(by_kind["spaced"])
-        if "stretched" in by_kind:
-            found["stretched"] = self._stretched(
-                self._tokens_at(by_kind["stretched"], "stretched"))
+        if self._bulk(len(places)):   # every kind from the distinct words; no runs pass
+            for how, read in (("unicode", self._unicode), ("leet", self._leet_words),
+                              ("stretched", self._stretched)):
+                if words := self._distinct_of(how):
+                    found[how] = read(words)
+            if "spaced" in by_kind:
+                found["spaced"] = self._spaced(by_kind["spaced"])
+        else:
+            if "unicode" in by_kind:
+                found["unicode"] = self._unicode(self._tokens_at(by_kind["unicode"]))
+            if "leet" in by_kind:
+                found["leet"] = self._leet_words(self._tokens_at(by_kind["leet"]))
+            if "spaced" in by_kind:
+                found["spaced"] = self._spaced(by_kind["spaced"])
+            if letters := self.letters():   # each run of a letter, whole, where it ends
+                found["stretched"] = self._stretched(self._tokens_at(
+                    {m.end() for c in letters for m in RUNS[c].finditer(self.lowered)}))
         for how, variants in found.items():
             self._variants(how, variants)
         for pattern, term in self.m.regexes:
@@ -346,16 +370,8 @@ class _Scan:
             end += 1
         return end
 
-    def _tokens_at(self, ends: set[int], kind: str) -> dict[bytes, int]:
-        """The word (letters, digits, $@|! and non-ASCII bytes) around each place → where.
-
-        Past BULK places (a line-numbered listing, a table of codes) the words are taken
-        from the text's distinct words at C speed instead, keeping those of the same kind."""
-        if len(ends) > BULK:
-            if self._distinct is None:
-                self._distinct = set(self.tokens.split())
-            keep = TOKEN_KINDS[kind]
-            return {token: 0 for token in self._distinct if keep(token)}
+    def _tokens_at(self, ends: set[int]) -> dict[bytes, int]:
+        """The word (letters, digits, $@|! and non-ASCII bytes) around each place → where."""
         out: dict[bytes, int] = {}
         end = -1
         for to in sorted(ends):
@@ -366,6 +382,14 @@ class _Scan:
             end = len(self.tokens) if end < 0 else end
             out.setdefault(self.tokens[start:end], start)
         return out
+
+    def _distinct_of(self, kind: str) -> dict[bytes, int]:
+        """The text's distinct words of one kind (their places are not needed: a hit is placed
+        by finding its word again)."""
+        if self._distinct is None:
+            self._distinct = set(self.tokens.split())
+        keep = TOKEN_KINDS[kind]
+        return {token: 0 for token in self._distinct if keep(token)}
 
     def _unicode(self, tokens: dict[bytes, int]) -> dict[bytes, bytes]:
         """Words with non-ASCII letters, through the full normalisation: NFKC, case folding,

@@ -75,6 +75,25 @@ def test_obfuscations_are_seen_through(text, term, how):
     assert (term, how) in hits, hits
 
 
+# A listing dense with odd words (line-numbered, as smtp-source writes, or a table of class
+# codes): past the matcher's BULK places they are read from the distinct words at once. The
+# obfuscations in it must still be seen, each the way it was written.
+DENSE = "".join(f"{n % 10}XXXXXXXXXXXXXXXXXXXXXXXX 7B 10C\n" for n in range(400))
+
+
+@pytest.mark.parametrize(("planted", "term", "how"), [
+    ("fuuuuuck", "fuck*", "stretched"), ("sh1t", "shit", "leet"),
+    ("\u0455hit", "shit", "unicode"), ("f.u.c.k off", "fuck*", "spaced")])
+def test_obfuscations_are_seen_through_in_dense_text(planted, term, how):
+    from mailguard import matcher
+
+    text = DENSE[: len(DENSE) // 2] + f" {planted} " + DENSE[len(DENSE) // 2:]
+    assert text.count("XXX") > matcher.BULK and text.count("7B") > matcher.BULK
+    hits = {(h.term.text, h.how) for h in LISTS.scan(text)}
+    assert (term, how) in hits, hits
+    assert {h.term.text for h in LISTS.scan(DENSE)} == set()   # the listing alone is clean
+
+
 def test_numbers_are_not_leetspeak():
     assert LISTS.scan("Flat 455, 2024, call 0113 496 0000") == []
 
