@@ -91,7 +91,7 @@ _LOWER = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ", b"abcdefghijklmnopqrstuv
 ALNUM = b"abcdefghijklmnopqrstuvwxyz0123456789"
 
 
-def _table(keep: bytes, high: bool) -> bytes:
+def byte_table(keep: bytes, high: bool) -> bytes:
     """A bytes.translate table: ASCII letters lower-cased, `keep` kept, other ASCII → space,
     UTF-8 bytes kept or turned into spaces."""
     table = bytearray(b" " * 256)
@@ -104,8 +104,8 @@ def _table(keep: bytes, high: bool) -> bytes:
     return bytes(table)
 
 
-WORDS = _table(ALNUM, high=False)          # what the literal database reads
-TOKENS = _table(ALNUM + b"$@|!", high=True)  # where a word with odd spelling begins and ends
+WORDS = byte_table(ALNUM, high=False)          # what the literal database reads
+TOKENS = byte_table(ALNUM + b"$@|!", high=True)  # where a word with odd spelling begins and ends
 LEET_BYTES = bytes.maketrans(b"4@301!|$5789", b"aaeoiilsstbg")  # as text.LEET, for bytes
 DIGITS_AND_SYMBOLS = b"0123456789$@|!"
 CONTINUATION = bytes(1 if 0x80 <= b < 0xC0 else 0 for b in range(256))  # UTF-8 10xxxxxx

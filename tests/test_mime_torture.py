@@ -46,6 +46,9 @@ def mixed(boundary: str, *, quoted: str | None = None, close: bool = True,
 LONG = "=_mailguard_" + "x" * 90
 CASES = {
     "boundary over 70 characters": mixed(LONG),
+    "boundary over 70 characters, folded onto its own line": mixed(
+        LONG, quoted=f'\r\n\t"{LONG}"'),
+    "boundary over 70 characters, unquoted": mixed(LONG, quoted=LONG),
     "boundary ending with a space": mixed("abc def ", delimiter="--abc def"),
     "boundary ending with a space, written with it": mixed("abc def ", delimiter="--abc def "),
     "boundary with quotes and punctuation": mixed('a\\"b\'(c)+_,-./:=?', quoted=(
@@ -175,3 +178,15 @@ def test_every_corpus_message_we_would_rewrite_is_read_as_the_standard_library_r
             differ.append(f"{path.name}: {problem}")
     assert differ == []
     assert len(MESSAGES) > 150
+
+
+def test_an_attachment_whose_body_follows_its_fields_directly_is_still_inspected():
+    """Without the blank line, the whole body used to count as headers: the file went out
+    with nothing read. It is read as the standard library (and the recipient) reads it."""
+    from mailguard.files.limits import Limits
+    from mailguard.files.report import inspect_mail
+
+    mail = Mail(id="T", envelope=Envelope("teacher@example.sch.uk", ("parent@gmail.com",)),
+                client=Client(ip="127.0.0.1"), raw=CASES["attachment with no blank line"])
+    [report] = inspect_mail(mail, Limits()).files
+    assert report.size == len(base64.b64decode(PDF)) and report.mime == "application/pdf"

@@ -177,3 +177,13 @@ def test_a_terse_note_to_an_unlisted_gmail_is_not_taken_for_personal_mail(make_g
     assert gw.send(raw, recipients=("parent@gmail.com",))[0] == 250
     sink.wait_for(1)
     assert gw.events()[0]["checks"] == []
+
+
+def test_personal_words_are_whole_words_or_phrases_whatever_surrounds_them():
+    from mailguard.phrases import Phrases
+
+    words = Phrases(["love you", "can't wait", "xx", "pub"])
+    assert words.found("I LOVE YOU! Can't wait, xx") == {"love you", "can't wait", "xx"}
+    # Not inside longer words or runs: a masked "XXXXXXXX" is no kiss, "public" no pub.
+    assert words.found("Ref XXXXXXXX-XXXX for the public library, glove you left") == set()
+    assert words.found("love\r\nyou") == {"love you"}   # a line break between the words
