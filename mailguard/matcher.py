@@ -115,7 +115,6 @@ SPACED = re.compile(rb"[a-z0-9]([ .\-_*])(?:[a-z0-9]\1){1,18}[a-z0-9](?![a-z0-9]
 CHUNK = 1 << 20   # characters read at once (see Matcher.scan)
 OVERLAP = 512     # read again past each seam: longer than any phrase or spaced-out word
 STRETCHED = re.compile(rb"([a-z])\1{2,}")
-RUNS = {c: re.compile(bytes([c]) + b"{3,}") for c in range(97, 123)}   # over lowered bytes
 BULK = 64   # places past which the distinct words may be read instead (see _Scan._bulk)
 # Non-ASCII, except the punctuation every Outlook message is full of: ’ ‘ “ ” – — … • and
 # the no-break space and £ (those cannot hide letters).
@@ -127,10 +126,11 @@ DETECTORS = {
     "spaced": [rb"\b[a-z0-9]" + re.escape(bytes([s])) + rb"[a-z0-9]" + re.escape(bytes([s]))
                + rb"[a-z0-9]" for s in SEPARATORS],
 }
-# A letter three times over ("fuuuck"): a database of its own says which letters, once each
-# (SINGLEMATCH), and Python's re then finds their runs whole. Reporting every place in
-# "XXXXXXXX…" took 15 ms per 100 KB; in the detectors' database, still 2 ms.
-LETTER_RUNS = [bytes([c]) * 3 for c in range(97, 123)]
+# A letter three times over ("fuuuck"), in a database of its own: where each run starts
+# (another character, then the letter thrice), once per run. Reporting every place in
+# "XXXXXXXX…" took 15 ms per 100 KB; dense text, where it would cost most, reads its
+# distinct words instead and skips this pass.
+LETTER_RUNS = [b"[^" + bytes([c]) + b"]" + bytes([c]) * 3 for c in range(97, 123)]
 
 # The same tests as the detectors', on one lower-cased token, for the distinct-words path.
 TOKEN_KINDS = {
@@ -209,9 +209,8 @@ class Matcher:
                         map(re.escape, words)) + rb"\b")
                     flags.append(hyperscan.HS_FLAG_CASELESS | hyperscan.HS_FLAG_SINGLEMATCH)
         self._detector_db = self._compile(patterns, flags, literal=False)
-        self._runs_db = self._compile(
-            LETTER_RUNS, [hyperscan.HS_FLAG_CASELESS | hyperscan.HS_FLAG_SINGLEMATCH] * 26,
-            literal=False)
+        self._runs_db = self._compile(LETTER_RUNS, [hyperscan.HS_FLAG_CASELESS] * 26,
+                                      literal=False)
         self._local = threading.local()
 
     @staticmethod
@@ -261,7 +260,7 @@ class Matcher:
         self._detector_db.scan(data, match_event_handler=lambda i, _f, to, _fl, _c:
                                places.append((i, to)), scratch=detector_scratch)
         scan = _Scan(self, text, data, runs_scratch)
-        if not raw and not places and not self.regexes and not scan.letters():
+        if not raw and not places and not self.regexes and not scan.runs():
             return []
         return scan.run(raw, places)
 
@@ -292,22 +291,22 @@ class _Scan:
         self._continuations: bytes | None = None
         self._places: dict[bytes, list[int]] = {}
         self._distinct: set[bytes] | None = None
-        self._letters: list[int] | None = None
+        self._runs: set[int] | None = None
         self._runs_scratch = runs_scratch
 
-    def letters(self) -> list[int]:
-        """The letters that run three times over somewhere, in one pass (made once)."""
-        if self._letters is None:
-            found: list[int] = []
-            self.m._runs_db.scan(self.data, match_event_handler=lambda i, _f, _t, _fl, _c:
-                                 found.append(97 + i), scratch=self._runs_scratch)
-            self._letters = found
-        return self._letters
+    def runs(self) -> set[int]:
+        """Where a letter runs three times over: a place inside each run (made once)."""
+        if self._runs is None:
+            found: set[int] = set()   # " " first, so a run at the very start has a start
+            self.m._runs_db.scan(b" " + self.data, match_event_handler=lambda i, _f, to, _fl, _c:
+                                 found.add(to - 1), scratch=self._runs_scratch)
+            self._runs = found
+        return self._runs
 
     def _bulk(self, places: int) -> bool:
-        """Many places and fewer distinct words than places (a line-numbered listing, a
+        """Dense places and fewer distinct words than places (a line-numbered listing, a
         table of codes): the odd words are read from the distinct words, at C speed."""
-        if places <= BULK:
+        if places <= max(BULK, len(self.data) // 256):
             return False
         if self._distinct is None:
             self._distinct = set(self.tokens.split())
@@ -352,9 +351,10 @@ class _Scan:
                 found["leet"] = self._leet_words(self._tokens_at(by_kind["leet"]))
             if "spaced" in by_kind:
                 found["spaced"] = self._spaced(by_kind["spaced"])
-            if letters := self.letters():   # each run of a letter, whole, where it ends
-                found["stretched"] = self._stretched(self._tokens_at(
-                    {m.end() for c in letters for m in RUNS[c].finditer(self.lowered)}))
+            if runs := self.runs():
+                found["stretched"] = self._stretched(
+                    self._distinct_of("stretched") if self._bulk(len(runs))
+                    else self._tokens_at(runs))
         for how, variants in found.items():
             self._variants(how, variants)
         for pattern, term in self.m.regexes:
