@@ -13,6 +13,7 @@ folding, leetspeak, squeezing), and checks those against the same lists with set
 
 from __future__ import annotations
 
+import contextlib
 import html
 import re
 import threading
@@ -197,9 +198,12 @@ class Matcher:
             # Every match, not the first only: "twaté twat" must not hide the second behind
             # the first, which the check around non-ASCII letters then turns down.
             [0] * len(self._literals), literal=True)
+        # Leetspeak has a database of its own: in dense text (a line-numbered listing) its
+        # places are counted only until they show the text is dense (see _Scan._bulk).
+        others = {name: ps for name, ps in DETECTORS.items() if name != "leet"}
         self._detectors: list[tuple[str, tuple[tuple[bytes, ...], Term] | None]] = [
-            (name, None) for name, patterns in DETECTORS.items() for _ in patterns]
-        patterns = [p for ps in DETECTORS.values() for p in ps]
+            (name, None) for name, patterns in others.items() for _ in patterns]
+        patterns = [p for ps in others.values() for p in ps]
         flags = [hyperscan.HS_FLAG_CASELESS] * len(patterns)
         for entries in self.phrases.values():
             for words, term in entries:
@@ -211,6 +215,8 @@ class Matcher:
         self._detector_db = self._compile(patterns, flags, literal=False)
         self._runs_db = self._compile(LETTER_RUNS, [hyperscan.HS_FLAG_CASELESS] * 26,
                                       literal=False)
+        self._leet_db = self._compile(DETECTORS["leet"], [hyperscan.HS_FLAG_CASELESS],
+                                      literal=False)
         self._local = threading.local()
 
     @staticmethod
@@ -221,12 +227,28 @@ class Matcher:
                        elements=len(patterns), flags=flags, literal=literal)
         return db
 
-    def _scratches(self) -> tuple[hyperscan.Scratch | None, hyperscan.Scratch, hyperscan.Scratch]:
+    def _scratches(self) -> tuple[hyperscan.Scratch | None, hyperscan.Scratch,
+                                  hyperscan.Scratch, hyperscan.Scratch]:
         found = getattr(self._local, "scratch", None)
         if found is None:
             found = self._local.scratch = (
                 hyperscan.Scratch(self._literal_db) if self._literals else None,
-                hyperscan.Scratch(self._detector_db), hyperscan.Scratch(self._runs_db))
+                hyperscan.Scratch(self._detector_db), hyperscan.Scratch(self._runs_db),
+                hyperscan.Scratch(self._leet_db))
+        return found
+
+    def leet_places(self, data: bytes, scratch: hyperscan.Scratch, stop: int | None
+                    ) -> list[int]:
+        """Where digits or symbols meet letters; past `stop` places the scan halts (the
+        text is dense, and its distinct words will be read instead)."""
+        found: list[int] = []
+
+        def place(_i: int, _f: int, to: int, _fl: int, _c: object) -> bool:
+            found.append(to)
+            return stop is not None and len(found) > stop
+
+        with contextlib.suppress(hyperscan.ScanTerminated):
+            self._leet_db.scan(data, match_event_handler=place, scratch=scratch)
         return found
 
     def scan(self, text: str) -> list[Hit]:
@@ -250,7 +272,7 @@ class Matcher:
 
     def _scan(self, text: str) -> list[Hit]:
         data = text.encode("utf-8", "replace")
-        literal_scratch, detector_scratch, runs_scratch = self._scratches()
+        literal_scratch, detector_scratch, runs_scratch, leet_scratch = self._scratches()
         raw: list[tuple[int, int]] = []
         if self._literals:
             self._literal_db.scan(b" " + data.translate(WORDS) + b" ",
@@ -260,9 +282,12 @@ class Matcher:
         self._detector_db.scan(data, match_event_handler=lambda i, _f, to, _fl, _c:
                                places.append((i, to)), scratch=detector_scratch)
         scan = _Scan(self, text, data, runs_scratch)
-        if not raw and not places and not self.regexes and not scan.runs():
+        leet = self.leet_places(data, leet_scratch, scan.dense)
+        if not raw and not places and not leet and not self.regexes and not scan.runs():
             return []
-        return scan.run(raw, places)
+        if len(leet) > scan.dense and not scan.bulk(len(leet)):   # dense, yet varied: all
+            leet = self.leet_places(data, leet_scratch, None)
+        return scan.run(raw, places, leet)
 
 
 def _seam(text: str, at: int, earliest: int) -> int:
@@ -303,16 +328,22 @@ class _Scan:
             self._runs = found
         return self._runs
 
-    def _bulk(self, places: int) -> bool:
+    @property
+    def dense(self) -> int:
+        """More places than this (one per 256 bytes, and at least BULK) is dense text."""
+        return max(BULK, len(self.data) // 256)
+
+    def bulk(self, places: int) -> bool:
         """Dense places and fewer distinct words than places (a line-numbered listing, a
         table of codes): the odd words are read from the distinct words, at C speed."""
-        if places <= max(BULK, len(self.data) // 256):
+        if places <= self.dense:
             return False
         if self._distinct is None:
             self._distinct = set(self.tokens.split())
         return len(self._distinct) < places
 
-    def run(self, raw: list[tuple[int, int]], places: list[tuple[int, int]]) -> list[Hit]:
+    def run(self, raw: list[tuple[int, int]], places: list[tuple[int, int]], leet: list[int]
+            ) -> list[Hit]:
         for i, to in raw:                       # offsets in " " + text: one more than data
             kind, word = self.m._literals[i]
             if kind == "word" and self.m.words[word][0].id in self.hits:
@@ -337,7 +368,9 @@ class _Scan:
                 self._phrase_at(payload[1], payload[0], to)
             else:
                 by_kind.setdefault(kind, set()).add(to)
-        if self._bulk(len(places)):   # every kind from the distinct words; no runs pass
+        if leet:
+            by_kind["leet"] = set(leet)
+        if self.bulk(len(places) + len(leet)):   # every kind from the distinct words
             for how, read in (("unicode", self._unicode), ("leet", self._leet_words),
                               ("stretched", self._stretched)):
                 if words := self._distinct_of(how):
@@ -353,7 +386,7 @@ class _Scan:
                 found["spaced"] = self._spaced(by_kind["spaced"])
             if runs := self.runs():
                 found["stretched"] = self._stretched(
-                    self._distinct_of("stretched") if self._bulk(len(runs))
+                    self._distinct_of("stretched") if self.bulk(len(runs))
                     else self._tokens_at(runs))
         for how, variants in found.items():
             self._variants(how, variants)

@@ -94,6 +94,15 @@ def test_obfuscations_are_seen_through_in_dense_text(planted, term, how):
     assert {h.term.text for h in LISTS.scan(DENSE)} == set()   # the listing alone is clean
 
 
+def test_dense_but_varied_codes_are_read_place_by_place():
+    """Many odd words, each different (a list of codes): not cheaper read as distinct words,
+    so every place is read after all, and the one listed word among them is still found."""
+    codes = " ".join(f"x{n}" for n in range(600))
+    text = codes[: len(codes) // 2] + " sh1t " + codes[len(codes) // 2:]
+    assert ("shit", "leet") in {(h.term.text, h.how) for h in LISTS.scan(text)}
+    assert LISTS.scan(codes) == []
+
+
 def test_numbers_are_not_leetspeak():
     assert LISTS.scan("Flat 455, 2024, call 0113 496 0000") == []
 
