@@ -281,13 +281,24 @@ class Matcher:
         places: list[tuple[int, int]] = []
         self._detector_db.scan(data, match_event_handler=lambda i, _f, to, _fl, _c:
                                places.append((i, to)), scratch=detector_scratch)
-        scan = _Scan(self, text, data, runs_scratch)
-        leet = self.leet_places(data, leet_scratch, scan.dense)
-        if not raw and not places and not leet and not self.regexes and not scan.runs():
-            return []
-        if len(leet) > scan.dense and not scan.bulk(len(leet)):   # dense, yet varied: all
+        dense = max(BULK, len(data) // 256)   # more places than this: dense (_Scan.bulk)
+        leet = self.leet_places(data, leet_scratch, dense)
+        runs = None
+        if not raw and not places and not leet:   # most mail: nothing else to read
+            runs = self.run_places(data, runs_scratch)
+            if not runs and not self.regexes:
+                return []
+        scan = _Scan(self, text, data, dense, runs_scratch, runs)
+        if len(leet) > dense and not scan.bulk(len(leet)):   # dense, yet varied: every place
             leet = self.leet_places(data, leet_scratch, None)
         return scan.run(raw, places, leet)
+
+    def run_places(self, data: bytes, scratch: hyperscan.Scratch) -> set[int]:
+        """Where a letter runs three times over: a place inside each run."""
+        found: set[int] = set()   # " " first, so a run at the very start has a start too
+        self._runs_db.scan(b" " + data, match_event_handler=lambda i, _f, to, _fl, _c:
+                           found.add(to - 1), scratch=scratch)
+        return found
 
 
 def _seam(text: str, at: int, earliest: int) -> int:
@@ -303,8 +314,8 @@ def _seam(text: str, at: int, earliest: int) -> int:
 class _Scan:
     """One text: the literal hits checked and placed, the detectors' places read closely."""
 
-    def __init__(self, matcher: Matcher, text: str, data: bytes,
-                 runs_scratch: hyperscan.Scratch) -> None:
+    def __init__(self, matcher: Matcher, text: str, data: bytes, dense: int,
+                 runs_scratch: hyperscan.Scratch, runs: set[int] | None = None) -> None:
         self.m = matcher
         self.text = text
         self.data = data
@@ -316,22 +327,15 @@ class _Scan:
         self._continuations: bytes | None = None
         self._places: dict[bytes, list[int]] = {}
         self._distinct: set[bytes] | None = None
-        self._runs: set[int] | None = None
+        self.dense = dense
+        self._runs = runs
         self._runs_scratch = runs_scratch
 
     def runs(self) -> set[int]:
-        """Where a letter runs three times over: a place inside each run (made once)."""
+        """Where a letter runs three times over (one pass, made once)."""
         if self._runs is None:
-            found: set[int] = set()   # " " first, so a run at the very start has a start
-            self.m._runs_db.scan(b" " + self.data, match_event_handler=lambda i, _f, to, _fl, _c:
-                                 found.add(to - 1), scratch=self._runs_scratch)
-            self._runs = found
+            self._runs = self.m.run_places(self.data, self._runs_scratch)
         return self._runs
-
-    @property
-    def dense(self) -> int:
-        """More places than this (one per 256 bytes, and at least BULK) is dense text."""
-        return max(BULK, len(self.data) // 256)
 
     def bulk(self, places: int) -> bool:
         """Dense places and fewer distinct words than places (a line-numbered listing, a
