@@ -169,6 +169,8 @@ class ServerSettings:
     tls_cert: Path | None
     tls_key: Path | None
     auth_users_file: Path | None
+    auth_max_failures: int   # failed sign-ins per address or user in auth_window: then 454
+    auth_window: float
     proxy_protocol: bool
     proxy_from: tuple[Network, ...]
     workers: int
@@ -352,6 +354,8 @@ def _server(sec: Section, base: Path, data_dir: Path) -> ServerSettings:
         tls_cert=cert,
         tls_key=key,
         auth_users_file=users,
+        auth_max_failures=sec.integer("auth_max_failures", 5, minimum=1),
+        auth_window=sec.number("auth_window", 900, minimum=1),
         proxy_protocol=sec.boolean("proxy_protocol", False),
         proxy_from=_networks(sec, "proxy_from", ["127.0.0.0/8", "::1/128"]),
         workers=sec.integer("workers", 1, minimum=1),

@@ -5,10 +5,14 @@ to the upstream in real time so no recipient is ever silently dropped. No policy
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
+import sqlite3
 import ssl
+import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -21,6 +25,8 @@ from mailguard.model import Client, Mail
 from mailguard.model import Envelope as MailEnvelope
 from mailguard.pipeline import Pipeline, smtp_reply
 from mailguard.relay import Reply, Transaction, Upstream
+from mailguard.store import audit
+from mailguard.store.attempts import Attempts
 from mailguard.store.events import Event, EventLog
 
 log = structlog.get_logger("mailguard.smtp")
@@ -181,6 +187,16 @@ def _in(ip: str, networks: tuple[Any, ...]) -> bool:
     return any(addr in net for net in networks)
 
 
+_ATTEMPTS: dict[tuple[Path, int, float], Attempts] = {}
+
+
+def attempts_for(settings: Settings) -> Attempts:
+    """The shared sign-in failures for this data folder and these limits (one per process)."""
+    key = (settings.storage.data_dir / "attempts.db", settings.server.auth_max_failures,
+           settings.server.auth_window)
+    return _ATTEMPTS.setdefault(key, Attempts(*key))
+
+
 def client_ip(session: Session) -> str:
     proxy = session.proxy_data
     if proxy is not None and getattr(proxy, "src_addr", None):
@@ -218,14 +234,43 @@ class Handler:
 
     def authenticator(self, server: SMTP, session: Session, envelope: Envelope, mechanism: str,
                       auth_data: Any) -> AuthResult:
+        """Sign-ins are throttled per address and per user, across every worker: past
+        `auth_max_failures` in `auth_window`, 454 without even checking the password (an
+        scrypt check costs 50 ms). Each failure, refusal and sign-in is audited."""
         if self.users is None or not isinstance(auth_data, LoginPassword):
             return AuthResult(success=False, handled=False)
-        user = auth_data.login.decode("utf-8", "replace")
+        user = auth_data.login.decode("utf-8", "replace").strip().lower()[:200]
+        ip, now = client_ip(session), time.time()
+        keys = [f"addr:{ip}", f"user:{user}"]
+        attempts = attempts_for(self.settings)
+        try:
+            wait = attempts.wait(keys, now)
+        except sqlite3.Error as e:
+            log.error("auth_count_unreadable", error=str(e))
+            return AuthResult(success=False, handled=False, message=(
+                "454 4.7.0 Sign-in is not possible just now; try again later"))
+        if wait:
+            metrics.REFUSED.labels("auth_throttled").inc()
+            log.warning("auth_throttled", client=ip, user=user, wait_s=wait)
+            self._audit(user, "smtp sign-in refused", f"too many failures; {wait} s left", ip)
+            return AuthResult(success=False, handled=False, message=(
+                f"454 4.7.0 Too many failed sign-ins from this address or for this account; "
+                f"try again in {(wait + 59) // 60} minutes, or ask IT"))
         ok = self.users.verify(user, auth_data.password.decode("utf-8", "replace"))
+        with contextlib.suppress(sqlite3.Error):   # the sign-in itself is already decided
+            if ok:
+                attempts.succeeded(keys)
+            else:
+                attempts.failed(keys, now)
         if not ok:
             metrics.REFUSED.labels("auth_failed").inc()
-            log.warning("auth_failed", client=client_ip(session), user=user)
+            log.warning("auth_failed", client=ip, user=user)
+        self._audit(user, "smtp sign-in" if ok else "smtp sign-in failed", mechanism, ip)
         return AuthResult(success=ok, handled=False, auth_data=user if ok else None)
+
+    def _audit(self, user: str, action: str, detail: str, ip: str) -> None:
+        self.background(audit.record(self.pipeline.quarantine.db, user, action, None, detail,
+                                     address=ip))
 
     def _refuse(self, session: Session, reason: str, reply: str, sender: str | None) -> str:
         metrics.REFUSED.labels(reason).inc()

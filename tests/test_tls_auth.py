@@ -125,3 +125,54 @@ def test_relays_to_an_upstream_over_verified_starttls(make_gateway, ca, tmp_path
         assert code == 451 and b"unavailable" in text
     finally:
         upstream.stop()
+
+
+def _sign_in(gw, ca, user: str, password: str) -> tuple[int, bytes]:
+    c = client(gw, ca)
+    try:
+        return c.docmd("AUTH", "PLAIN " + __import__("base64").b64encode(
+            f"\0{user}\0{password}".encode()).decode())
+    finally:
+        c.close()
+
+
+def test_a_password_guesser_is_stopped_across_workers_and_the_owner_gets_back_in(
+        make_gateway, ca, tmp_path, sink):
+    """As many wrong passwords from one address as allowed in the window: the next try, even
+    with the right password, gets 454; once the window passes it works again. Twelve tries
+    over two workers reach both (all on one has odds of 1 in 2,000): the count is shared.
+    Each failure, refusal and sign-in is in the audit trail with the address."""
+    import json
+    import time
+
+    from mailguard.auth import hash_password
+
+    cert = ca.issue_cert("mailguard.test", "127.0.0.1")
+    cert.private_key_and_cert_chain_pem.write_to_path(str(tmp_path / "tls.pem"))
+    (tmp_path / "users").write_text(f"jbloggs:{hash_password('s3cret!')}\n")
+    gw = make_gateway({"server": {
+        "tls_cert": str(tmp_path / "tls.pem"), "tls_key": str(tmp_path / "tls.pem"),
+        "auth_users_file": str(tmp_path / "users"), "trusted_networks": ["192.0.2.0/24"],
+        "workers": 2, "auth_max_failures": 12, "auth_window": 8}})
+    time.sleep(1.0)   # both workers listening
+    started = time.monotonic()
+    for n in range(12):
+        assert _sign_in(gw, ca, "jbloggs", f"guess{n}")[0] == 535
+    code, text = _sign_in(gw, ca, "jbloggs", "s3cret!")
+    assert code == 454 and b"Too many failed sign-ins" in text
+    assert _sign_in(gw, ca, "someone.else", "guess")[0] == 454   # the address is held too
+    time.sleep(max(0.0, 8.5 - (time.monotonic() - started)))
+    assert _sign_in(gw, ca, "jbloggs", "s3cret!")[0] == 235
+    pids = {line.get("pid") for line in map(json.loads, (
+        ln for ln in gw.log().splitlines() if '"auth_failed"' in ln))}
+    assert len(pids) == 2, "the failures should have reached both workers"
+    time.sleep(0.5)
+    import sqlite3
+
+    rows = sqlite3.connect(gw.data_dir / "mailguard.db").execute(
+        "SELECT actor, action, address FROM audit WHERE action LIKE 'smtp%' ORDER BY seq"
+    ).fetchall()
+    actions = [a for _, a, _ in rows]
+    assert actions.count("smtp sign-in failed") == 12
+    assert actions.count("smtp sign-in refused") == 2 and actions[-1] == "smtp sign-in"
+    assert {addr for _, _, addr in rows} == {"127.0.0.1"}
