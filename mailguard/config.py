@@ -6,6 +6,7 @@ import ipaddress
 import os
 import re
 import socket
+import ssl
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -196,6 +197,10 @@ class UpstreamSettings:
     timeout: float
     tls_verify: bool
     ca_file: Path | None
+    # Our client certificate for the upstream: Microsoft 365's inbound connector for the
+    # return hop can identify mailguard by its certificate's domain.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
 
 
 # Personal mailbox providers: where staff's own accounts (and many parents') live.
@@ -398,10 +403,23 @@ def _upstream(sec: Section, base: Path) -> UpstreamSettings:
     password = sec.string("password") or (unquote(parts.password) if parts and parts.password else None)
     if username and scheme == "smtp":
         raise sec.error("username", "refusing to send a password in clear: use smtp+starttls:// or smtps://")
+    cert, key = sec.existing_file("tls_cert", base), sec.existing_file("tls_key", base)
+    if (cert is None) != (key is None):
+        raise sec.error("tls_key" if key is None else "tls_cert",
+                        "tls_cert and tls_key must be set together")
+    if cert is not None and scheme not in ("smtp+starttls", "smtps"):
+        raise sec.error("tls_cert", "a client certificate is shown only over TLS: use "
+                        "smtp+starttls:// or smtps:// in upstream.url")
+    if cert is not None and key is not None:
+        try:
+            ssl.create_default_context().load_cert_chain(cert, key)
+        except (ssl.SSLError, OSError) as e:
+            raise sec.error("tls_cert", f"cannot load the certificate and key: {e}") from None
     return UpstreamSettings(
         url=url, scheme=scheme, host=host, port=port, path=path, username=username,
         password=password, timeout=sec.number("timeout", 60, minimum=1),
-        tls_verify=sec.boolean("tls_verify", True), ca_file=sec.existing_file("ca_file", base))
+        tls_verify=sec.boolean("tls_verify", True), ca_file=sec.existing_file("ca_file", base),
+        tls_cert=cert, tls_key=key)
 
 
 def _organisation(sec: Section) -> OrganisationSettings:

@@ -156,6 +156,8 @@ class SmtpUpstream:
         if not self.settings.tls_verify:
             ctx.check_hostname = False
             ctx.verify_mode = ssl.CERT_NONE
+        if self.settings.tls_cert and self.settings.tls_key:
+            ctx.load_cert_chain(self.settings.tls_cert, self.settings.tls_key)
         return ctx
 
     async def _connect(self) -> aiosmtplib.SMTP:

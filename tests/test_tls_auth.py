@@ -176,3 +176,68 @@ def test_a_password_guesser_is_stopped_across_workers_and_the_owner_gets_back_in
     assert actions.count("smtp sign-in failed") == 12
     assert actions.count("smtp sign-in refused") == 2 and actions[-1] == "smtp sign-in"
     assert {addr for _, _, addr in rows} == {"127.0.0.1"}
+
+
+def test_an_upstream_that_requires_our_client_certificate_gets_it(make_gateway, ca, tmp_path):
+    """The return hop into Microsoft 365 (or a partner's relay) may identify mailguard by
+    its TLS certificate: with upstream.tls_cert the mail goes, without it the upstream
+    refuses the connection and the sender's server is told to retry (451)."""
+    server_cert = ca.issue_cert("127.0.0.1")
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_cert.configure_cert(ctx)
+    ca.configure_trust(ctx)
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    seen: list[str] = []
+
+    class Recording(SinkHandler):
+        async def handle_DATA(self, server, session, envelope):
+            peer = session.ssl.get("peercert") if isinstance(session.ssl, dict) else None
+            seen.append(str(peer or server.transport.get_extra_info("peercert")))
+            return await super().handle_DATA(server, session, envelope)
+
+    handler = Recording()
+    port = free_port()
+    upstream = Controller(handler, hostname="127.0.0.1", port=port, tls_context=ctx,
+                          require_starttls=True)
+    upstream.start()
+    try:
+        ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+        ca.issue_cert("mailguard.example.sch.uk").private_key_and_cert_chain_pem.write_to_path(
+            str(tmp_path / "client.pem"))
+        gw = make_gateway({"upstream": {"ca_file": str(tmp_path / "ca.pem"),
+                                        "tls_cert": str(tmp_path / "client.pem"),
+                                        "tls_key": str(tmp_path / "client.pem")}},
+                          upstream=f"smtp+starttls://127.0.0.1:{port}")
+        assert gw.send(message())[0] == 250
+        assert len(handler.wait_for(1)) == 1
+        assert "mailguard.example.sch.uk" in seen[0]
+        gw.stop()
+        without = make_gateway({"upstream": {"ca_file": str(tmp_path / "ca.pem")}},
+                               upstream=f"smtp+starttls://127.0.0.1:{port}")
+        with without.client() as c:
+            code, _ = c.mail("teacher@example.sch.uk")
+        assert code == 451
+        assert len(handler.messages) == 1
+    finally:
+        upstream.stop()
+
+
+def test_a_client_certificate_needs_tls_and_its_key(tmp_path):
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    pem = tmp_path / "c.pem"
+    trustme.CA().issue_cert("x.test").private_key_and_cert_chain_pem.write_to_path(str(pem))
+    for upstream, problem in (
+            (f'url = "smtp://127.0.0.1:25"\ntls_cert = "{pem}"\ntls_key = "{pem}"',
+             "upstream.tls_cert: a client certificate is shown only over TLS"),
+            (f'url = "smtps://127.0.0.1:465"\ntls_cert = "{pem}"',
+             "upstream.tls_key: tls_cert and tls_key must be set together")):
+        path = tmp_path / "m.toml"
+        path.write_text(f'[organisation]\nname = "T"\ndomains = ["example.sch.uk"]\n'
+                        f'[storage]\ndata_dir = "{tmp_path / "var"}"\n[upstream]\n{upstream}\n')
+        out = subprocess.run([sys.executable, "-m", "mailguard", "check-config", "--config",
+                              str(path)], capture_output=True, text=True, cwd=ROOT, timeout=60)
+        assert out.returncode == 2 and f"{path}: {problem}" in out.stderr, out.stderr
