@@ -22,6 +22,7 @@ if [ "${1:-run}" = test ]; then
   command -v swaks >/dev/null || want+=(swaks)
   [ -e /usr/share/dict/british-english ] || want+=(wbritish)   # wordlists lint's dictionary
   [ -x /usr/bin/chromium ] || want+=(chromium)   # the review desk's browser tests (Playwright)
+  command -v systemd-analyze >/dev/null || want+=(systemd)   # verifies deploy/mailguard.service
 fi
 [ ${#want[@]} -eq 0 ] && exit 0
 echo "Installing Debian packages: ${want[*]}"
