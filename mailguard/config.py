@@ -341,8 +341,31 @@ def _networks(sec: Section, key: str, default: list[str]) -> tuple[Network, ...]
     return tuple(nets)
 
 
+SHARED_RANGES = Path(__file__).parent / "data" / "shared_ranges.toml"
+
+
+def shared_ranges() -> list[tuple[str, Network]]:
+    """(service, range) for every cloud service's outbound range that all its tenants share."""
+    table = tomllib.loads(SHARED_RANGES.read_text(encoding="utf-8"))
+    return [(service["name"], ipaddress.ip_network(r)) for service in table.values()
+            for r in service["ranges"]]
+
+
+def _no_shared_range(sec: Section, key: str, nets: tuple[Network, ...]) -> None:
+    """Trusting a shared cloud range by address is trusting every tenant of that service."""
+    for net in nets:
+        for service, shared in shared_ranges():
+            if net.version == shared.version and net.overlaps(shared):
+                raise sec.error(key, (
+                    f"{net} overlaps {shared}, an outbound range of {service} that every one "
+                    f"of its tenants shares: trusting it would let any other tenant relay "
+                    f"through mailguard as you. Sign the connector in with an SMTP AUTH user "
+                    f"over STARTTLS instead (server.auth_users_file); see {SHARED_RANGES.name}"))
+
+
 def _server(sec: Section, base: Path, data_dir: Path) -> ServerSettings:
     nets = _networks(sec, "trusted_networks", ["127.0.0.0/8", "::1/128"])
+    _no_shared_range(sec, "trusted_networks", nets)
     cert, key = sec.existing_file("tls_cert", base), sec.existing_file("tls_key", base)
     if (cert is None) != (key is None):
         raise sec.error("tls_key" if key is None else "tls_cert",

@@ -31,6 +31,18 @@ def test_shipped_config_is_valid_and_relays_to_a_local_maildir():
     ({"server": {"trusted_networks": ["10.0.0.300/8"]}},
      "server.trusted_networks: '10.0.0.300/8' is not an address or network"),
     ({"server": {"max_recipients": 0}}, "server.max_recipients: must be at least 1"),
+    # Cloud ranges every tenant shares: trusting one is trusting every other tenant too.
+    ({"server": {"trusted_networks": ["40.107.0.0/16"]}},
+     "server.trusted_networks: 40.107.0.0/16 overlaps 40.107.0.0/16, an outbound range of "
+     "Microsoft 365 (Exchange Online) that every one of its tenants shares"),
+    ({"server": {"trusted_networks": ["127.0.0.0/8", "2a01:111:f400::1"]}},
+     "server.trusted_networks: 2a01:111:f400::1/128 overlaps 2a01:111:f400::/48, an outbound "
+     "range of Microsoft 365"),
+    ({"server": {"trusted_networks": ["209.85.220.0/24"]}},
+     "server.trusted_networks: 209.85.220.0/24 overlaps 209.85.128.0/17, an outbound range of "
+     "Google Workspace (Gmail)"),
+    ({"server": {"trusted_networks": ["0.0.0.0/0"]}}, "server.trusted_networks: 0.0.0.0/0 "
+     "overlaps 40.92.0.0/15"),
     ({"server": {"listn": "x"}}, "server.listn: unknown key"),
     ({"server": {"tls_cert": "/nonexistent.pem"}}, "server.tls_cert: file /nonexistent.pem"),
     ({"upstream": {"url": "http://x"}}, 'upstream.url: must start with "maildir:"'),
@@ -75,3 +87,12 @@ def test_sizes_accept_common_spellings(tmp_path):
     path.write_text(toml_dump(data))
     s = config.load(path)
     assert (s.server.max_message_size, s.server.max_header_size) == (10_000_000, 65536)
+
+
+def test_an_on_premises_range_beside_the_cloud_ones_is_trusted(tmp_path):
+    path = tmp_path / "m.toml"
+    path.write_text(toml_dump(base_config(tmp_path / "var", "smtp://127.0.0.1:25") | {
+        "server": {"trusted_networks": ["192.0.2.0/24", "10.20.0.0/16", "::1/128"]}}))
+    assert run("check-config", "--config", str(path)).returncode == 0
+    names = {service for service, _ in config.shared_ranges()}
+    assert names == {"Microsoft 365 (Exchange Online)", "Google Workspace (Gmail)"}
