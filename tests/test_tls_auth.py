@@ -102,15 +102,24 @@ def test_delegated_user_may_send_as_the_shared_mailbox(tls_gateway, ca, sink):
     assert len(sink.wait_for(1)) == 1
 
 
-def test_relays_to_an_upstream_over_verified_starttls(make_gateway, ca, tmp_path):
-    cert = ca.issue_cert("127.0.0.1")
+def tls_upstream(ca, handler, *, client_certificates: bool = False) -> tuple[Controller, int]:
+    """A started aiosmtpd upstream that requires STARTTLS, with a certificate from `ca` (and,
+    if asked, requiring a client certificate from it too)."""
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    cert.configure_cert(ctx)
-    handler = SinkHandler()
+    ca.issue_cert("127.0.0.1").configure_cert(ctx)
+    if client_certificates:
+        ca.configure_trust(ctx)
+        ctx.verify_mode = ssl.CERT_REQUIRED
     port = free_port()
     upstream = Controller(handler, hostname="127.0.0.1", port=port, tls_context=ctx,
                           require_starttls=True)
     upstream.start()
+    return upstream, port
+
+
+def test_relays_to_an_upstream_over_verified_starttls(make_gateway, ca, tmp_path):
+    handler = SinkHandler()
+    upstream, port = tls_upstream(ca, handler)
     try:
         ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
         gw = make_gateway({"upstream": {"ca_file": str(tmp_path / "ca.pem")}},
@@ -182,11 +191,6 @@ def test_an_upstream_that_requires_our_client_certificate_gets_it(make_gateway, 
     """The return hop into Microsoft 365 (or a partner's relay) may identify mailguard by
     its TLS certificate: with upstream.tls_cert the mail goes, without it the upstream
     refuses the connection and the sender's server is told to retry (451)."""
-    server_cert = ca.issue_cert("127.0.0.1")
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    server_cert.configure_cert(ctx)
-    ca.configure_trust(ctx)
-    ctx.verify_mode = ssl.CERT_REQUIRED
     seen: list[str] = []
 
     class Recording(SinkHandler):
@@ -196,10 +200,7 @@ def test_an_upstream_that_requires_our_client_certificate_gets_it(make_gateway, 
             return await super().handle_DATA(server, session, envelope)
 
     handler = Recording()
-    port = free_port()
-    upstream = Controller(handler, hostname="127.0.0.1", port=port, tls_context=ctx,
-                          require_starttls=True)
-    upstream.start()
+    upstream, port = tls_upstream(ca, handler, client_certificates=True)
     try:
         ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
         ca.issue_cert("mailguard.example.sch.uk").private_key_and_cert_chain_pem.write_to_path(

@@ -8,37 +8,24 @@ sign-in (454, try later): a broken counter must not become an open door.
 
 from __future__ import annotations
 
-import os
-import sqlite3
-import threading
 from pathlib import Path
 
-SCHEMA = """
+from mailguard.store.counterfile import CounterFile
+
+TABLES = """
 CREATE TABLE IF NOT EXISTS failures (key TEXT NOT NULL, at REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS failures_key ON failures(key, at);
 """
-WAIT_MS = 2000
 
 
-class Attempts:
+class Attempts(CounterFile):
     """One process's handle on the shared failures; opened on first use, once per process."""
 
-    def __init__(self, path: Path, limit: int = 5, window: float = 900) -> None:
-        self.path, self.limit, self.window = path, limit, window
-        self._db: sqlite3.Connection | None = None
-        self._pid = 0
-        self._lock = threading.Lock()
+    SCHEMA = TABLES
 
-    def _conn(self) -> sqlite3.Connection:
-        if self._db is None or self._pid != os.getpid():
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self.path, timeout=WAIT_MS / 1000, isolation_level=None,
-                                 check_same_thread=False)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=OFF")
-            db.executescript(SCHEMA)
-            self._db, self._pid = db, os.getpid()
-        return self._db
+    def __init__(self, path: Path, limit: int = 5, window: float = 900) -> None:
+        super().__init__(path)
+        self.limit, self.window = limit, window
 
     def wait(self, keys: list[str], now: float) -> int:
         """Seconds until another try is allowed for all of `keys` (0: go ahead). Raises

@@ -9,43 +9,29 @@ beside the store in the data folder, so a restart does not reset a runaway accou
 
 from __future__ import annotations
 
-import os
 import sqlite3
-import threading
 from pathlib import Path
 
 from mailguard.model import Unavailable
+from mailguard.store.counterfile import CounterFile
 
-SCHEMA = """
+TABLES = """
 CREATE TABLE IF NOT EXISTS sent (
     sender TEXT NOT NULL, minute INTEGER NOT NULL, n INTEGER NOT NULL,
     PRIMARY KEY (sender, minute)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS told (sender TEXT PRIMARY KEY, at REAL NOT NULL) WITHOUT ROWID;
 """
 HOUR = 3600
-WAIT_MS = 2000   # another worker holding the file longer than this: defer the message (451)
 
 
-class Rates:
+class Rates(CounterFile):
     """One process's handle on the shared counts; opened on first use, once per process."""
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self._db: sqlite3.Connection | None = None
-        self._pid = 0
-        self._pruned = 0
-        self._lock = threading.Lock()
+    SCHEMA = TABLES
 
-    def _conn(self) -> sqlite3.Connection:
-        if self._db is None or self._pid != os.getpid():
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self.path, timeout=WAIT_MS / 1000, isolation_level=None,
-                                 check_same_thread=False)
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=OFF")
-            db.executescript(SCHEMA)
-            self._db, self._pid = db, os.getpid()
-        return self._db
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self._pruned = 0
 
     def admit(self, sender: str, count: int, limit: int, now: float) -> int | None:
         """Count `count` more recipients for the sender if the hour's total stays within
