@@ -12,7 +12,7 @@ import sqlite3
 import sys
 from pathlib import Path
 
-from mailguard import config
+from mailguard import certificates, config
 from mailguard.commands import common, review, setup, users, wordlists
 from mailguard.config import Action, ConfigError, Settings
 from mailguard.store import db as store_db
@@ -33,6 +33,8 @@ def cmd_check_config(args: argparse.Namespace, settings: Settings) -> int:
             storage.quarantine_key_source[5:]).resolve().parents:
         print("warning: the quarantine key is in the data folder, so a copy of that folder can "
               "be read: set [storage] quarantine_key_file or quarantine_key_env to keep it apart")
+    for warning in certificates.warnings(settings):
+        print(f"warning: {warning}")
     if settings.preset:
         print(f"preset {settings.preset}; this file overrides its "
               + (", ".join(settings.preset_overridden) or "nothing"))

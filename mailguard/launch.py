@@ -108,6 +108,11 @@ def serve(config_path: Path, *, worker: bool = False) -> int:
     logs.configure()
     for problem in settings.directory.problems if settings.directory and not worker else ():
         log.warning("directory_row_skipped", problem=problem)
+    if not worker:
+        from mailguard import certificates
+
+        for warning in certificates.warnings(settings):
+            log.warning("certificate_expiring", detail=warning)
     multi = settings.server.workers > 1 or worker
     if multi:
         metrics_dir = settings.storage.data_dir / "metrics"

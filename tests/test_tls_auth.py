@@ -242,3 +242,33 @@ def test_a_client_certificate_needs_tls_and_its_key(tmp_path):
         out = subprocess.run([sys.executable, "-m", "mailguard", "check-config", "--config",
                               str(path)], capture_output=True, text=True, cwd=ROOT, timeout=60)
         assert out.returncode == 2 and f"{path}: {problem}" in out.stderr, out.stderr
+
+
+def test_check_config_warns_of_a_certificate_that_expires_within_30_days(tmp_path):
+    import datetime
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    ca = trustme.CA()
+    now = datetime.datetime.now(datetime.UTC)
+    out = {}
+    for name, days in (("soon", 10), ("later", 100), ("gone", -2)):
+        pem = tmp_path / f"{name}.pem"
+        ca.issue_cert("mailguard.test", not_before=now - datetime.timedelta(days=30),
+                      not_after=now + datetime.timedelta(days=days)
+                      ).private_key_and_cert_chain_pem.write_to_path(str(pem))
+        path = tmp_path / f"{name}.toml"
+        path.write_text(f'[organisation]\nname = "T"\ndomains = ["example.sch.uk"]\n'
+                        f'[storage]\ndata_dir = "{tmp_path / "var"}"\n'
+                        f'[server]\ntls_cert = "{pem}"\ntls_key = "{pem}"\n')
+        run = subprocess.run([sys.executable, "-m", "mailguard", "check-config", "--config",
+                              str(path)], capture_output=True, text=True, cwd=ROOT, timeout=60)
+        assert run.returncode == 0, run.stderr
+        out[name] = run.stdout
+    assert (f"warning: {tmp_path / 'soon.toml'}: server.tls_cert: {tmp_path / 'soon.pem'} "
+            "expires on") in out["soon"]
+    assert "in 9 days" in out["soon"] or "in 10 days" in out["soon"]
+    assert "expire" not in out["later"]
+    assert "expired on" in out["gone"] and "Renew it" in out["gone"]
