@@ -116,17 +116,19 @@ SPACED = re.compile(rb"[a-z0-9]([ .\-_*])(?:[a-z0-9]\1){1,18}[a-z0-9](?![a-z0-9]
 CHUNK = 1 << 20   # characters read at once (see Matcher.scan)
 OVERLAP = 512     # read again past each seam: longer than any phrase or spaced-out word
 STRETCHED = re.compile(rb"([a-z])\1{2,}")
-BULK = 64   # places past which the distinct words may be read instead (see _Scan._bulk)
+BULK = 64   # places past which the distinct words may be read instead (see _Scan.bulk)
 # Non-ASCII, except the punctuation every Outlook message is full of: ’ ‘ “ ” – — … • and
 # the no-break space and £ (those cannot hide letters).
 NON_ASCII = (rb"[\xc3-\xdf\xe0\xe1\xe3-\xf4]|\xc2[\x80-\x9f\xa1\xa2\xa4-\xbf]|\xe2[\x81-\xbf]"
              rb"|\xe2\x80[\x80-\x92\x95-\x97\x9a\x9b\x9e-\xa1\xa3-\xa5\xa7-\xbf]")
 DETECTORS = {
     "unicode": [NON_ASCII],
-    "leet": [rb"[a-z][0-9$@|]|[0-9$@|!][a-z]"],
     "spaced": [rb"\b[a-z0-9]" + re.escape(bytes([s])) + rb"[a-z0-9]" + re.escape(bytes([s]))
                + rb"[a-z0-9]" for s in SEPARATORS],
 }
+# Digits or symbols inside a word ("sh1t", "$hit"). A database of its own: in dense text (a
+# line-numbered listing) its places are counted only until they show it is dense.
+LEET_PLACE = rb"[a-z][0-9$@|]|[0-9$@|!][a-z]"
 # A letter three times over ("fuuuck"), in a database of its own: where each run starts
 # (another character, then the letter thrice), once per run. Reporting every place in
 # "XXXXXXXX…" took 15 ms per 100 KB; dense text, where it would cost most, reads its
@@ -136,7 +138,7 @@ LETTER_RUNS = [b"[^" + bytes([c]) + b"]" + bytes([c]) * 3 for c in range(97, 123
 # The same tests as the detectors', on one lower-cased token, for the distinct-words path.
 TOKEN_KINDS = {
     "unicode": re.compile(NON_ASCII).search,
-    "leet": re.compile(rb"[a-z][0-9$@|]|[0-9$@|!][a-z]").search,
+    "leet": re.compile(LEET_PLACE).search,
     "stretched": STRETCHED.search,
 }
 
@@ -198,12 +200,9 @@ class Matcher:
             # Every match, not the first only: "twaté twat" must not hide the second behind
             # the first, which the check around non-ASCII letters then turns down.
             [0] * len(self._literals), literal=True)
-        # Leetspeak has a database of its own: in dense text (a line-numbered listing) its
-        # places are counted only until they show the text is dense (see _Scan._bulk).
-        others = {name: ps for name, ps in DETECTORS.items() if name != "leet"}
         self._detectors: list[tuple[str, tuple[tuple[bytes, ...], Term] | None]] = [
-            (name, None) for name, patterns in others.items() for _ in patterns]
-        patterns = [p for ps in others.values() for p in ps]
+            (name, None) for name, patterns in DETECTORS.items() for _ in patterns]
+        patterns = [p for ps in DETECTORS.values() for p in ps]
         flags = [hyperscan.HS_FLAG_CASELESS] * len(patterns)
         for entries in self.phrases.values():
             for words, term in entries:
@@ -215,8 +214,7 @@ class Matcher:
         self._detector_db = self._compile(patterns, flags, literal=False)
         self._runs_db = self._compile(LETTER_RUNS, [hyperscan.HS_FLAG_CASELESS] * 26,
                                       literal=False)
-        self._leet_db = self._compile(DETECTORS["leet"], [hyperscan.HS_FLAG_CASELESS],
-                                      literal=False)
+        self._leet_db = self._compile([LEET_PLACE], [hyperscan.HS_FLAG_CASELESS], literal=False)
         self._local = threading.local()
 
     @staticmethod
@@ -340,11 +338,7 @@ class _Scan:
     def bulk(self, places: int) -> bool:
         """Dense places and fewer distinct words than places (a line-numbered listing, a
         table of codes): the odd words are read from the distinct words, at C speed."""
-        if places <= self.dense:
-            return False
-        if self._distinct is None:
-            self._distinct = set(self.tokens.split())
-        return len(self._distinct) < places
+        return places > self.dense and len(self._distinct_words()) < places
 
     def run(self, raw: list[tuple[int, int]], places: list[tuple[int, int]], leet: list[int]
             ) -> list[Hit]:
@@ -423,10 +417,13 @@ class _Scan:
     def _distinct_of(self, kind: str) -> dict[bytes, int]:
         """The text's distinct words of one kind (their places are not needed: a hit is placed
         by finding its word again)."""
+        keep = TOKEN_KINDS[kind]
+        return {token: 0 for token in self._distinct_words() if keep(token)}
+
+    def _distinct_words(self) -> set[bytes]:
         if self._distinct is None:
             self._distinct = set(self.tokens.split())
-        keep = TOKEN_KINDS[kind]
-        return {token: 0 for token in self._distinct if keep(token)}
+        return self._distinct
 
     def _unicode(self, tokens: dict[bytes, int]) -> dict[bytes, bytes]:
         """Words with non-ASCII letters, through the full normalisation: NFKC, case folding,

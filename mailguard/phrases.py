@@ -56,7 +56,10 @@ class Phrases:
     every letter, 4 ms per 100 KB) costs no more than prose."""
 
     def __init__(self, phrases: Iterable[str]) -> None:
-        self.phrases = tuple(dict.fromkeys(p.strip().lower() for p in phrases if p.strip()))
+        # A phrase of punctuation alone has no words to match: it is left out, not matched
+        # as the bare spaces it would become.
+        self.phrases = tuple(dict.fromkeys(p.strip().lower() for p in phrases
+                                           if p.encode().translate(WORDS).strip()))
         # Between spaces in the translated text, one or more spaces between its words (a
         # phrase may wrap onto the next line). Only letters, digits and UTF-8 bytes remain.
         self._present = Present(b" " + b" +".join(p.encode().translate(WORDS).split()) + b" "

@@ -187,3 +187,4 @@ def test_personal_words_are_whole_words_or_phrases_whatever_surrounds_them():
     # Not inside longer words or runs: a masked "XXXXXXXX" is no kiss, "public" no pub.
     assert words.found("Ref XXXXXXXX-XXXX for the public library, glove you left") == set()
     assert words.found("love\r\nyou") == {"love you"}   # a line break between the words
+    assert Phrases(["!!", "pub"]).found("two  spaces, then the pub") == {"pub"}   # "!!": none
