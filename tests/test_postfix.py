@@ -90,6 +90,11 @@ def test_the_private_instance_listens_only_where_the_test_chose():
         inet = [line for line in listed if " inet " in f" {line} "]
         assert inet and [line.split()[0] for line in inet] == [f"127.0.0.1:{pf.port}"]
         assert all(line.split()[4] == "n" for line in listed if line.strip())   # no chroot
+        # Nothing from the machine's master.cf (Debian's has uucp, maildrop, local …).
+        assert {line.split()[0] for line in listed if " unix" in line} <= {
+            "pickup", "cleanup", "qmgr", "tlsmgr", "rewrite", "bounce", "defer", "trace",
+            "verify", "flush", "proxymap", "proxywrite", "smtp", "relay", "showq", "error",
+            "retry", "discard", "anvil", "scache", "postlog"}
     finally:
         pf.stop()
 
