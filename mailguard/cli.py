@@ -35,6 +35,12 @@ def cmd_check_config(args: argparse.Namespace, settings: Settings) -> int:
               "be read: set [storage] quarantine_key_file or quarantine_key_env to keep it apart")
     for warning in certificates.warnings(settings):
         print(f"warning: {warning}")
+    print("who may relay:")
+    for source in settings.sources.items:
+        print(f"  {source.explain(settings.organisation.name)}")
+    ranges = settings.sources.ranges
+    print(f"cloud ranges: {ranges.file}, dated {ranges.date} "
+          "(a newer file: mailguard sources update FILE)")
     if settings.preset:
         print(f"preset {settings.preset}; this file overrides its "
               + (", ".join(settings.preset_overridden) or "nothing"))

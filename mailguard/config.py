@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
+from mailguard import sources
 from mailguard.files.limits import Limits
 
 T = TypeVar("T")
@@ -164,7 +165,6 @@ def parse_domain(sec: Section, key: str, value: str) -> str:
 class ServerSettings:
     listen: tuple[str, int]
     hostname: str
-    trusted_networks: tuple[Network, ...]
     max_message_size: int
     max_recipients: int
     tls_cert: Path | None
@@ -319,6 +319,7 @@ class Settings:
     dkim: DkimSettings = field(default_factory=lambda: DkimSettings({}, "relaxed/simple"))
     inspection: Limits = field(default_factory=Limits)   # bounds on reading attachments
     notices: NoticeSettings = field(default_factory=NoticeSettings)
+    sources: Any = None   # mailguard.sources.Sources: who may relay, and how they prove it
 
 
 def _notices(sec: Section) -> NoticeSettings:
@@ -341,31 +342,7 @@ def _networks(sec: Section, key: str, default: list[str]) -> tuple[Network, ...]
     return tuple(nets)
 
 
-SHARED_RANGES = Path(__file__).parent / "data" / "shared_ranges.toml"
-
-
-def shared_ranges() -> list[tuple[str, Network]]:
-    """(service, range) for every cloud service's outbound range that all its tenants share."""
-    table = tomllib.loads(SHARED_RANGES.read_text(encoding="utf-8"))
-    return [(service["name"], ipaddress.ip_network(r)) for service in table.values()
-            for r in service["ranges"]]
-
-
-def _no_shared_range(sec: Section, key: str, nets: tuple[Network, ...]) -> None:
-    """Trusting a shared cloud range by address is trusting every tenant of that service."""
-    for net in nets:
-        for service, shared in shared_ranges():
-            if net.version == shared.version and net.overlaps(shared):
-                raise sec.error(key, (
-                    f"{net} overlaps {shared}, an outbound range of {service} that every one "
-                    f"of its tenants shares: trusting it would let any other tenant relay "
-                    f"through mailguard as you. Sign the connector in with an SMTP AUTH user "
-                    f"over STARTTLS instead (server.auth_users_file); see {SHARED_RANGES.name}"))
-
-
 def _server(sec: Section, base: Path, data_dir: Path) -> ServerSettings:
-    nets = _networks(sec, "trusted_networks", ["127.0.0.0/8", "::1/128"])
-    _no_shared_range(sec, "trusted_networks", nets)
     cert, key = sec.existing_file("tls_cert", base), sec.existing_file("tls_key", base)
     if (cert is None) != (key is None):
         raise sec.error("tls_key" if key is None else "tls_cert",
@@ -376,7 +353,6 @@ def _server(sec: Section, base: Path, data_dir: Path) -> ServerSettings:
     settings = ServerSettings(
         listen=parse_listen(sec, "listen", "127.0.0.1:10025"),
         hostname=sec.string("hostname", socket.getfqdn()) or socket.getfqdn(),
-        trusted_networks=nets,
         max_message_size=sec.size("max_message_size", "35MiB"),
         max_recipients=sec.integer("max_recipients", 1000, minimum=1),
         tls_cert=cert,
@@ -609,9 +585,17 @@ def load(path: str | Path, *, checks: bool = True) -> Settings:
     org = part("organisation", _organisation)
     directory = part("directory", lambda s: _directory(s, base))
     shared = Shared(org, directory, base, part("inspection", _inspection), storage.data_dir)
+    server_sec = top.table_of("server")
+    server_sec.name = "server"
+    server = _server(server_sec, base, storage.data_dir)
+    relay_sources = sources.settings_from(top, server_sec, base, storage.data_dir,
+                                          server.tls_cert is not None,
+                                          server.auth_users_file is not None)
+    server_sec.done()
     settings = Settings(
         file=file,
-        server=part("server", lambda s: _server(s, base, storage.data_dir)),
+        server=server,
+        sources=relay_sources,
         upstream=part("upstream", lambda s: _upstream(s, base)),
         organisation=org,
         storage=storage,

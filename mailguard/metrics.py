@@ -6,7 +6,10 @@ from prometheus_client import Counter, Gauge, Histogram
 
 MESSAGES = Counter("mailguard_messages_total", "Transactions by final verdict", ["verdict"])
 FINDINGS = Counter("mailguard_findings_total", "Findings raised, by rule", ["rule"])
-REFUSED = Counter("mailguard_refused_total", "Commands refused before DATA, by reason", ["reason"])
+REFUSED = Counter("mailguard_refused_total", "Clients and messages refused by the SMTP face, by "
+                  "reason", ["reason"])
+SOURCES = Counter("mailguard_source_messages_total", "Messages from a cloud source, by source and "
+                  "whether they proved they are ours", ["source", "outcome"])
 ALERTS = Counter("mailguard_safeguarding_alerts_total", "Alerts to the safeguarding lead, by result",
                  ["result"])
 PROCESSING = Histogram("mailguard_processing_seconds",

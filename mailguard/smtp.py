@@ -25,6 +25,7 @@ from mailguard.model import Client, Mail
 from mailguard.model import Envelope as MailEnvelope
 from mailguard.pipeline import Pipeline, smtp_reply
 from mailguard.relay import Reply, Transaction, Upstream
+from mailguard.sources import CLOUD, Source, proof
 from mailguard.store import audit
 from mailguard.store.attempts import Attempts
 from mailguard.store.events import Event, EventLog
@@ -46,6 +47,7 @@ class GatewaySession(Session):
         self.txn: Transaction | None = None
         self.refused = 0
         self.mail_id = ""
+        self.source: Source | None = None   # how this client proved it is ours, at MAIL
 
 
 class GatewaySMTP(SMTP):
@@ -229,8 +231,29 @@ class Handler:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def trusted(self, ip: str) -> bool:
-        return _in(ip, self.settings.server.trusted_networks)
+    def admit(self, session: Session) -> Source | None:
+        """The source this client satisfies: by sign-in, client certificate or address."""
+        tls = session.ssl or {}
+        ssl_object = tls.get("ssl_object")
+        der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+        return self.settings.sources.admit(client_ip(session), session.authenticated, der,
+                                           tls.get("peercert"))
+
+    def unproven(self, session: GatewaySession, raw: bytes, sender: str) -> str | None:
+        """For a cloud source: the 5xx reply when the message does not prove it is ours."""
+        source = session.source
+        if source is None or not source.cloud:
+            return None
+        refusal = source.refusal(raw[:mime.header_end(raw)], self.settings.organisation.name)
+        if refusal is None:
+            metrics.SOURCES.labels(source.name, "proven").inc()
+            return None
+        metrics.SOURCES.labels(source.name, "refused").inc()
+        log.warning("source_refused", source=source.name, kind=source.kind,
+                    reason=refusal.reason, claimed_tenant=refusal.claimed or None,
+                    client=client_ip(session), mail_id=session.mail_id)
+        return self._refuse(session, refusal.reason,
+                            smtp_reply(550, "5.7.1", [refusal.words]), sender)
 
     def authenticator(self, server: SMTP, session: Session, envelope: Envelope, mechanism: str,
                       auth_data: Any) -> AuthResult:
@@ -314,11 +337,17 @@ class Handler:
         bounce = address == "<>"  # aiosmtpd keeps "<>" so its own state sees a MAIL was given
         if self.closing:
             return "421 4.3.2 mailguard is shutting down, try again shortly"
-        if not (self.trusted(ip) or session.authenticated):
+        source = self.admit(session)
+        if source is None:
             return self._refuse(session, "relay_denied", smtp_reply(550, "5.7.1", [
-                f"Relaying denied: {ip} is not one of mailguard's trusted networks and has not "
+                f"Relaying denied: {ip} is not one of {org.name}'s mail servers and has not "
                 "signed in. Authenticate (AUTH over STARTTLS), or ask IT to add this server "
-                "to server.trusted_networks."]), address)
+                "as a source in mailguard's config (docs/deploy/)."]), address)
+        if source.cloud and session.ssl is None:
+            return self._refuse(session, "cloud_without_tls", smtp_reply(530, "5.7.0", [
+                f"Mail from {CLOUD[source.kind]} must come over TLS: issue STARTTLS first "
+                "(IT: require TLS in the connector or routing rule)."]), address)
+        session.source = source
         if not bounce and not org.owns(address):
             return self._refuse(session, "foreign_sender", smtp_reply(550, "5.7.1", [
                 f"Sender {address} is outside {org.name}'s domains ({', '.join(org.domains)}); "
@@ -364,7 +393,14 @@ class Handler:
         txn, session.txn = session.txn, None
         if txn is None:
             return "451 4.4.1 The upstream connection was lost; please try again later"
-        assert isinstance(envelope.original_content, bytes)
+        raw = envelope.original_content
+        assert isinstance(raw, bytes)
+        refused = self.unproven(session, raw, envelope.mail_from)
+        if refused is not None:
+            self.background(txn.abort())
+            return refused
+        if session.source is not None and session.source.secret_header:
+            raw = proof.without(raw, mime.header_end(raw), session.source.secret_header)
         mail = Mail(
             id=session.mail_id or new_id(),
             envelope=MailEnvelope(sender="" if envelope.mail_from == "<>" else envelope.mail_from,
@@ -375,7 +411,7 @@ class Handler:
                           tls=session.ssl is not None,
                           smtputf8="SMTPUTF8" in envelope.mail_options,
                           esmtp=session.extended_smtp),
-            raw=envelope.original_content)
+            raw=raw)
         self.busy += 1
         try:
             outcome = await self.pipeline.process(mail, txn, session.refused)
@@ -395,8 +431,14 @@ def tls_context(settings: Settings) -> ssl.SSLContext | None:
     s = settings.server
     if s.tls_cert is None or s.tls_key is None:
         return None
-    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)   # with the system's CAs
     ctx.load_cert_chain(str(s.tls_cert), str(s.tls_key))
+    cas = settings.sources.certificate_cas if settings.sources else ()
+    if cas:   # a certificate source: ask for a client certificate, which must then verify
+        ctx.verify_mode = ssl.CERT_OPTIONAL
+        for ca in cas:
+            if ca is not None:
+                ctx.load_verify_locations(cafile=str(ca))
     return ctx
 
 
@@ -405,12 +447,13 @@ def protocol_factory(handler: Handler) -> Callable[[], GatewaySMTP]:
 
     def make() -> GatewaySMTP:
         s = handler.settings.server
+        offers_auth = bool(handler.users) and handler.settings.sources.auth
         return GatewaySMTP(
             handler, data_size_limit=s.max_message_size, enable_SMTPUTF8=True,
             hostname=s.hostname, ident="mailguard ESMTP", tls_context=handler.tls,
             timeout=s.idle_timeout, auth_require_tls=True,
-            authenticator=handler.authenticator if handler.users else None,
-            auth_exclude_mechanism=None if handler.users else ["LOGIN", "PLAIN"],
+            authenticator=handler.authenticator if offers_auth else None,
+            auth_exclude_mechanism=None if offers_auth else ["LOGIN", "PLAIN"],
             proxy_protocol_timeout=30 if s.proxy_protocol else None)
 
     return make

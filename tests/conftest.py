@@ -150,6 +150,12 @@ def toml_dump(data: dict[str, Any], prefix: str = "") -> str:
     return out
 
 
+def run(*args: str) -> subprocess.CompletedProcess[str]:
+    """The `mailguard` command, as IT would run it."""
+    return subprocess.run([sys.executable, "-m", "mailguard", *args], capture_output=True,
+                          text=True, cwd=ROOT, timeout=60)
+
+
 def base_config(data_dir: Path, upstream: str) -> dict[str, Any]:
     return {
         "server": {"listen": f"127.0.0.1:{free_port()}", "hostname": "mailguard.test",

@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
-from conftest import ROOT, base_config, toml_dump
+from conftest import ROOT, base_config, run, toml_dump
 
 from mailguard import config
-
-
-def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "mailguard", *args], capture_output=True,
-                          text=True, cwd=ROOT, timeout=60)
+from mailguard.sources import ranges
 
 
 def test_shipped_config_is_valid_and_relays_to_a_local_maildir():
@@ -94,5 +87,5 @@ def test_an_on_premises_range_beside_the_cloud_ones_is_trusted(tmp_path):
     path.write_text(toml_dump(base_config(tmp_path / "var", "smtp://127.0.0.1:25") | {
         "server": {"trusted_networks": ["192.0.2.0/24", "10.20.0.0/16", "::1/128"]}}))
     assert run("check-config", "--config", str(path)).returncode == 0
-    names = {service for service, _ in config.shared_ranges()}
+    names = {service for service, _ in ranges.load(None).shared()}
     assert names == {"Microsoft 365 (Exchange Online)", "Google Workspace (Gmail)"}

@@ -64,7 +64,7 @@ def test_untrusted_client_is_refused_with_a_reason(make_gateway, sink):
     with gw.client() as c:
         code, text = c.mail("teacher@example.sch.uk")
     assert code == 550
-    assert b"5.7.1 Relaying denied: 127.0.0.1 is not one of mailguard's trusted networks" in text
+    assert b"5.7.1 Relaying denied: 127.0.0.1 is not one of Test Academy Trust's mail servers" in text
     assert sink.handler.commands == []  # nothing reached the upstream
     assert [e["verdict"] for e in gw.events()] == ["relay_denied"]
 
