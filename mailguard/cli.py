@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from mailguard import certificates, config
-from mailguard.commands import common, review, setup, users, wordlists
+from mailguard.commands import common, review, setup, sources, users, wordlists
 from mailguard.config import Action, ConfigError, Settings
 from mailguard.store import db as store_db
 
@@ -153,6 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
     qd = qsub.add_parser("delete")
     qd.add_argument("id")
     users.add_parser(command)
+    sources.add_parser(command)
     _everywhere(p, top=True)
     return p
 
@@ -192,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return serve(Path(args.config), worker=args.worker)
     # Commands that only read the stores do not need the checks' lists or the DKIM keys.
-    store_only = args.command in ("events", "purge", "users") or (
+    store_only = args.command in ("events", "purge", "users", "sources") or (
         args.command == "quarantine" and args.action in ("list", "show", "delete"))
     try:
         settings = config.load(args.config, checks=not store_only)
@@ -202,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     handlers = {"check-config": cmd_check_config, "check": cmd_check,
                 "events": review.cmd_events, "purge": review.cmd_purge,
                 "quarantine": review.cmd_quarantine, "wordlists": wordlists.cmd_wordlists,
-                "users": users.cmd_users}
+                "users": users.cmd_users, "sources": sources.cmd_sources}
     try:
         return handlers[args.command](args, settings)
     except (sqlite3.Error, OSError) as e:   # a full disk or a locked store: words, not a trace

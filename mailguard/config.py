@@ -347,6 +347,11 @@ def _server(sec: Section, base: Path, data_dir: Path) -> ServerSettings:
     if (cert is None) != (key is None):
         raise sec.error("tls_key" if key is None else "tls_cert",
                         "tls_cert and tls_key must be set together")
+    if cert is not None and key is not None:
+        try:
+            ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(cert, key)
+        except (ssl.SSLError, OSError) as e:
+            raise sec.error("tls_cert", f"cannot load the certificate and key: {e}") from None
     users = sec.existing_file("auth_users_file", base)
     if users is not None and cert is None:
         raise sec.error("auth_users_file", "AUTH is only offered over TLS: set tls_cert and tls_key")
@@ -377,6 +382,13 @@ def _server(sec: Section, base: Path, data_dir: Path) -> ServerSettings:
     return settings
 
 
+# Upstreams that are cloud services: the return hop to them is always over verified TLS.
+CLOUD_UPSTREAMS = (("mail.protection.outlook.com", "Microsoft 365"),
+                   ("smtp.office365.com", "Microsoft 365"),
+                   ("smtp-relay.gmail.com", "Google Workspace"),
+                   ("smtp.gmail.com", "Google Workspace"), ("aspmx.l.google.com", "Google"))
+
+
 def _upstream(sec: Section, base: Path) -> UpstreamSettings:
     url = sec.string("url", "maildir:var/outbox")
     scheme, _, rest = url.partition(":")
@@ -402,6 +414,13 @@ def _upstream(sec: Section, base: Path) -> UpstreamSettings:
     password = sec.string("password") or (unquote(parts.password) if parts and parts.password else None)
     if username and scheme == "smtp":
         raise sec.error("username", "refusing to send a password in clear: use smtp+starttls:// or smtps://")
+    cloud = next((name for suffix, name in CLOUD_UPSTREAMS if host.lower().rstrip(".")
+                  .endswith(suffix)), None)
+    if cloud and scheme not in ("smtp+starttls", "smtps"):
+        raise sec.error("url", f"{host} is {cloud}, which mailguard reaches only over TLS: "
+                        f"use smtp+starttls://{host}:{port}")
+    if cloud and not sec.boolean("tls_verify", True):
+        raise sec.error("tls_verify", f"{host} is {cloud}: its certificate is always verified")
     cert, key = sec.existing_file("tls_cert", base), sec.existing_file("tls_key", base)
     if (cert is None) != (key is None):
         raise sec.error("tls_key" if key is None else "tls_cert",

@@ -72,23 +72,37 @@ class Instance:
             log.warning("directory_row_skipped", problem=problem)
 
     def watched(self) -> dict[Path, tuple[float, int]]:
-        """The wordlist files in use, with their modification time and size."""
-        language = self.settings.checks.get("language")
+        """The files a reload would read again: wordlists in use and TLS certificates and
+        keys, with their modification time and size (a missing file counts as a change)."""
+        s = self.settings
+        files = [s.server.tls_cert, s.server.tls_key, s.upstream.tls_cert, s.upstream.tls_key]
+        language = s.checks.get("language")
         folder = getattr(language, "folder", None)
-        if folder is None or not folder.is_dir():
-            return {}
-        return {p: (p.stat().st_mtime, p.stat().st_size) for p in sorted(folder.glob("*.txt"))}
+        if folder is not None and folder.is_dir():
+            files.extend(sorted(folder.glob("*.txt")))
+        out = {}
+        for p in files:
+            if p is not None:
+                try:
+                    st = p.stat()
+                    out[p] = (st.st_mtime, st.st_size)
+                except OSError:
+                    out[p] = (0.0, -1)
+        return out
 
-    async def watch_wordlists(self, every: float = 2.0) -> None:
-        """Reload when IT saves a wordlist, as SIGHUP would: new lists swap in when compiled."""
+    async def watch_files(self, every: float = 2.0) -> None:
+        """Reload when IT saves a wordlist or a renewed certificate, as SIGHUP would: new
+        lists swap in when compiled, and new connections get the new certificate."""
         seen = self.watched()
         while True:
             await asyncio.sleep(every)
             now = self.watched()
             if now != seen:
-                seen = now
-                log.info("wordlists_changed_reloading")
+                changed = sorted(str(p) for p in now.keys() | seen.keys()
+                                 if now.get(p) != seen.get(p))
+                log.info("files_changed_reloading", files=changed)
                 await self.reload()
+                seen = self.watched()
 
     async def drain(self, timeout: float) -> None:
         """Stop accepting, let transactions in flight finish (bounded), then close the rest."""
@@ -160,7 +174,7 @@ async def run_single(config_path: Path, settings: Settings, *, worker: bool = Fa
     instance = await start(config_path, settings, reuse_port=worker or bool(others),
                            serving=False)
     running.append(instance)
-    instance.watcher = asyncio.create_task(instance.watch_wordlists())
+    instance.watcher = asyncio.create_task(instance.watch_files())
     # /healthz and /metrics answer before port 25 does: a process manager or load balancer
     # that probes as soon as SMTP answers never finds the web listener missing.
     web = None if worker else await web_task(settings, instance)

@@ -224,7 +224,11 @@ class Handler:
         self._tasks: set[asyncio.Task[None]] = set()
 
     def refresh_tls(self) -> None:
-        self.tls = tls_context(self.settings)
+        """New connections get the certificate now on disk; a broken one keeps the old."""
+        try:
+            self.tls = tls_context(self.settings)
+        except (ssl.SSLError, OSError) as e:
+            log.error("tls_reload_failed_keeping_old", error=str(e))
 
     def background(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)

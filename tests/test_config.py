@@ -39,6 +39,13 @@ def test_shipped_config_is_valid_and_relays_to_a_local_maildir():
     ({"server": {"listn": "x"}}, "server.listn: unknown key"),
     ({"server": {"tls_cert": "/nonexistent.pem"}}, "server.tls_cert: file /nonexistent.pem"),
     ({"upstream": {"url": "http://x"}}, 'upstream.url: must start with "maildir:"'),
+    # The return hop to a cloud service is always over verified TLS.
+    ({"upstream": {"url": "smtp://trust-org.mail.protection.outlook.com:25"}},
+     "upstream.url: trust-org.mail.protection.outlook.com is Microsoft 365, which mailguard "
+     "reaches only over TLS: use smtp+starttls://trust-org.mail.protection.outlook.com:25"),
+    ({"upstream": {"url": "smtp+starttls://smtp-relay.gmail.com:587", "tls_verify": False}},
+     "upstream.tls_verify: smtp-relay.gmail.com is Google Workspace: its certificate is always "
+     "verified"),
     ({"upstream": {"url": "smtp://relay:25", "username": "u", "password": "p"}},
      "upstream.username: refusing to send a password in clear"),
     ({"organisation": {"domains": []}}, "organisation.domains: list at least one"),

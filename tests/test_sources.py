@@ -16,6 +16,8 @@ import pytest
 import trustme
 from conftest import message, run, toml_dump
 
+from mailguard.sources import ranges
+
 OURS = "6f1c2a3b-4d5e-4f60-8a9b-0c1d2e3f4a5b"
 OTHER = "0badc0de-1111-4222-8333-944445555666"
 SECRET = "c0nnector-" + "9f" * 12
@@ -289,3 +291,67 @@ def test_a_users_file_needs_an_auth_source_when_sources_are_named(tmp_path, ca):
               "auth_users_file": str(tmp_path / "users")}
     assert 'server.auth_users_file: is set, but no source has type = "auth"' in _config_error(
         tmp_path, {"x": {"type": "network", "networks": ["10.0.0.0/8"]}}, server)
+
+
+def _ranges_file(path, date: str, extra: str = "", bad: str = "") -> None:
+    shipped = ranges.SHIPPED.read_text()
+    text = shipped.replace('date = "2026-12-01"', f'date = "{date}"')
+    text = text.replace('"40.92.0.0/15",', f'"40.92.0.0/15", {extra}' if extra else '"40.92.0.0/15",')
+    path.write_text(text.replace('"40.107.0.0/16"', bad) if bad else text)
+
+
+def test_sources_update_installs_a_newer_ranges_file_that_then_binds(make_gateway, tmp_path):
+    gw = make_gateway(start=False)
+    newer, older, broken = tmp_path / "newer.toml", tmp_path / "older.toml", tmp_path / "b.toml"
+    _ranges_file(newer, "2027-03-01", extra='"198.51.100.0/24",')
+    _ranges_file(older, "2025-01-01")
+    _ranges_file(broken, "2027-03-01", bad='"40.107.0.0/33"')
+    out = gw.cli("sources", "update", str(broken))
+    assert out.returncode == 2
+    assert f"{broken}: microsoft365.ranges: '40.107.0.0/33' is not a network" in out.stderr
+    out = gw.cli("sources", "update", str(older))
+    assert out.returncode == 2 and "is older than the ranges in use (2026-12-01" in out.stderr
+    out = gw.cli("sources", "update", str(newer))
+    assert out.returncode == 0, out.stderr
+    assert "Microsoft 365 (Exchange Online): 7 ranges dated 2027-03-01 (1 new, 0 gone)" in out.stdout
+    assert (gw.data_dir / "shared_ranges.toml").read_text() == newer.read_text()
+    assert "dated 2027-03-01" in gw.cli("sources", "list").stdout
+    # The new range is now a shared one: trusting it by address is refused.
+    gw.config["server"]["trusted_networks"] = ["198.51.100.7/32"]
+    gw.write_config()
+    out = gw.cli("check-config")
+    assert out.returncode == 2
+    assert "server.trusted_networks: 198.51.100.7/32 overlaps 198.51.100.0/24" in out.stderr
+    # And a newer file that would catch a source already configured is not installed.
+    gw.config["server"]["trusted_networks"] = ["203.0.113.0/24"]
+    gw.write_config()
+    _ranges_file(newer, "2027-06-01", extra='"203.0.113.128/25",')
+    out = gw.cli("sources", "update", str(newer))
+    assert out.returncode == 2 and "sources.trusted_networks: 203.0.113.0/24 overlaps" in out.stderr
+    assert "2027-03-01" in (gw.data_dir / "shared_ranges.toml").read_text()
+
+
+def _presented(port: int, ca) -> str:
+    ctx = ssl.create_default_context()
+    ca.configure_trust(ctx)
+    with smtplib.SMTP("127.0.0.1", port, timeout=10) as c:
+        c.starttls(context=ctx)
+        cert = c.sock.getpeercert()
+    return dict(x[0] for x in cert["subject"])["commonName"]
+
+
+def test_a_renewed_certificate_is_used_without_a_restart(make_gateway, ca, tmp_path):
+    pem = tmp_path / "tls.pem"
+    ca.issue_cert("old.mailguard.test", "127.0.0.1", common_name="old.mailguard.test") \
+        .private_key_and_cert_chain_pem.write_to_path(str(pem))
+    gw = make_gateway({"server": {"tls_cert": str(pem), "tls_key": str(pem)}})
+    assert _presented(gw.port, ca) == "old.mailguard.test"
+    renewed = ca.issue_cert("new.mailguard.test", "127.0.0.1", common_name="new.mailguard.test")
+    tmp = tmp_path / "renewed.pem"
+    renewed.private_key_and_cert_chain_pem.write_to_path(str(tmp))
+    tmp.replace(pem)   # as certbot's deploy step does: a new file in place
+    deadline = time.monotonic() + 20
+    while _presented(gw.port, ca) != "new.mailguard.test":
+        assert time.monotonic() < deadline, gw.log()
+        time.sleep(0.3)
+    assert gw.proc.poll() is None

@@ -18,6 +18,7 @@ import hashlib
 import ipaddress
 import os
 import re
+import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -253,8 +254,13 @@ def _source(sec: Section, name: str, base: Path, ranges: Ranges) -> Source:
                                 "service presents; it proves nothing about which tenant")
         if not prints and not subjects:
             raise sec.error("fingerprints", "list fingerprints or subjects (or both)")
-        return Source(**common, fingerprints=prints, subjects=subjects,
-                      ca_file=sec.existing_file("ca_file", base))
+        ca = sec.existing_file("ca_file", base)
+        if ca is not None:
+            try:
+                ssl.create_default_context().load_verify_locations(cafile=str(ca))
+            except (ssl.SSLError, OSError) as e:
+                raise sec.error("ca_file", f"cannot read {ca} as PEM certificates: {e}") from None
+        return Source(**common, fingerprints=prints, subjects=subjects, ca_file=ca)
     return Source(**common)
 
 
