@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 
 from mailguard import certificates, config
-from mailguard.commands import common, review, setup, sources, users, wordlists
+from mailguard.commands import common, doctor, review, setup, sources, users, wordlists
 from mailguard.config import Action, ConfigError, Settings
 from mailguard.store import db as store_db
 
@@ -154,6 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     qd.add_argument("id")
     users.add_parser(command)
     sources.add_parser(command)
+    doctor.add_parser(command)
     _everywhere(p, top=True)
     return p
 
@@ -203,7 +204,8 @@ def main(argv: list[str] | None = None) -> int:
     handlers = {"check-config": cmd_check_config, "check": cmd_check,
                 "events": review.cmd_events, "purge": review.cmd_purge,
                 "quarantine": review.cmd_quarantine, "wordlists": wordlists.cmd_wordlists,
-                "users": users.cmd_users, "sources": sources.cmd_sources}
+                "users": users.cmd_users, "sources": sources.cmd_sources,
+                "doctor": doctor.cmd_doctor}
     try:
         return handlers[args.command](args, settings)
     except (sqlite3.Error, OSError) as e:   # a full disk or a locked store: words, not a trace

@@ -126,19 +126,33 @@ def sign(keys: Mapping[str, Key], raw: bytes, sender: str,
 def keygen(algorithm: str = "rsa", bits: int = 2048) -> tuple[bytes, str]:
     """A new private key (PEM) and the DNS TXT value that publishes its public half."""
     if algorithm == "ed25519":
-        private = ed25519.Ed25519PrivateKey.generate()
-        public = private.public_key().public_bytes(serialization.Encoding.Raw,
-                                                   serialization.PublicFormat.Raw)
+        private: Any = ed25519.Ed25519PrivateKey.generate()
         pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                                     serialization.NoEncryption())
-        return pem, f"v=DKIM1; k=ed25519; p={base64.b64encode(public).decode()}"
-    key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
-    der = key.public_key().public_bytes(serialization.Encoding.DER,
-                                        serialization.PublicFormat.SubjectPublicKeyInfo)
-    pem = key.private_bytes(serialization.Encoding.PEM,
-                            serialization.PrivateFormat.TraditionalOpenSSL,
-                            serialization.NoEncryption())
-    return pem, f"v=DKIM1; k=rsa; p={base64.b64encode(der).decode()}"
+    else:
+        private = rsa.generate_private_key(public_exponent=65537, key_size=bits)
+        pem = private.private_bytes(serialization.Encoding.PEM,
+                                    serialization.PrivateFormat.TraditionalOpenSSL,
+                                    serialization.NoEncryption())
+    return pem, _public_value(private)
+
+
+def _public_value(private: Any) -> str:
+    if isinstance(private, ed25519.Ed25519PrivateKey):
+        public = private.public_key().public_bytes(serialization.Encoding.Raw,
+                                                   serialization.PublicFormat.Raw)
+        return f"v=DKIM1; k=ed25519; p={base64.b64encode(public).decode()}"
+    der = private.public_key().public_bytes(serialization.Encoding.DER,
+                                            serialization.PublicFormat.SubjectPublicKeyInfo)
+    return f"v=DKIM1; k=rsa; p={base64.b64encode(der).decode()}"
+
+
+def public_value(key: Key) -> str:
+    """The DNS TXT value a loaded signing key needs published, for `mailguard doctor`."""
+    if key.algorithm == "ed25519-sha256":
+        return _public_value(ed25519.Ed25519PrivateKey.from_private_bytes(
+            base64.b64decode(key.material)))
+    return _public_value(serialization.load_pem_private_key(key.material, password=None))
 
 
 def txt_record(selector: str, domain: str, value: str) -> str:

@@ -113,3 +113,24 @@ def test_an_instance_that_cannot_start_is_stopped_not_left_running():
     finally:
         blocker.close()
         pf.stop()
+
+
+def test_on_premises_postfix_relays_as_a_named_network_source_and_nothing_else_does(
+        make_gateway, sink):
+    """The school's own server is trusted by its own address, named as a `network` source;
+    the rest of loopback (127.0.0.1 here) is then a stranger."""
+    gw = make_gateway({"sources": {"mx": {"type": "network", "networks": ["127.0.0.7/32"]}}},
+                      start=False)
+    del gw.config["server"]["trusted_networks"]
+    gw.write_config()
+    gw.start()
+    pf = Postfix(f"[127.0.0.1]:{gw.port}", extra={"smtp_bind_address": "127.0.0.7"})
+    pf.start()
+    try:
+        submit(pf, message(subject="From the school's server"), ["parent@gmail.com"])
+        [got] = sink.wait_for(1)
+        assert b"Subject: From the school's server" in got.data
+        code, text = gw.send(message())
+        assert code == 550 and b"Relaying denied: 127.0.0.1" in text
+    finally:
+        pf.stop()
