@@ -13,6 +13,8 @@
   people    what the personal, disclosure and credentials checks add per message (people_speed.py)
   policy    the shipped policy through assess() and the rewrites, all checks and each alone
             (policy_speed.py)
+  sources   a microsoft365 source with the tenant check beside network trust, over
+            STARTTLS, and the check alone (source_speed.py)
   desk      the review desk's queue, search and dashboard with 10,000 held messages
             (desk_speed.py)
 
@@ -349,6 +351,10 @@ def main() -> int:
 
         results["policy"] = policy_speed.measure()
         print(policy_speed.report(results["policy"]), flush=True)
+        import source_speed
+
+        results["sources"] = source_speed.measure(sink.port)
+        print(source_speed.report(results["sources"]), flush=True)
         import desk_speed
 
         results["desk"] = desk_speed.measure()

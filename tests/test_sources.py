@@ -15,8 +15,10 @@ import urllib.request
 import pytest
 import trustme
 from conftest import message, run, toml_dump
+from hypothesis import given
+from hypothesis import strategies as st
 
-from mailguard.sources import ranges
+from mailguard.sources import proof, ranges
 
 OURS = "6f1c2a3b-4d5e-4f60-8a9b-0c1d2e3f4a5b"
 OTHER = "0badc0de-1111-4222-8333-944445555666"
@@ -355,3 +357,18 @@ def test_a_renewed_certificate_is_used_without_a_restart(make_gateway, ca, tmp_p
         assert time.monotonic() < deadline, gw.log()
         time.sleep(0.3)
     assert gw.proc.poll() is None
+
+
+@given(st.lists(st.tuples(
+    st.sampled_from(["X-MS-Exchange-CrossTenant-Id", "x-ms-exchange-crosstenant-id",
+                     "X-MS-Exchange-CrossTenant-Id-Other", "Subject", "X-Ms-Exchange-CrossTenant-ID"]),
+    st.lists(st.text(alphabet="abc- 0123456789:", max_size=12), min_size=1, max_size=3),
+    st.sampled_from(["\r\n", "\n"])), max_size=8))
+def test_stamps_are_read_as_the_standard_library_reads_headers(fields):
+    """The fast reader finds the same values as Python's email parser, folding and all."""
+    import email.parser
+
+    head = "".join(f"{name}: {(eol + ' ').join(parts)}{eol}" for name, parts, eol in fields)
+    parsed = email.parser.HeaderParser().parsestr(head + "\n")
+    want = [" ".join(v.split()) for v in parsed.get_all("X-MS-Exchange-CrossTenant-Id") or []]
+    assert proof.values(head.encode(), "X-MS-Exchange-CrossTenant-Id") == want

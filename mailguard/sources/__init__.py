@@ -14,6 +14,7 @@ is in the message, so it is checked again at the end of DATA (`proof`).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import ipaddress
 import os
@@ -116,6 +117,11 @@ class Sources:
     items: tuple[Source, ...]
     ranges: Ranges | None = None
 
+    @functools.cached_property
+    def order(self) -> tuple[Source, ...]:
+        """Proof before address: sign-in, certificate, network; a cloud range last."""
+        return tuple(sorted(self.items, key=lambda s: 9 if s.cloud else KINDS.index(s.kind)))
+
     @property
     def auth(self) -> bool:
         return any(s.kind == "auth" for s in self.items)
@@ -129,8 +135,7 @@ class Sources:
               cert: dict[str, Any] | None = None) -> Source | None:
         """The source this connection satisfies at MAIL: a cloud source only provisionally."""
         addr = _address(ip)
-        order = sorted(self.items, key=lambda s: KINDS.index(s.kind) if not s.cloud else 9)
-        for s in order:
+        for s in self.order:
             if s.kind == "auth" and authenticated:
                 return s
             if s.kind == "certificate" and s.matches_certificate(der, cert):
