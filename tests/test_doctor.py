@@ -86,3 +86,21 @@ def test_microsoft_365_return_hop_needs_our_certificate_and_spf(tmp_path):
                    "include:spf.protection.outlook.com, yet mail leaves through "
                    "example-sch-uk.mail.protection.outlook.com") in found
     assert run("doctor", "--help").returncode == 0
+
+
+def test_google_mail_sent_back_to_google_is_called_a_loop(tmp_path):
+    ca = trustme.CA()
+    ca.issue_cert("mailguard.test").private_key_and_cert_chain_pem.write_to_path(
+        str(tmp_path / "tls.pem"))
+    secret = tmp_path / "secret"
+    secret.write_text("s" * 32)
+    secret.chmod(0o600)
+    cfg = base_config(tmp_path / "var", "smtp+starttls://smtp-relay.gmail.com:587")
+    del cfg["server"]["trusted_networks"]
+    cfg["server"].update({"tls_cert": str(tmp_path / "tls.pem"), "tls_key": str(tmp_path / "tls.pem")})
+    cfg["sources"] = {"gw": {"type": "google", "secret_header": "X-Route",
+                             "secret_file": str(secret)}}
+    (tmp_path / "m.toml").write_text(toml_dump(cfg))
+    said = doctor.sources(config.load(tmp_path / "m.toml"))
+    assert any(level == "fix" and "returns to mailguard" in text for level, text in said)
+    assert all("s" * 32 not in text for _, text in said)

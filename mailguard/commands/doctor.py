@@ -57,9 +57,10 @@ def sources(settings: Settings, today: date | None = None) -> list[Finding]:
         out.append(("fix", "upstream.tls_cert: Microsoft 365's inbound connector for the return "
                            "hop knows mailguard by its certificate's domain: set "
                            "upstream.tls_cert and upstream.tls_key"))
-    if "google" in kinds and not host.endswith(GOOGLE_UPSTREAMS):
-        out.append(("note", "mail from Google Workspace usually goes back through the SMTP "
-                            "relay service: upstream.url = smtp+starttls://smtp-relay.gmail.com:587"))
+    if "google" in kinds and host.endswith(GOOGLE_UPSTREAMS):
+        out.append(("fix", f"upstream.url: mail from Google Workspace sent back to {host} meets "
+                           "the routing rule again and returns to mailguard: send it on through "
+                           "a relay that delivers to the internet (docs/deploy/google-workspace.md)"))
     ranges = settings.sources.ranges
     age = ((today or datetime.now(UTC).date()) - ranges.date).days
     if kinds & {"microsoft365", "google"} and age > RANGES_STALE_DAYS:
