@@ -42,6 +42,7 @@ class Client:
     tls: bool = False
     smtputf8: bool = False
     esmtp: bool = True
+    source: str = ""   # the named source that admitted it (sources.NAME)
 
 
 @dataclass(frozen=True)

@@ -262,7 +262,8 @@ class Pipeline:
             rcpt_domains=mail.envelope.recipient_domains, refused_count=refused,
             size=len(mail.raw), verdict=outcome, checks=verdict.rule_ids,
             upstream=str(upstream)[:200] if upstream else "", latency_ms=round(elapsed * 1000, 2),
-            quarantine_id=quarantine_id, tls=mail.client.tls, stamped=stamped))
+            quarantine_id=quarantine_id, tls=mail.client.tls, stamped=stamped,
+            source=mail.client.source))
         alerting = [f for f in verdict.findings if f.alert or f.action is Action.NOTIFY]
         if alerting and outcome in notify.WHAT_HAPPENED:
             task = asyncio.create_task(self._alert(mail, alerting, outcome))

@@ -304,7 +304,9 @@ class Handler:
         self.events.record(Event(id=new_id(), client=client_ip(session),
                                  helo=session.host_name or "", sender=sender, verdict=reason,
                                  auth_user=session.auth_data if session.authenticated else None,
-                                 tls=session.ssl is not None))
+                                 tls=session.ssl is not None,
+                                 source=session.source.name if isinstance(
+                                     session, GatewaySession) and session.source else ""))
         return reply
 
     def refused_data(self, session: Session | None, envelope: Envelope | None, reply: str) -> None:
@@ -341,7 +343,7 @@ class Handler:
         bounce = address == "<>"  # aiosmtpd keeps "<>" so its own state sees a MAIL was given
         if self.closing:
             return "421 4.3.2 mailguard is shutting down, try again shortly"
-        source = self.admit(session)
+        source = session.source = self.admit(session)
         if source is None:
             return self._refuse(session, "relay_denied", smtp_reply(550, "5.7.1", [
                 f"Relaying denied: {ip} is not one of {org.name}'s mail servers and has not "
@@ -351,7 +353,6 @@ class Handler:
             return self._refuse(session, "cloud_without_tls", smtp_reply(530, "5.7.0", [
                 f"Mail from {CLOUD[source.kind]} must come over TLS: issue STARTTLS first "
                 "(IT: require TLS in the connector or routing rule)."]), address)
-        session.source = source
         if not bounce and not org.owns(address):
             return self._refuse(session, "foreign_sender", smtp_reply(550, "5.7.1", [
                 f"Sender {address} is outside {org.name}'s domains ({', '.join(org.domains)}); "
@@ -414,7 +415,8 @@ class Handler:
                           auth_user=session.auth_data if session.authenticated else None,
                           tls=session.ssl is not None,
                           smtputf8="SMTPUTF8" in envelope.mail_options,
-                          esmtp=session.extended_smtp),
+                          esmtp=session.extended_smtp,
+                          source=session.source.name if session.source else ""),
             raw=raw)
         self.busy += 1
         try:

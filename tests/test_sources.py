@@ -111,6 +111,7 @@ def test_our_tenant_is_relayed_from_exchange_online(sourced, ca, sink):
     assert b"X-MS-Exchange-CrossTenant-Id: " + OURS.encode() in sink.wait_for(1)[0].data
     assert metric(sourced, "mailguard_source_messages_total", source="m365",
                   outcome="proven") == 1
+    assert [(e["verdict"], e["source"]) for e in sourced.events()] == [("delivered", "m365")]
 
 
 def test_another_tenant_is_refused_naming_the_tenant_it_claims(sourced, ca, sink):
@@ -128,7 +129,8 @@ def test_another_tenant_is_refused_naming_the_tenant_it_claims(sourced, ca, sink
     refused = [e for e in logged if e["event"] == "source_refused"]
     assert [(e["source"], e["reason"], e["claimed_tenant"]) for e in refused] == [
         ("m365", "m365_other_tenant", OTHER)]
-    assert [e["verdict"] for e in sourced.events()] == ["m365_other_tenant"]
+    assert [(e["verdict"], e["source"]) for e in sourced.events()] == [
+        ("m365_other_tenant", "m365")]
 
 
 @pytest.mark.parametrize(("raw", "reason"), [
@@ -372,3 +374,25 @@ def test_stamps_are_read_as_the_standard_library_reads_headers(fields):
     parsed = email.parser.HeaderParser().parsestr(head + "\n")
     want = [" ".join(v.split()) for v in parsed.get_all("X-MS-Exchange-CrossTenant-Id") or []]
     assert proof.values(head.encode(), "X-MS-Exchange-CrossTenant-Id") == want
+
+
+def test_a_store_from_before_sources_gains_the_column_and_keeps_its_events(make_gateway, sink):
+    import sqlite3
+
+    gw = make_gateway(start=False)
+    gw.data_dir.mkdir(parents=True)
+    old = sqlite3.connect(gw.data_dir / "mailguard.db")
+    old.executescript("""
+        CREATE TABLE events (id TEXT PRIMARY KEY, ts REAL NOT NULL, client TEXT, helo TEXT,
+            auth_user TEXT, sender TEXT, rcpt_count INTEGER, rcpt_domains TEXT,
+            refused_count INTEGER, size INTEGER, verdict TEXT NOT NULL, checks TEXT,
+            upstream TEXT, latency_ms REAL, quarantine_id TEXT, tls INTEGER, stamped INTEGER);
+        INSERT INTO events (id, ts, client, verdict) VALUES ('OLD1', strftime('%s','now'),
+            '192.0.2.1', 'delivered');
+        PRAGMA user_version = 1;""")
+    old.close()
+    gw.start()
+    assert gw.send(message())[0] == 250
+    sink.wait_for(1)
+    got = {e["id"]: e.get("source") for e in gw.events()}
+    assert got.pop("OLD1") is None and list(got.values()) == ["trusted_networks"]

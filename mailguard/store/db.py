@@ -16,7 +16,7 @@ CREATE TABLE IF NOT EXISTS events (
     id TEXT PRIMARY KEY, ts REAL NOT NULL, client TEXT, helo TEXT, auth_user TEXT,
     sender TEXT, rcpt_count INTEGER, rcpt_domains TEXT, refused_count INTEGER, size INTEGER,
     verdict TEXT NOT NULL, checks TEXT, upstream TEXT, latency_ms REAL, quarantine_id TEXT,
-    tls INTEGER, stamped INTEGER
+    tls INTEGER, stamped INTEGER, source TEXT
 );
 CREATE INDEX IF NOT EXISTS events_ts ON events(ts);
 CREATE TABLE IF NOT EXISTS quarantine (
@@ -61,10 +61,10 @@ CREATE INDEX IF NOT EXISTS notices_pending ON notices(claimed, recipient);
 # Columns added after a store was first made: (table, column, type). Added at connect.
 COLUMNS = (("quarantine", "subject", "TEXT"), ("quarantine", "assigned_to", "TEXT"),
            ("quarantine", "safeguarding", "INTEGER NOT NULL DEFAULT 0"),
-           ("audit", "address", "TEXT"))
+           ("audit", "address", "TEXT"), ("events", "source", "TEXT"))
 
 
-VERSION = 1   # PRAGMA user_version of a store brought up to date
+VERSION = 2   # PRAGMA user_version of a store brought up to date
 
 
 async def _migrate(db: aiosqlite.Connection) -> None:

@@ -21,7 +21,7 @@ log = structlog.get_logger("mailguard.event")
 
 COLUMNS = ("id", "ts", "client", "helo", "auth_user", "sender", "rcpt_count", "rcpt_domains",
            "refused_count", "size", "verdict", "checks", "upstream", "latency_ms",
-           "quarantine_id", "tls", "stamped")
+           "quarantine_id", "tls", "stamped", "source")
 
 
 @dataclass(frozen=True)
@@ -42,6 +42,7 @@ class Event:
     quarantine_id: str | None = None
     tls: bool = False
     stamped: bool = False
+    source: str = ""   # which of the config's sources admitted the client
     ts: float = field(default_factory=time.time)
 
     def row(self) -> tuple[Any, ...]:
