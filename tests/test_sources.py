@@ -5,6 +5,7 @@ the trust's own, as it must from the real ranges."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import smtplib
@@ -49,6 +50,8 @@ def sourced(make_gateway, ca, tmp_path):
     cert = ca.issue_cert("mailguard.test", "127.0.0.1")
     cert.private_key_and_cert_chain_pem.write_to_path(str(tmp_path / "tls.pem"))
     ca.cert_pem.write_to_path(str(tmp_path / "ca.pem"))
+    printer = ca.issue_cert("printer.example.sch.uk")
+    der = ssl.PEM_cert_to_DER_cert(printer.cert_chain_pems[0].bytes().decode())
     for name, value in (("m365.secret", SECRET), ("google.secret", GOOGLE_SECRET)):
         (tmp_path / name).write_text(value + "\n")
         (tmp_path / name).chmod(0o600)
@@ -67,7 +70,11 @@ def sourced(make_gateway, ca, tmp_path):
                           "secret_file": str(tmp_path / "google.secret")},
             "scanner": {"type": "certificate", "subjects": ["scanner.example.sch.uk"],
                         "ca_file": str(tmp_path / "ca.pem")},
+            "printer": {"type": "certificate", "ca_file": str(tmp_path / "ca.pem"),
+                        "fingerprints": ["SHA256:" + ":".join(
+                            f"{b:02X}" for b in hashlib.sha256(der).digest())]},
         }}, start=False)
+    gw.printer = printer
     del gw.config["server"]["trusted_networks"]
     gw.write_config()
     gw.start()
@@ -199,6 +206,13 @@ def test_a_listed_client_certificate_relays_from_any_address(sourced, ca, sink):
     sink.wait_for(1)
     code, text = send(connect(sourced, ca, SCANNER, cert=other), message())
     assert code == 550 and b"Relaying denied" in text
+    # Pinned by its SHA-256 fingerprint, as `openssl x509 -fingerprint -sha256` prints it.
+    assert send(connect(sourced, ca, SCANNER, cert=sourced.printer), message())[0] == 250
+    sink.wait_for(2)
+    # A certificate from a CA the source does not name fails the handshake itself.
+    with pytest.raises((ssl.SSLError, smtplib.SMTPServerDisconnected, ConnectionError)):
+        send(connect(sourced, ca, SCANNER, cert=trustme.CA().issue_cert("scanner.example.sch.uk")),
+             message())
     code, text = send(connect(sourced, ca, STRANGER), message())
     assert code == 550 and b"Relaying denied: 127.0.0.6 is not one of Test Academy Trust's" in text
 

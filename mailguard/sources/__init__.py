@@ -157,13 +157,9 @@ def _address(ip: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
 
 
 def _networks(sec: Section, key: str, default: list[str] | None = None) -> tuple[Network, ...]:
-    nets = []
-    for item in sec.strings(key, default or []):
-        try:
-            nets.append(ipaddress.ip_network(item, strict=False))
-        except ValueError:
-            raise sec.error(key, f"{item!r} is not an address or network") from None
-    return tuple(nets)
+    from mailguard.config import _networks as parse  # config imports this module
+
+    return parse(sec, key, default or [])
 
 
 def _no_shared_range(sec: Section, key: str, nets: tuple[Network, ...],
