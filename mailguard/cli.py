@@ -152,6 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     qj.add_argument("--note", default="", help="told to the sender")
     qd = qsub.add_parser("delete")
     qd.add_argument("id")
+    qsub.add_parser("rekey", help="seal all held mail under the current key (key rotation)")
     users.add_parser(command)
     sources.add_parser(command)
     doctor.add_parser(command)
@@ -195,7 +196,7 @@ def main(argv: list[str] | None = None) -> int:
         return serve(Path(args.config), worker=args.worker)
     # Commands that only read the stores do not need the checks' lists or the DKIM keys.
     store_only = args.command in ("events", "purge", "users", "sources") or (
-        args.command == "quarantine" and args.action in ("list", "show", "delete"))
+        args.command == "quarantine" and args.action in ("list", "show", "delete", "rekey"))
     try:
         settings = config.load(args.config, checks=not store_only)
     except ConfigError as e:

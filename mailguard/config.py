@@ -247,6 +247,7 @@ class StorageSettings:
     quarantine_retention_days: int
     quarantine_key: bytes = field(default=b"", repr=False)   # AES-256-GCM; never in the store
     quarantine_key_source: str = ""   # where it came from, for check-config
+    quarantine_old_keys: tuple[bytes, ...] = field(default=(), repr=False)   # being rotated out
 
 
 def _quarantine_key(sec: Section, data_dir: Path, base: Path) -> tuple[bytes, str]:
@@ -456,6 +457,25 @@ def _organisation(sec: Section) -> OrganisationSettings:
                                 freemail_domains=freemail, **people)
 
 
+def _old_keys(sec: Section, base: Path) -> tuple[bytes, ...]:
+    """Keys being rotated out: they still open what they sealed, and seal nothing new."""
+    from mailguard.store.sealing import parse_key
+
+    keys = []
+    for item in sec.strings("quarantine_old_key_files", []):
+        path = Path(item) if Path(item).is_absolute() else base / item
+        try:
+            keys.append(parse_key(path.read_text()))
+            if path.stat().st_mode & 0o077:
+                raise sec.error("quarantine_old_key_files", f"{path} can be read by other "
+                                f"users: chmod 600 {path}")
+        except ValueError as e:
+            raise sec.error("quarantine_old_key_files", f"{path} {e}") from None
+        except OSError as e:
+            raise sec.error("quarantine_old_key_files", f"{path}: cannot read it: {e}") from None
+    return tuple(keys)
+
+
 def _storage(sec: Section, base: Path) -> StorageSettings:
     data_dir = sec.path("data_dir", base, "var") or base / "var"
     key, source = _quarantine_key(sec, data_dir, base)
@@ -464,6 +484,7 @@ def _storage(sec: Section, base: Path) -> StorageSettings:
         event_retention_days=sec.integer("event_retention_days", 90, minimum=1),
         quarantine_retention_days=sec.integer("quarantine_retention_days", 30, minimum=1),
         quarantine_key=key, quarantine_key_source=source,
+        quarantine_old_keys=_old_keys(sec, base),
     )
 
 

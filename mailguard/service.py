@@ -133,7 +133,8 @@ async def start(config_path: Path, settings: Settings, *, reuse_port: bool = Fal
     db = await store_db.connect(settings.storage.data_dir)
     events = EventLog(db)
     events.start()
-    quarantine = Quarantine(db, settings.storage.data_dir, settings.storage.quarantine_key)
+    quarantine = Quarantine(db, settings.storage.data_dir, settings.storage.quarantine_key,
+                            settings.storage.quarantine_old_keys)
     secret = trace.load_secret(settings.server.stamp_secret_file)
     upstream = open_upstream(settings.upstream, settings.server.hostname)
     pipeline = Pipeline(settings, events, quarantine, secret, upstream)

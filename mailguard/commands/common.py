@@ -40,6 +40,7 @@ async def with_stores(settings: Settings, work: Callable[..., Awaitable[int]]) -
     db = await store_db.connect(settings.storage.data_dir)
     try:
         return await work(db, Quarantine(db, settings.storage.data_dir,
-                                          settings.storage.quarantine_key), EventLog(db))
+                                          settings.storage.quarantine_key,
+                                          settings.storage.quarantine_old_keys), EventLog(db))
     finally:
         await db.close()

@@ -65,6 +65,21 @@ def cmd_quarantine(args: argparse.Namespace, settings: Settings) -> int:
             print(table(rows, ["when", "id", "status", "sender", "recipients", "rules",
                                 "reason"]))
             return 0
+        if args.action == "rekey":
+            files, subjects, problems = await quarantine.rekey(actor)
+            await audit.record(db, actor, "rekey", None,
+                               f"{files} files, {subjects} subjects; {len(problems)} not")
+            print(f"re-sealed under the current key: {files} messages, {subjects} subjects")
+            for problem in problems:
+                print(f"not re-sealed: {problem}", file=sys.stderr)
+            if problems:
+                print("keep the old keys in quarantine_old_key_files until these open",
+                      file=sys.stderr)
+                return 1
+            print("every held message now opens with the current key: take the old keys out "
+                  "of quarantine_old_key_files, restart mailguard, then destroy them (and the "
+                  "backups that hold them)")
+            return 0
         try:
             if args.action == "show":
                 held = await quarantine.get(args.id)

@@ -8,6 +8,7 @@ sender's server that the message is safe with us.
 from __future__ import annotations
 
 import asyncio
+import binascii
 import dataclasses
 import json
 import os
@@ -20,7 +21,7 @@ import aiosqlite
 
 from mailguard.model import Client, Envelope, Finding, Mail
 from mailguard.store import audit
-from mailguard.store.sealing import Sealer
+from mailguard.store.sealing import Sealer, SealError
 
 STATUSES = ("held", "released", "rejected", "deleted", "expired")
 # Language categories that are the safeguarding lead's business, whatever the trust's actions.
@@ -95,9 +96,10 @@ def _write_durably(folder: Path, name: str, data: bytes) -> None:
 
 
 class Quarantine:
-    def __init__(self, db: aiosqlite.Connection, data_dir: Path, key: bytes) -> None:
+    def __init__(self, db: aiosqlite.Connection, data_dir: Path, key: bytes,
+                 old_keys: tuple[bytes, ...] = ()) -> None:
         self.db = db
-        self.sealer = Sealer(key)
+        self.sealer = Sealer(key, old_keys)
         self.folder = data_dir / "quarantine"
         self.folder.mkdir(parents=True, exist_ok=True)
         os.chmod(self.folder, 0o700)
@@ -185,6 +187,35 @@ class Quarantine:
             "INSERT INTO false_positives (qid, rule, ts, actor) VALUES (?, ?, ?, ?)",
             (qid, rule, time.time(), actor))
         await self.db.commit()
+
+    async def rekey(self, actor: str) -> tuple[int, int, list[str]]:
+        """Seal every held file and subject under the current key, so an old key can go:
+        each file is replaced durably (temporary file, fsync, rename), each subject in its
+        own transaction. (files resealed, subjects resealed, problems)."""
+        async with self.db.execute("SELECT id, file, subject FROM quarantine") as cur:
+            rows = [tuple(r) for r in await cur.fetchall()]
+        files = subjects = 0
+        problems = []
+        for qid, name, subject in rows:
+            done = files + subjects
+            try:
+                path = self.folder / name if name else None
+                if path is not None and path.exists():
+                    blob = await asyncio.to_thread(path.read_bytes)
+                    if not self.sealer.current(blob):
+                        fresh = await asyncio.to_thread(self.sealer.reseal, blob, qid)
+                        await asyncio.to_thread(_write_durably, self.folder, name, fresh)
+                        files += 1
+                if subject and not self.sealer.current_text(subject):
+                    await self.db.execute("UPDATE quarantine SET subject = ? WHERE id = ?",
+                                          (self.sealer.reseal_text(subject, qid), qid))
+                    await self.db.commit()
+                    subjects += 1
+            except (SealError, ValueError, binascii.Error) as e:
+                problems.append(f"{qid}: {e}")
+            if files + subjects > done:   # the message's own trail says it was re-sealed
+                await audit.record(self.db, actor, "rekey", qid, "sealed under the current key")
+        return files, subjects, problems
 
     def remove_file(self, held: Held) -> None:
         (self.folder / held.file).unlink(missing_ok=True)

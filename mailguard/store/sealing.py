@@ -26,15 +26,39 @@ class SealError(Exception):
     """Sealed content that cannot be opened with the key this instance has."""
 
 
+def key_id(key: bytes) -> bytes:
+    return hashlib.sha256(b"mailguard quarantine key id" + key).digest()[:8]
+
+
 class Sealer:
     """Seals and opens held content; `label` (the message id) binds a sealed blob to its
-    record, so one message's file cannot be swapped in for another's."""
+    record, so one message's file cannot be swapped in for another's. It seals with `key`
+    and opens with it or any of `previous` (a key being rotated out)."""
 
-    def __init__(self, key: bytes) -> None:
-        if len(key) != 32:
+    def __init__(self, key: bytes, previous: tuple[bytes, ...] = ()) -> None:
+        if len(key) != 32 or any(len(k) != 32 for k in previous):
             raise ValueError("the quarantine key must be 32 bytes")
         self._aead = AESGCM(key)
-        self.key_id = hashlib.sha256(b"mailguard quarantine key id" + key).digest()[:8]
+        self.key_id = key_id(key)
+        self._keys = {key_id(k): AESGCM(k) for k in previous} | {self.key_id: self._aead}
+
+    def current(self, blob: bytes) -> bool:
+        """True when `blob` is sealed under the key this instance seals with."""
+        return blob.startswith(MAGIC) and blob[4:12] == self.key_id
+
+    def reseal(self, blob: bytes, label: str) -> bytes:
+        """The same content, sealed under the current key (plain content is sealed too)."""
+        return self.seal(self.open(blob, label), label)
+
+    def current_text(self, value: str | None) -> bool:
+        if not value or not value.startswith(TEXT):
+            return not value
+        return self.current(base64.b64decode(value[len(TEXT):])[:12])
+
+    def reseal_text(self, value: str, label: str) -> str:
+        blob = (base64.b64decode(value[len(TEXT):]) if value.startswith(TEXT)
+                else value.encode())
+        return TEXT + base64.b64encode(self.reseal(blob, label)).decode()
 
     def seal(self, data: bytes, label: str) -> bytes:
         nonce = secrets.token_bytes(12)
@@ -43,12 +67,14 @@ class Sealer:
     def open(self, blob: bytes, label: str) -> bytes:
         if not blob.startswith(MAGIC):
             return blob   # held before encryption was turned on
-        key_id, nonce, body = blob[4:12], blob[12:24], blob[24:]
-        if key_id != self.key_id:
-            raise SealError(f"sealed with another key (id {key_id.hex()}; this instance has "
-                            f"{self.key_id.hex()}): restore the quarantine key it was held under")
+        kid, nonce, body = blob[4:12], blob[12:24], blob[24:]
+        aead = self._keys.get(kid)
+        if aead is None:
+            raise SealError(f"sealed with another key (id {kid.hex()}; this instance has "
+                            f"{self.key_id.hex()}): restore the quarantine key it was held under, "
+                            "or list it in quarantine_old_key_files")
         try:
-            return self._aead.decrypt(nonce, body, MAGIC + label.encode())
+            return aead.decrypt(nonce, body, MAGIC + label.encode())
         except InvalidTag:
             raise SealError("the sealed content has been altered or belongs to another "
                             "message") from None

@@ -66,7 +66,8 @@ class Desk:
             self.db = await store_db.connect(self.settings().storage.data_dir)
         if self._quarantine is None:   # data folder and key apply on restart, as in serve
             storage = self.settings().storage
-            self._quarantine = Quarantine(self.db, storage.data_dir, storage.quarantine_key)
+            self._quarantine = Quarantine(self.db, storage.data_dir, storage.quarantine_key,
+                                          storage.quarantine_old_keys)
         return self.db, self._quarantine
 
     @property
