@@ -265,16 +265,21 @@ def _quarantine_key(sec: Section, data_dir: Path, base: Path) -> tuple[bytes, st
         except ValueError as e:
             raise sec.error("quarantine_key_env", f"{env} {e}") from None
     path = sec.path("quarantine_key_file", base) or data_dir / "quarantine.key"
+    return _private_key(sec, "quarantine_key_file", path, key_file, "read or make"), f"file {path}"
+
+
+def _private_key(sec: Section, key: str, path: Path, read: Callable[[Path], T],
+                 verb: str = "read") -> T:
+    """A key read from a file that only its owner may read, or `file: key: problem`."""
     try:
-        key = key_file(path)
+        value = read(path)
         if path.stat().st_mode & 0o077:
-            raise sec.error("quarantine_key_file", f"{path} can be read by other users: "
-                                                   f"chmod 600 {path}")
+            raise sec.error(key, f"{path} can be read by other users: chmod 600 {path}")
     except ValueError as e:
-        raise sec.error("quarantine_key_file", f"{path} {e}") from None
+        raise sec.error(key, f"{path} {e}") from None
     except OSError as e:
-        raise sec.error("quarantine_key_file", f"{path}: cannot read or make it: {e}") from None
-    return key, f"file {path}"
+        raise sec.error(key, f"{path}: cannot {verb} it: {e}") from None
+    return value
 
 
 @dataclass(frozen=True)
@@ -461,19 +466,10 @@ def _old_keys(sec: Section, base: Path) -> tuple[bytes, ...]:
     """Keys being rotated out: they still open what they sealed, and seal nothing new."""
     from mailguard.store.sealing import parse_key
 
-    keys = []
-    for item in sec.strings("quarantine_old_key_files", []):
-        path = Path(item) if Path(item).is_absolute() else base / item
-        try:
-            keys.append(parse_key(path.read_text()))
-            if path.stat().st_mode & 0o077:
-                raise sec.error("quarantine_old_key_files", f"{path} can be read by other "
-                                f"users: chmod 600 {path}")
-        except ValueError as e:
-            raise sec.error("quarantine_old_key_files", f"{path} {e}") from None
-        except OSError as e:
-            raise sec.error("quarantine_old_key_files", f"{path}: cannot read it: {e}") from None
-    return tuple(keys)
+    return tuple(_private_key(sec, "quarantine_old_key_files",
+                              Path(item) if Path(item).is_absolute() else base / item,
+                              lambda p: parse_key(p.read_text()))
+                 for item in sec.strings("quarantine_old_key_files", []))
 
 
 def _storage(sec: Section, base: Path) -> StorageSettings:

@@ -187,14 +187,10 @@ def _secret(sec: Section, base: Path) -> str:
             raise sec.error("secret_env", f"the environment variable {env} is not set")
         key = "secret_env"
     else:
+        from mailguard.config import _private_key
+
         assert path is not None
-        try:
-            value = path.read_text(encoding="utf-8")
-            if path.stat().st_mode & 0o077:
-                raise sec.error("secret_file", f"{path} can be read by other users: "
-                                               f"chmod 600 {path}")
-        except (OSError, UnicodeDecodeError) as e:
-            raise sec.error("secret_file", f"cannot read {path}: {e}") from None
+        value = _private_key(sec, "secret_file", path, lambda p: p.read_text(encoding="utf-8"))
         key = "secret_file"
     value = value.strip()
     if len(value) < SECRET_MIN or not value.isascii() or not value.isprintable():
