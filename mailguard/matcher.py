@@ -85,11 +85,12 @@ class Hit:
     term: Term
     start: int        # offsets in readable(text): the text with HTML entities decoded
     end: int
-    how: str          # what led to it: plain, unicode, leet, spaced, stretched, regex
+    how: str          # what led to it: plain, unicode, leet, spaced, stretched, masked, regex
 
 
 _LOWER = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ", b"abcdefghijklmnopqrstuvwxyz")
-ALNUM = b"abcdefghijklmnopqrstuvwxyz0123456789"
+LETTERS = b"abcdefghijklmnopqrstuvwxyz"
+ALNUM = LETTERS + b"0123456789"
 
 
 def byte_table(keep: bytes, high: bool) -> bytes:
@@ -106,7 +107,7 @@ def byte_table(keep: bytes, high: bool) -> bytes:
 
 
 WORDS = byte_table(ALNUM, high=False)          # what the literal database reads
-TOKENS = byte_table(ALNUM + b"$@|!", high=True)  # where a word with odd spelling begins and ends
+TOKENS = byte_table(ALNUM + b"$@|!*#", high=True)  # where a word with odd spelling begins and ends
 LEET_BYTES = bytes.maketrans(b"4@301!|$5789", b"aaeoiilsstbg")  # as text.LEET, for bytes
 DIGITS_AND_SYMBOLS = b"0123456789$@|!"
 CONTINUATION = bytes(1 if 0x80 <= b < 0xC0 else 0 for b in range(256))  # UTF-8 10xxxxxx
@@ -121,8 +122,13 @@ BULK = 64   # places past which the distinct words may be read instead (see _Sca
 # the no-break space and £ (those cannot hide letters).
 NON_ASCII = (rb"[\xc3-\xdf\xe0\xe1\xe3-\xf4]|\xc2[\x80-\x9f\xa1\xa2\xa4-\xbf]|\xe2[\x81-\xbf]"
              rb"|\xe2\x80[\x80-\x92\x95-\x97\x9a\x9b\x9e-\xa1\xa3-\xa5\xa7-\xbf]")
+# Letters hidden behind * or # ("f*ck", "sh#t", "f**king", "b*****d"), inside a word or at its
+# end: each mask stands for one letter of a listed word at least MASKED_MIN long.
+MASKED = rb"[a-z][*#]+[a-z]|[a-z]{2}[*#]+(?:[^a-z0-9*#]|$)"
+MASKED_MIN = 4
 DETECTORS = {
     "unicode": [NON_ASCII],
+    "masked": [MASKED],
     "spaced": [rb"\b[a-z0-9]" + re.escape(bytes([s])) + rb"[a-z0-9]" + re.escape(bytes([s]))
                + rb"[a-z0-9]" for s in SEPARATORS],
 }
@@ -140,6 +146,7 @@ TOKEN_KINDS = {
     "unicode": re.compile(NON_ASCII).search,
     "leet": re.compile(LEET_PLACE).search,
     "stretched": STRETCHED.search,
+    "masked": re.compile(MASKED).search,
 }
 
 
@@ -185,6 +192,15 @@ class Matcher:
                 (self.stems if term.kind == "stem" else self.words).setdefault(
                     words[0], []).append(term)
         self.allow = frozenset(w.encode() for w in allow)
+        # For masked words: listed words by (first letter, length), and stems by first letter.
+        self.maskable: dict[tuple[int, int], list[bytes]] = {}
+        for w in self.words:
+            if len(w) >= MASKED_MIN and w.isascii():
+                self.maskable.setdefault((w[0], len(w)), []).append(w)
+        self.maskable_stems: dict[int, list[bytes]] = {}
+        for s in self.stems:
+            if len(s) >= MASKED_MIN and s.isascii():
+                self.maskable_stems.setdefault(s[0], []).append(s)
         self.phrase_words: dict[bytes, list[tuple[tuple[bytes, ...], Term]]] = {}
         for entries in self.phrases.values():
             for words, term in entries:
@@ -375,7 +391,11 @@ class _Scan:
                     found[how] = read(words)
             if "spaced" in by_kind:
                 found["spaced"] = self._spaced(by_kind["spaced"])
+            if words := self._distinct_of("masked"):
+                found["masked"] = self._masked(words)
         else:
+            if "masked" in by_kind:
+                found["masked"] = self._masked(self._tokens_at(by_kind["masked"]))
             if "unicode" in by_kind:
                 found["unicode"] = self._unicode(self._tokens_at(by_kind["unicode"]))
             if "leet" in by_kind:
@@ -473,6 +493,32 @@ class _Scan:
                     for j in range(i + 3, len(letters) + 1):
                         out.setdefault(letters[i:j], m.group(0))
                 done = m.end()
+        return out
+
+    def _masked(self, tokens: dict[bytes, int]) -> dict[bytes, bytes]:
+        """Words with letters behind * or # → the listed word (or stem's word) each can be, a
+        mask for each hidden letter; two letters at least must show ("s***" is anything).
+        Where several fit ("b*****d"), a stem's word wins, then the entry listed first."""
+        out: dict[bytes, bytes] = {}
+        for token in tokens:
+            for part in token.translate(_LOWER).strip(b"*#").split():
+                word = part.lstrip(b"*#")
+                shown = len(word) - word.count(b"*") - word.count(b"#")
+                if shown < 2 or len(word) < MASKED_MIN or not word[:1].isalpha():
+                    continue
+                hidden = re.compile(re.escape(word).replace(rb"\*", b"[a-z]").replace(
+                    rb"\#", b"[a-z]"))
+                fits: list[tuple[int, int, bytes]] = []
+                for stem in self.m.maskable_stems.get(word[0], ()):
+                    rest = word[len(stem):]
+                    if len(stem) <= len(word) and not rest.strip(LETTERS) \
+                            and hidden.fullmatch(stem + rest):
+                        fits.append((0, _line(self.m.stems[stem][0]), stem + rest))
+                for listed in self.m.maskable.get((word[0], len(word)), ()):
+                    if hidden.fullmatch(listed):
+                        fits.append((1, _line(self.m.words[listed][0]), listed))
+                if fits:
+                    out.setdefault(min(fits)[2], token)
         return out
 
     @staticmethod
@@ -593,6 +639,12 @@ class _Scan:
         if self._normalised is None:
             self._normalised = normalise(self.text)
         return self._normalised
+
+
+def _line(term: Term) -> int:
+    """Where a term is listed ("profanity:74" → 74): earlier entries are the main forms."""
+    tail = term.id.rpartition(":")[2]
+    return int(tail) if tail.isdigit() else 0
 
 
 def _phrase_pattern(words: tuple[bytes, ...]) -> re.Pattern[bytes]:

@@ -83,7 +83,8 @@ DENSE = "".join(f"{n % 10}XXXXXXXXXXXXXXXXXXXXXXXX 7B 10C\n" for n in range(400)
 
 @pytest.mark.parametrize(("planted", "term", "how"), [
     ("fuuuuuck", "fuck*", "stretched"), ("sh1t", "shit", "leet"),
-    ("\u0455hit", "shit", "unicode"), ("f.u.c.k off", "fuck*", "spaced")])
+    ("\u0455hit", "shit", "unicode"), ("f.u.c.k off", "fuck*", "spaced"),
+    ("f*ck off", "fuck*", "masked")])
 def test_obfuscations_are_seen_through_in_dense_text(planted, term, how):
     from mailguard import matcher
 
@@ -101,6 +102,24 @@ def test_dense_but_varied_codes_are_read_place_by_place():
     text = codes[: len(codes) // 2] + " sh1t " + codes[len(codes) // 2:]
     assert ("shit", "leet") in {(h.term.text, h.how) for h in LISTS.scan(text)}
     assert LISTS.scan(codes) == []
+
+
+@pytest.mark.parametrize(("written", "term"), [
+    ("f*ck off", "fuck*"), ("F*CK", "fuck*"), ("f**king hell", "fuck*"), ("f***ing", "fuck*"),
+    ("sh*t", "shit"), ("sh#t", "shit"), ("sh*tty", "shitty"), ("you c*nt", "cunt"),
+    ("b*****d", "bastard"), ("what a tw*t", "twat"), ("*sh*t*", "shit")])
+def test_letters_behind_asterisks_or_hashes_are_read(written, term):
+    """Each * or # hides one letter of a listed word; where several words fit, the main
+    form wins (b*****d is bastard, not the other seven-letter b…d words)."""
+    assert [(h.term.text, h.how) for h in LISTS.scan(written)] == [(term, "masked")]
+
+
+@pytest.mark.parametrize("text", [
+    "5*3=15 and 2#4", "**bold** and __under__", "A*B testing", "C# and F# courses",
+    "#hashtag #InternationalWomensDay", "s*** happens", "f* off", "the ** operator",
+    "Footnote* applies", "grade A* in maths", "Year 7* group", "sp*ce", "w*rd"])
+def test_masks_that_hide_nothing_listed_are_left_alone(text):
+    assert [h for h in LISTS.scan(text) if h.term.severity != "low"] == []
 
 
 def test_numbers_are_not_leetspeak():
