@@ -7,6 +7,8 @@ List format (one entry a line, `#` comments):
     two words               a phrase: the words in order, with anything but letters between
     re:PATTERN              a regular expression over normalised text, explicitly marked
     ... ; severity=high     low | medium | high (default: the file's, else medium)
+    ... ; with=you,your     only with one of these words (or stems, `word*`) in its sentence
+    ... ; unless=dog,kennel never with any of these in its sentence
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from mailguard.matcher import WORD, Hit, Matcher, Term, normalise, readable
 
@@ -57,31 +60,72 @@ class Lexicon:
 
     def scan(self, text: str) -> list[Hit]:
         """Every listed word, stem, phrase or pattern in the text; offsets count in
-        readable(text), the text with HTML entities decoded."""
-        return self.matcher.scan(readable(text))
+        readable(text), the text with HTML entities decoded. An entry with conditions
+        (`with=`, `unless=`) counts only where its sentence meets them."""
+        written = readable(text)
+        hits = self.matcher.scan(written)
+        if any(h.term.companions or h.term.unless for h in hits):
+            hits = [h for h in hits if _meets(h, written)]
+        return hits
 
 
-_OPTION = re.compile(r";\s*(\w+)\s*=\s*([\w,-]+)\s*$")
+_OPTION = re.compile(r";\s*(\w+)\s*=\s*([\w,'*-]+)\s*$")
+SENTENCE_END = re.compile(r"[.!?;]+(?:\s|$)|\n\s*\n")
 
 
-def parse_line(line: str, default_severity: str) -> tuple[str, str, tuple[str, ...]] | None:
-    """(entry, severity, tags) from one list line, or None for blanks and comments."""
+@dataclass(frozen=True)
+class Line:
+    """One list entry as written: the entry and its options."""
+
+    entry: str
+    severity: str
+    tags: tuple[str, ...] = ()
+    companions: tuple[str, ...] = ()
+    unless: tuple[str, ...] = ()
+
+
+def parse_line(line: str, default_severity: str) -> Line | None:
+    """One list line, or None for blanks and comments."""
     line = line.split(" #")[0].strip() if not line.lstrip().startswith("re:") else line.strip()
     if not line or line.startswith("#"):
         return None
-    severity, tags = default_severity, ()
+    options: dict[str, Any] = {"severity": default_severity}
     while m := _OPTION.search(line):
         key, value = m.group(1).lower(), m.group(2).lower()
         if key == "severity":
             if value not in SEVERITIES:
                 raise ValueError(f"severity must be low, medium or high, not {value!r}")
-            severity = value
-        elif key == "tags":
-            tags = tuple(v for v in value.split(",") if v)
+            options["severity"] = value
+        elif key in ("tags", "with", "unless"):
+            words = tuple(v for v in value.split(",") if v)
+            options["companions" if key == "with" else key] = words
         else:
-            raise ValueError(f"unknown option {key!r} (severity, tags)")
+            raise ValueError(f"unknown option {key!r} (severity, tags, with, unless)")
         line = line[:m.start()].rstrip()
-    return line, severity, tags
+    return Line(line, **options)
+
+
+def sentence_of(text: str, start: int, end: int) -> str:
+    """The sentence around text[start:end]: from the last full stop, ! ? ; or blank line
+    before it to the next (email's wrapped lines are not sentence ends)."""
+    begin = 0
+    for m in SENTENCE_END.finditer(text, max(0, start - 600), start):
+        begin = m.end()
+    after = SENTENCE_END.search(text, end, end + 600)
+    return text[begin:after.start() if after else min(len(text), end + 600)]
+
+
+def _says(words: set[str], wanted: tuple[str, ...]) -> bool:
+    return any(w[:-1] and any(x.startswith(w[:-1]) for x in words) if w.endswith("*")
+               else w in words for w in wanted)
+
+
+def _meets(hit: Hit, text: str) -> bool:
+    """Whether an entry's `with=` / `unless=` words are (not) in the hit's sentence."""
+    term = hit.term
+    words = set(WORD.findall(normalise(sentence_of(text, hit.start, hit.end))))
+    return (not term.companions or _says(words, term.companions)) and not _says(
+        words, term.unless)
 
 
 def kind_of(entry: str) -> str:
@@ -112,7 +156,7 @@ def load(folder: Path, categories: Iterable[str] | None = None) -> Lexicon:
                 parsed = parse_line(line, default)
                 if parsed is None:
                     continue
-                entry, severity, tags = parsed
+                entry = parsed.entry
                 kind = kind_of(entry)
                 if kind == "regex":
                     re.compile(entry[3:])
@@ -124,7 +168,8 @@ def load(folder: Path, categories: Iterable[str] | None = None) -> Lexicon:
                 allow.update(WORD.findall(normalise(entry)))
                 continue
             text = entry[3:] if kind == "regex" else entry
-            lexicon.add(Term(f"{category}:{number}", text, category, severity, kind, tags))
+            lexicon.add(Term(f"{category}:{number}", text, category, parsed.severity, kind,
+                             parsed.tags, parsed.companions, parsed.unless))
     lexicon.allow = frozenset(allow)
     lexicon.matcher  # noqa: B018 -- compile now, in the caller's (loading) thread
     return lexicon

@@ -78,6 +78,8 @@ class Term:
     severity: str
     kind: str         # "word", "stem", "phrase", "regex"
     tags: tuple[str, ...] = ()
+    companions: tuple[str, ...] = ()   # one must be in the same sentence (`; with=`)
+    unless: tuple[str, ...] = ()       # none may be in the same sentence (`; unless=`)
 
 
 @dataclass(frozen=True)

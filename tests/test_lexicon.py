@@ -240,3 +240,48 @@ def test_long_text_is_read_in_pieces_without_losing_or_inventing_words():
     assert set(hits) == {"shit", "bastard"}
     assert text[hits["bastard"].start:hits["bastard"].end] == "bastard"
     assert text[hits["shit"].start:hits["shit"].end] == "shit"
+
+
+@pytest.mark.parametrize(("text", "terms"), [
+    # The issue's sentences that found nothing before language v2's first steps.
+    ("Typical of a whore like you.", {"whore"}),
+    ("What a slut.", {"slut"}),
+    ("You are a useless idiot and a moron.", {"useless", "idiot", "moron"}),
+    ("f*ck off", {"fuck*"}),
+    ("you're pathetic, honestly", {"pathetic"}),
+    ("Honestly, your a complete moron", {"moron"}),
+    ("You stupid bitch.", {"bitch"}),
+])
+def test_insults_aimed_at_someone_are_found(text, terms):
+    assert {h.term.text for h in LISTS.scan(text)} == terms
+
+
+@pytest.mark.parametrize("text", [
+    "I felt such an idiot in the meeting.",
+    "The idiot box was what my gran called the television.",
+    "The Whore of Babylon appears in Revelation 17.",
+    "Our bitch whelped six puppies; the breeder was delighted.",
+    "Crufts: the best bitch in the hound group went to a greyhound.",
+    "This old laptop is useless.",
+    "That was a pathetic excuse for a bus service.",
+])
+def test_the_same_words_in_their_ordinary_sense_are_not(text):
+    assert [h.term.text for h in LISTS.scan(text) if h.term.severity != "low"] == []
+
+
+def test_with_and_unless_are_sentence_conditions(tmp_path: Path):
+    (tmp_path / "harassment.txt").write_text(
+        "clown ; with=you,your* ; severity=high\n"
+        "plonker ; unless=trotter*,sitcom ; severity=medium\n")
+    lists = lexicon.load(tmp_path)
+    assert [h.term.text for h in lists.scan("Your clown act again.")] == ["clown"]
+    # The companion must be in the same sentence: a full stop, ! ? ; or a blank line ends one,
+    # a wrapped line does not.
+    assert lists.scan("You came in. The clown was there.") == []
+    assert [h.term.text for h in lists.scan("You came in with\nthe clown face on.")] == ["clown"]
+    assert lists.scan("The Trotters: Rodney, you plonker!") == []
+    assert [h.term.text for h in lists.scan("Rodney, you plonker!")] == ["plonker"]
+    (tmp_path / "harassment.txt").write_text("clown ; near=you\n")
+    with pytest.raises(lexicon.LexiconError, match=r"line 1: unknown option 'near' "
+                                                   r"\(severity, tags, with, unless\)"):
+        lexicon.load(tmp_path)
