@@ -47,13 +47,16 @@ def scores(predicted: list[bool], truth: list[bool]) -> dict[str, float]:
 
 def mailguard_filter(categories: set[str] = HATE) -> Callable[[list[str]], list[bool]]:
     sys.path.insert(0, str(ROOT))
-    from mailguard import lexicon
+    from mailguard import lexicon, rules
 
     lists = lexicon.load(ROOT / "wordlists")
+    joined = rules.load(ROOT / "wordlists" / "rules")
 
     def run(texts: list[str]) -> list[bool]:
         return [any(h.term.severity != "low" and h.term.category in categories
-                    for h in lists.scan(t)) for t in texts]
+                    for h in lists.scan(t))
+                or any(r.rule.severity != "low" and r.rule.category in categories
+                       for r in joined.scan(t)) for t in texts]
     return run
 
 
@@ -126,16 +129,88 @@ def classifier_ceiling(rows: list[dict[str, str]]) -> dict[str, float] | None:
             "recall_at_precision_95": round(strict[2], 3)}
 
 
+def mailguard_check() -> Callable[[list[str]], list[bool]]:
+    """The language check as the gateway runs it (lists and rules, the shipped config):
+    flagged when any finding is medium or high, whatever its category."""
+    sys.path.insert(0, str(ROOT))
+    from mailguard import config
+    from mailguard.checks.language import findings
+    from mailguard.model import Client, Envelope, Mail
+
+    settings = config.load(ROOT / "config" / "mailguard.toml").checks["language"]
+
+    def one(text: str) -> bool:
+        raw = (f"From: a@example.sch.uk\r\nTo: b@example.org\r\nSubject: x\r\n\r\n"
+               f"{text}\r\n").encode()
+        mail = Mail(id="EVAL", envelope=Envelope("a@example.sch.uk", ("b@example.org",)),
+                    client=Client(ip="127.0.0.1"), raw=raw)
+        return any(f.severity != "low" for f in findings(mail, settings))
+    return lambda texts: [one(t) for t in texts]
+
+
+def suite() -> dict[str, dict]:
+    """The functional suite (tests/language_suite.py), per behaviour: the share of cases each
+    filter gets right (flagged where it must flag, passed where it must pass), for the tuned
+    templates and the held-out third apart."""
+    sys.path.insert(0, str(ROOT / "tests"))
+    import language_suite
+
+    cases = language_suite.cases()
+    filters = {"mailguard": mailguard_check}
+    for name, make in (("better-profanity", better_profanity_filter),
+                       ("alt-profanity-check", profanity_check_filter)):
+        try:
+            make()
+            filters[name] = make
+        except ImportError:
+            print(f"{name}: not installed; `make eval` installs it")
+    verdicts = {name: make()([c.text for c in cases]) for name, make in filters.items()}
+    table: dict[str, dict] = {}
+    for b in language_suite.BEHAVIOURS:
+        row = {}
+        for name, got in verdicts.items():
+            for part, held in (("tuned", False), ("held", True)):
+                picked = [g == c.flag for g, c in zip(got, cases, strict=True)
+                          if c.behaviour == b.name and c.held is held]
+                row[f"{name} {part}"] = round(sum(picked) / len(picked), 2) if picked else None
+        table[b.name] = row
+    for name, got in verdicts.items():
+        for part, held in (("tuned", False), ("held", True), ("all", None)):
+            sel = [(g, c) for g, c in zip(got, cases, strict=True)
+                   if held is None or c.held is held]
+            flag = [g for g, c in sel if c.flag]
+            keep = [not g for g, c in sel if not c.flag]
+            table.setdefault("overall", {})[f"{name} {part}"] = {
+                "recall": round(sum(flag) / len(flag), 3),
+                "pass_accuracy": round(sum(keep) / len(keep), 3)}
+    names = list(verdicts)
+    print(f"functional suite: {len(cases)} cases, {len(language_suite.BEHAVIOURS)} behaviours "
+          "(share right, tuned / held-out third)")
+    print(f"{'behaviour':52}" + "".join(f"{n:>22}" for n in names))
+    for b in language_suite.BEHAVIOURS:
+        row = table[b.name]
+        print(f"{('[flag] ' if b.flag else '[pass] ') + b.name:52}" + "".join(
+            f"{row[n + ' tuned']:>14.2f} / {row[n + ' held']:<5.2f}" for n in names))
+    for part in ("tuned", "held", "all"):
+        print(f"{'overall, ' + part + ': recall / pass accuracy':52}" + "".join(
+            f"{table['overall'][n + ' ' + part]['recall']:>14.3f} / "
+            f"{table['overall'][n + ' ' + part]['pass_accuracy']:<5.3f}" for n in names))
+    return table
+
+
 def main() -> int:
+    results: dict[str, dict] = {"suite": suite()}
     if not DATA.exists():
-        print(f"eval: {DATA} is not here (it lives in ../shared/corpus)", file=sys.stderr)
-        return 2
+        print(f"eval: {DATA} is not here (it lives in ../shared/corpus): forum sentences "
+              "skipped", file=sys.stderr)
+        if len(sys.argv) > 1 and sys.argv[1]:
+            Path(sys.argv[1]).write_text(json.dumps(results, indent=2))
+        return 0
     with DATA.open(encoding="utf-8") as f:
         rows = [r for r in csv.DictReader(f) if r["label"] in ("hate", "noHate")]
     texts = [r["text"] for r in rows]
     truth = [r["label"] == "hate" for r in rows]
     print(f"{len(rows)} sentences, {sum(truth)} labelled hate")
-    results: dict[str, dict] = {}
     only = set(sys.argv[2:])
     for name, make in (("mailguard wordlists", mailguard_filter),
                        ("mailguard + extremism", lambda: mailguard_filter(HATE | {"extremism"})),

@@ -105,14 +105,20 @@ def parse_line(line: str, default_severity: str) -> Line | None:
     return Line(line, **options)
 
 
-def sentence_of(text: str, start: int, end: int) -> str:
-    """The sentence around text[start:end]: from the last full stop, ! ? ; or blank line
-    before it to the next (email's wrapped lines are not sentence ends)."""
-    begin = 0
+def sentence_span(text: str, start: int, end: int) -> tuple[int, int]:
+    """Where the sentence around text[start:end] begins and ends: from the last full stop,
+    ! ? ; or blank line before it to the next (email's wrapped lines are not sentence ends);
+    600 characters either way at most."""
+    begin = max(0, start - 600) if start > 600 else 0
     for m in SENTENCE_END.finditer(text, max(0, start - 600), start):
         begin = m.end()
     after = SENTENCE_END.search(text, end, end + 600)
-    return text[begin:after.start() if after else min(len(text), end + 600)]
+    return begin, after.end() if after else min(len(text), end + 600)
+
+
+def sentence_of(text: str, start: int, end: int) -> str:
+    begin, stop = sentence_span(text, start, end)
+    return text[begin:stop]
 
 
 def _says(words: set[str], wanted: tuple[str, ...]) -> bool:

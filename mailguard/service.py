@@ -80,6 +80,7 @@ class Instance:
         folder = getattr(language, "folder", None)
         if folder is not None and folder.is_dir():
             files.extend(sorted(folder.glob("*.txt")))
+            files.extend(sorted((folder / "rules").glob("*.*")))
         out = {}
         for p in files:
             if p is not None:

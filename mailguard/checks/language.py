@@ -10,7 +10,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mailguard import lexicon
+from mailguard import lexicon, rules
 from mailguard.config import Action, Section, Shared
 from mailguard.files import report
 from mailguard.files.limits import Limits
@@ -44,6 +44,7 @@ class Settings:
     alerts: frozenset[str] = frozenset()              # categories the safeguarding lead hears of
     attachments: bool = True                          # also read text extracted from attachments
     limits: Limits = field(default_factory=Limits)
+    rules: rules.Rules = field(default_factory=lambda: rules.Rules([], lexicon.Lexicon()))
 
     def action_for(self, category: str, severity: str) -> Action:
         return self.overrides.get((category, severity)) or self.overrides.get(
@@ -55,12 +56,14 @@ def settings_from(sec: Section, shared: Shared) -> Settings:
     folder = sec.path("folder", shared.base, "wordlists")
     assert folder is not None
     found = lexicon.Lexicon()
+    joined = rules.Rules([], lexicon.Lexicon())
     if action is not Action.OFF or sec.table.get("categories"):
         if not folder.is_dir():
             raise sec.error("folder", f"{folder} is not a folder of wordlists")
         try:
             found = lexicon.load(folder)
-        except (lexicon.LexiconError, OSError, UnicodeDecodeError) as e:
+            joined = rules.load(folder / "rules")
+        except (lexicon.LexiconError, rules.RulesError, OSError, UnicodeDecodeError) as e:
             raise sec.error("folder", str(e)) from None
     overrides: dict[tuple[str, str | None], Action] = {}
     alerts: set[str] = set()
@@ -85,10 +88,10 @@ def settings_from(sec: Section, shared: Shared) -> Settings:
     return Settings(action=action, lexicon=found, folder=folder, overrides=overrides,
                     quoted=sec.choice("quoted", "reduce", ("reduce", "full", "ignore")),
                     alerts=frozenset(alerts), attachments=sec.boolean("attachments", True),
-                    limits=shared.inspection)
+                    limits=shared.inspection, rules=joined)
 
 
-def _excerpt(text: str, hit: lexicon.Hit) -> str:
+def _excerpt(text: str, hit: lexicon.Hit | rules.RuleHit) -> str:
     """A short context with the matched word itself masked: enough for the DPO to judge."""
     word = text[hit.start:hit.end]
     masked = word[:1] + "*" * max(len(word) - 1, 0)
@@ -133,26 +136,33 @@ def findings(mail: Mail, settings: Settings, files: report.MailFiles | None = No
     found: dict[str, Finding] = {}
     sources = texts(mail, settings.quoted, files)
     for where, text, reduced in sources:
-        for hit in settings.lexicon.scan(text):
-            term = hit.term
-            severity: str | None = term.severity
+        matched: list[tuple[str, str, str, str, lexicon.Hit | rules.RuleHit]] = [
+            (h.term.category, h.term.severity, h.term.id.rpartition(":")[2], h.how, h)
+            for h in settings.lexicon.scan(text)]
+        matched += [(r.rule.category, r.rule.severity, f"rule-{r.rule.name}",
+                     f"rule {r.rule.name} ({' + '.join(r.words)})", r)
+                    for r in settings.rules.scan(text)]
+        for category, listed, rule_id, how, hit in matched:
+            severity: str | None = listed
             if reduced and settings.quoted == "reduce":
-                severity = LOWER[term.severity]
+                severity = LOWER[listed]
             if severity is None:
                 continue
-            action = settings.action_for(term.category, severity)
-            rule = f"{term.category}:{term.id.rpartition(':')[2]}"
+            action = settings.action_for(category, severity)
+            rule = f"{category}:{rule_id}"
             if action is Action.OFF or rule in found:
                 continue
+            heading = hit.rule.heading if isinstance(hit, rules.RuleHit) else ""
             found[rule] = Finding(
                 alert=action is Action.NOTIFY or (
-                    term.category in settings.alerts and severity != "low"),
+                    category in settings.alerts and severity != "low"),
                 check=NAME, rule=rule, action=action, severity=severity,
-                clause=CLAUSES.get(term.category, DEFAULT_CLAUSE),
-                message=f"the message contains {term.category} language" + (
+                clause=CLAUSES.get(category, DEFAULT_CLAUSE),
+                message=f"the message contains {category} language" + (
+                    f" ({heading})" if heading else "") + (
                     " in quoted or forwarded text" if where == "quoted" else
                     f" in {where}" if where != "own" else ""),
                 advice="reword it; if you are reporting abuse you received, forward it to the "
                        "safeguarding lead",
-                evidence=f"{where}, {hit.how}: {_excerpt(lexicon.readable(text), hit)}")
+                evidence=f"{where}, {how}: {_excerpt(lexicon.readable(text), hit)}")
     return list(found.values())

@@ -131,7 +131,7 @@ def cmd_wordlists_lint(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_wordlists_test(args: argparse.Namespace, settings: Settings) -> int:
     """Every match in a text or a saved message, and the normalisation that found it, so IT
     can see why a word was (or was not) flagged before changing a list."""
-    from mailguard import lexicon, mime
+    from mailguard import lexicon, mime, rules
     from mailguard.checks.language import texts
     from mailguard.files.limits import Limits
     from mailguard.files.report import inspect_mail
@@ -159,6 +159,15 @@ def cmd_wordlists_test(args: argparse.Namespace, settings: Settings) -> int:
     else:
         sources = [("text", args.text or "", False)]
     rows = lexicon.explain(lists, sources)
+    joined = (rules.load(Path(args.folder) / "rules") if args.folder
+              else settings.checks["language"].rules)
+    for where, text, _ in sources:
+        written = lexicon.readable(text)
+        for r in joined.scan(text):
+            rows.append({"where": where, "category": r.rule.category,
+                         "severity": r.rule.severity, "term": f"rule:{r.rule.name}",
+                         "entry": " + ".join(r.words), "how": "rule",
+                         "matched": written[r.start:r.end]})
     if args.json:
         print(json.dumps(rows, indent=2))
     else:

@@ -1,0 +1,167 @@
+"""Language rules: abuse that no single listed word makes. Slot lists (wordlists/rules/*.txt,
+in the wordlist format, so every obfuscation the matcher reads counts here too) are joined
+by rules (wordlists/rules/rules.conf) that ask for them in order within one sentence:
+
+    derogation: identity > attribute ; category=discriminatory ; severity=high ; heading=…
+
+A sentence that reports or challenges hate (counter.txt) fires no rule, nor do words in
+quotation marks. A pronoun ("they are filthy") stands for a group named the sentence before.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from mailguard import lexicon
+from mailguard.lexicon import SENTENCE_END, Hit
+
+RULES_FILE = "rules.conf"
+ANCHORS = {"identity", "intent"}
+_RULE = re.compile(r"^([\w-]+)\s*:\s*([\w|>\s]+?)\s*((?:;\s*\w+\s*=\s*[\w-]+\s*)*)$")
+# Quoted words: "…", “…”, ‘…’, or '…' opened after a space (not the ' of "can't").
+QUOTED = re.compile(r"\"[^\"\n]{1,300}\"|“[^”\n]{1,300}”|‘[^’\n]{1,300}’|(?:^|(?<=\s))'[^'\n]{1,300}'")
+
+
+class RulesError(ValueError):
+    """A rules line that cannot be used, worded `file: line N: problem`."""
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    slots: tuple[tuple[str, ...], ...]   # in order; each a choice of slot lists
+    category: str
+    severity: str
+    heading: str
+    line: int
+
+
+@dataclass(frozen=True)
+class RuleHit:
+    rule: Rule
+    start: int      # offsets in readable(text), as lexicon hits
+    end: int
+    words: tuple[str, ...]   # the slot entries that made it, for `wordlists test`
+
+
+@dataclass
+class Rules:
+    rules: list[Rule]
+    slots: lexicon.Lexicon
+
+    def scan(self, text: str) -> list[RuleHit]:
+        if not self.rules:
+            return []
+        found = self.slots.scan(text)
+        # Every rule needs a group or a statement of intent: most mail has neither.
+        anchors = [h for h in found if h.term.category in ANCHORS]
+        if not anchors:
+            return []
+        written = lexicon.readable(text)   # the text the slot hits' offsets count in
+        out: dict[str, RuleHit] = {}
+        done: set[tuple[int, int]] = set()
+        for anchor in anchors:   # its sentence, with the ones either side (for "they")
+            begin, stop = lexicon.sentence_span(written, anchor.start, anchor.end)
+            before = lexicon.sentence_span(written, max(0, begin - 2), max(0, begin - 1))[0] \
+                if begin else begin
+            if stop < len(written):   # and the one after ("… Roma. They are thieves.")
+                stop = lexicon.sentence_span(written, stop, min(len(written), stop + 1))[1]
+            if (before, stop) in done:
+                continue
+            done.add((before, stop))
+            self._window(written[before:stop], before, out)
+        return list(out.values())
+
+    def _window(self, text: str, offset: int, out: dict[str, RuleHit]) -> None:
+        """The rules over a few sentences (a short text: its slot hits are read again here,
+        every term's first place in it)."""
+        quoted = [(m.start(), m.end()) for m in QUOTED.finditer(text)]
+        hits = sorted((h for h in self.slots.scan(text)
+                       if not any(a <= h.start and h.end <= b for a, b in quoted)),
+                      key=lambda h: h.start)
+        starts = _sentences(text)
+        by: dict[int, list[Hit]] = {}
+        for h in hits:
+            by.setdefault(_index(starts, h.start), []).append(h)
+        for i, found in by.items():
+            if any(h.term.category == "counter" for h in found):
+                continue
+            earlier = by.get(i - 1, [])
+            named_before = any(h.term.category == "identity" for h in earlier) and not any(
+                h.term.category == "counter" for h in earlier)
+            for rule in self.rules:
+                if rule.name in out:
+                    continue
+                made = _in_order(rule, found, named_before)
+                if made:
+                    out[rule.name] = RuleHit(rule, offset + made[0].start,
+                                             offset + made[-1].end,
+                                             tuple(h.term.text for h in made))
+
+
+def _sentences(text: str) -> list[int]:
+    """Where each sentence starts."""
+    return [0] + [m.end() for m in SENTENCE_END.finditer(text)]
+
+
+def _index(starts: list[int], at: int) -> int:
+    lo, hi = 0, len(starts) - 1
+    while lo < hi:
+        mid = (lo + hi + 1) // 2
+        if starts[mid] <= at:
+            lo = mid
+        else:
+            hi = mid - 1
+    return lo
+
+
+def _in_order(rule: Rule, hits: list[Hit], named_before: bool) -> list[Hit] | None:
+    """The first hits that fill the rule's slots in order, or None."""
+    made: list[Hit] = []
+    at = -1
+    for choice in rule.slots:
+        wanted = set(choice) | ({"pronoun"} if "identity" in choice and named_before else set())
+        nxt = next((h for h in hits if h.start > at and h.term.category in wanted), None)
+        if nxt is None:
+            return None
+        made.append(nxt)
+        at = nxt.end - 1
+    return made
+
+
+def load(folder: Path) -> Rules:
+    """The rules file and the slot lists beside it; errors name file and line."""
+    path = folder / RULES_FILE
+    if not path.is_file():
+        return Rules([], lexicon.Lexicon())
+    slots = lexicon.load(folder)
+    known = {t.category for t in slots.terms}
+    rules = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        line = line.split("#")[0].strip()
+        if not line:
+            continue
+        m = _RULE.match(line)
+        if not m:
+            raise RulesError(f"{path}: line {number}: write NAME: SLOT > SLOT ; category=… ; "
+                             "severity=… ; heading=…")
+        options = dict(re.findall(r"(\w+)\s*=\s*([\w-]+)", m.group(3)))
+        slots_of = tuple(tuple(s.strip() for s in part.split("|")) for part in
+                         m.group(2).split(">"))
+        for choice in slots_of:
+            for slot in choice:
+                if slot not in known:
+                    raise RulesError(f"{path}: line {number}: no slot list {slot}.txt in "
+                                     f"{folder}")
+        if options.get("severity", "medium") not in lexicon.SEVERITIES:
+            raise RulesError(f"{path}: line {number}: severity must be low, medium or high")
+        unknown = set(options) - {"category", "severity", "heading"}
+        if unknown or "category" not in options:
+            raise RulesError(f"{path}: line {number}: give category=…, and only category, "
+                             "severity and heading")
+        rules.append(Rule(m.group(1), slots_of, options["category"],
+                          options.get("severity", "medium"), options.get("heading", ""),
+                          number))
+    return Rules(rules, slots)
