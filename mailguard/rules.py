@@ -11,7 +11,7 @@ quotation marks. A pronoun ("they are filthy") stands for a group named the sent
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from mailguard import lexicon
@@ -50,13 +50,18 @@ class RuleHit:
 class Rules:
     rules: list[Rule]
     slots: lexicon.Lexicon
+    anchors: lexicon.Lexicon = field(default_factory=lexicon.Lexicon)
+
+    def __post_init__(self) -> None:
+        # Every rule needs a group or a statement of intent, and most mail has neither: the
+        # text is read for those alone, and only the sentences around them for the rest.
+        self.anchors = lexicon.Lexicon(self.slots.allow, [
+            t for t in self.slots.terms if t.category in ANCHORS])
 
     def scan(self, text: str) -> list[RuleHit]:
         if not self.rules:
             return []
-        found = self.slots.scan(text)
-        # Every rule needs a group or a statement of intent: most mail has neither.
-        anchors = [h for h in found if h.term.category in ANCHORS]
+        anchors = self.anchors.scan(text)
         if not anchors:
             return []
         written = lexicon.readable(text)   # the text the slot hits' offsets count in
