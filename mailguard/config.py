@@ -628,11 +628,19 @@ def load(path: str | Path, *, checks: bool = True) -> Settings:
                                           server.tls_cert is not None,
                                           server.auth_users_file is not None)
     server_sec.done()
+    upstream = part("upstream", lambda s: _upstream(s, base))
+    local = {server.listen[0], "127.0.0.1", "localhost", "::1"} if server.listen[0] in (
+        "0.0.0.0", "::", "127.0.0.1", "localhost", "::1") else {server.listen[0]}
+    if upstream.scheme != "maildir" and upstream.port == server.listen[1] and \
+            upstream.host.lower() in local:
+        raise ConfigError(f"{file}: upstream.url: {upstream.host}:{upstream.port} is mailguard's "
+                          "own server.listen: it would relay to itself. Point it at the server "
+                          "that delivers onward")
     settings = Settings(
         file=file,
         server=server,
         sources=relay_sources,
-        upstream=part("upstream", lambda s: _upstream(s, base)),
+        upstream=upstream,
         organisation=org,
         storage=storage,
         web=part("web", _web),

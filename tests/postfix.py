@@ -47,10 +47,20 @@ def available() -> bool:
     return all(shutil.which(tool) for tool in ("postfix", "postqueue"))
 
 
+_GIVEN: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port nothing listens on, and never one handed out before in this run: a stopped
+    sink's port must not become the next gateway's own, or the gateway relays to itself
+    (test_upstream_down_gives_451_and_keeps_nothing failed so once in CI)."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if port not in _GIVEN:
+            _GIVEN.add(port)
+            return port
 
 
 def wait_for_port(port: int, timeout: float = 15.0) -> None:

@@ -96,3 +96,13 @@ def test_an_on_premises_range_beside_the_cloud_ones_is_trusted(tmp_path):
     assert run("check-config", "--config", str(path)).returncode == 0
     names = {service for service, _ in ranges.load(None).shared()}
     assert names == {"Microsoft 365 (Exchange Online)", "Google Workspace (Gmail)"}
+
+
+def test_an_upstream_that_is_mailguard_itself_is_a_config_error(tmp_path):
+    cfg = base_config(tmp_path / "var", "smtp://127.0.0.1:25")
+    cfg["upstream"]["url"] = "smtp://localhost:" + cfg["server"]["listen"].rpartition(":")[2]
+    path = tmp_path / "m.toml"
+    path.write_text(toml_dump(cfg))
+    out = run("check-config", "--config", str(path))
+    assert out.returncode == 2
+    assert "upstream.url: localhost:" in out.stderr and "would relay to itself" in out.stderr
