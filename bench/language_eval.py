@@ -165,6 +165,8 @@ def suite() -> dict[str, dict]:
         except ImportError:
             print(f"{name}: not installed; `make eval` installs it")
     verdicts = {name: make()([c.text for c in cases]) for name, make in filters.items()}
+    fresh = language_suite.fresh_cases()
+    fresh_verdicts = {name: make()([c.text for c in fresh]) for name, make in filters.items()}
     table: dict[str, dict] = {}
     for b in language_suite.BEHAVIOURS:
         row = {}
@@ -195,6 +197,14 @@ def suite() -> dict[str, dict]:
         print(f"{'overall, ' + part + ': recall / pass accuracy':52}" + "".join(
             f"{table['overall'][n + ' ' + part]['recall']:>14.3f} / "
             f"{table['overall'][n + ' ' + part]['pass_accuracy']:<5.3f}" for n in names))
+    for name, got in fresh_verdicts.items():
+        flag = [g for g, c in zip(got, fresh, strict=True) if c.flag]
+        keep = [not g for g, c in zip(got, fresh, strict=True) if not c.flag]
+        table["overall"][f"{name} fresh"] = {"recall": round(sum(flag) / len(flag), 3),
+                                             "pass_accuracy": round(sum(keep) / len(keep), 3)}
+    print(f"{'fresh shapes (written after the lists), ' + str(len(fresh)) + ' cases':52}" + "".join(
+        f"{table['overall'][n + ' fresh']['recall']:>14.3f} / "
+        f"{table['overall'][n + ' fresh']['pass_accuracy']:<5.3f}" for n in names))
     return table
 
 

@@ -179,3 +179,46 @@ def cases(behaviours: list[Behaviour] = BEHAVIOURS) -> list[Case]:
                 text = f.get("o", "") + template.format(**f)
                 out.append(Case(b.name, text[0].upper() + text[1:], b.flag, held))
     return out
+
+
+# Written after the rule lists, and never used to change them: new sentence shapes for the
+# same behaviours, so `make eval` can say how far the rules reach past what they were
+# written from. Reported apart ("fresh"); not part of the suite's targets.
+FRESH = [
+    Behaviour("derogation: negative attribute", True, (
+        "Every one of those {g} is a thief.", "The trouble with {g} is they are so greedy.",
+        "{g}? Dishonest, the lot of them.")),
+    Behaviour("derogation: dehumanising", True, (
+        "{g} breed like rabbits.", "Those {g} are nothing but cockroaches.",
+        "{g} are less than human.")),
+    Behaviour("derogation: implicit", True, (
+        "This country would be better off without {g}.", "Kick the {g} out.",
+        "{g} are taking over our streets.")),
+    Behaviour("threat: against a person", True, (
+        "Watch your back, I'll be waiting for you.", "You're dead when I find you.",
+        "I'm coming for you tomorrow."), fill="none"),
+    Behaviour("threat: against a group", True, (
+        "We should wipe out the {g}.", "Line the {g} up and shoot them.",
+        "I hope someone firebombs the {g}.")),
+    Behaviour("insult: aimed at the reader", True, (
+        "You thick useless lump.", "You're a disgrace to the profession.",
+        "Nobody can stand you, you clown."), fill="none"),
+    Behaviour("not: counter-speech quoting hate", False, (
+        "Year 10 were told that '{g} are vermin' is hate speech.",
+        "The post claiming {g} are thieves has been reported to the police.",
+        "She repeated the slur that {g} are dirty, and was sanctioned.")),
+    Behaviour("not: neutral mention", False, (
+        "The {a} community centre has offered the hall.", "Many {g} live in the catchment.",
+        "Ask the {a} chaplain about the visit."), fill="adjectives"),
+    Behaviour("not: negated hate", False, (
+        "It's simply untrue that {g} are lazy.", "Of course {g} are not thieves.",
+        "Nobody believes {g} are dirty.")),
+    Behaviour("not: hating a thing or a group no law protects", False, (
+        "Wasps are vermin.", "Those pigeons are filthy.", "Estate agents are parasites.",
+        "I hate the rain.", "Landlords are thieves, honestly."), fill="none"),
+]
+
+
+def fresh_cases() -> list[Case]:
+    """The FRESH behaviours' cases, all held out."""
+    return [Case(c.behaviour, c.text, c.flag, True) for c in cases(FRESH)]
