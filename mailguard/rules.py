@@ -10,6 +10,7 @@ quotation marks. A pronoun ("they are filthy") stands for a group named the sent
 
 from __future__ import annotations
 
+import bisect
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,7 +90,7 @@ class Rules:
         starts = _sentences(text)
         by: dict[int, list[Hit]] = {}
         for h in hits:
-            by.setdefault(_index(starts, h.start), []).append(h)
+            by.setdefault(bisect.bisect_right(starts, h.start) - 1, []).append(h)
         for i, found in by.items():
             if any(h.term.category == "counter" for h in found):
                 continue
@@ -109,17 +110,6 @@ class Rules:
 def _sentences(text: str) -> list[int]:
     """Where each sentence starts."""
     return [0] + [m.end() for m in SENTENCE_END.finditer(text)]
-
-
-def _index(starts: list[int], at: int) -> int:
-    lo, hi = 0, len(starts) - 1
-    while lo < hi:
-        mid = (lo + hi + 1) // 2
-        if starts[mid] <= at:
-            lo = mid
-        else:
-            hi = mid - 1
-    return lo
 
 
 def _in_order(rule: Rule, hits: list[Hit], named_before: bool) -> list[Hit] | None:

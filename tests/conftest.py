@@ -259,6 +259,12 @@ class Gateway:
                     return rc, rt
             return c.data(raw)
 
+    def held(self) -> list[dict[str, Any]]:
+        """Every held message's record as `quarantine show --json` prints it, findings too."""
+        listed = self.cli("quarantine", "list", "--json").stdout.splitlines()
+        return [json.loads(self.cli("quarantine", "show", json.loads(line)["id"],
+                                    "--json").stdout) for line in listed if line]
+
     def events(self) -> list[dict[str, Any]]:
         time.sleep(0.4)  # the event log commits in 200 ms batches
         out = self.cli("events", "--since", "1d", "--json")

@@ -33,9 +33,7 @@ def test_a_threat_is_held_with_a_masked_excerpt_for_the_dpo(make_gateway, sink):
     gw = make_gateway(LANGUAGE)
     code, text = gw.send(message(body="If you do that again I know where you live.\r\n"))
     assert code == 250 and b"Held for review" in text
-    [held] = [json.loads(line) for line in gw.cli("quarantine", "list", "--json").stdout.split("\n")
-              if line]
-    shown = json.loads(gw.cli("quarantine", "show", held["id"], "--json").stdout)
+    [shown] = gw.held()
     [finding] = shown["findings"]
     assert finding["rule"].startswith("language.threats:")
     # Context for the DPO, the matched words themselves masked.

@@ -4,7 +4,6 @@ neutral mentions and homonyms that must pass. The suite is tests/language_suite.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import language_suite
@@ -85,9 +84,7 @@ def test_a_derogation_is_held_and_counter_speech_delivered(make_gateway, sink):
     gw = make_gateway(LANGUAGE)
     code, text = gw.send(message(body="Travellers are rats, the lot of them.\r\n"))
     assert code == 250 and b"Held for review" in text
-    [held] = [json.loads(line) for line in gw.cli("quarantine", "list", "--json").stdout.split("\n")
-              if line]
-    shown = json.loads(gw.cli("quarantine", "show", held["id"], "--json").stdout)
+    [shown] = gw.held()
     [finding] = shown["findings"]
     assert finding["rule"] == "language.discriminatory:rule-dehumanising"
     assert "(discrimination)" in finding["message"]
