@@ -76,3 +76,9 @@ def from_section(sec: Section) -> WorkingHours:
             raise sec.error("holidays", f'{item!r} is not a date or "2026-12-19..2027-01-04"') from None
         holidays.update(a + dt.timedelta(days=n) for n in range((b - a).days + 1))
     return WorkingHours(zone, tuple(week), frozenset(holidays))
+
+
+def default() -> WorkingHours:
+    """Monday to Friday, 08:00 to 17:30, in England."""
+    day = ((dt.time(8, 0), dt.time(17, 30)),)
+    return WorkingHours(ZoneInfo("Europe/London"), (day,) * 5 + ((), ()), frozenset())

@@ -9,6 +9,9 @@ List format (one entry a line, `#` comments):
     ... ; severity=high     low | medium | high (default: the file's, else medium)
     ... ; with=you,your     only with one of these words (or stems, `word*`) in its sentence
     ... ; unless=dog,kennel never with any of these in its sentence
+    ... ; scope=message     `with=`/`unless=` look at the whole message, not the sentence
+    ... ; roles=pupil       only in mail to a recipient the directory lists with that role
+    # heading: bullying     the safeguarding heading for the file's findings (HEADINGS)
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mailguard.directory import ROLES
 from mailguard.matcher import WORD, Hit, Matcher, Term, normalise, readable
 
 __all__ = [
@@ -34,6 +38,18 @@ __all__ = [
 ]
 
 SEVERITIES = ("low", "medium", "high")
+# The UK Safer Internet Centre's "appropriate monitoring" headings that a designated
+# safeguarding lead works with, and "none" for what the policies forbid without one
+# (profanity that targets no one, chain letters).
+HEADINGS = ("bullying", "child sexual exploitation", "discrimination",
+            "drugs and substance abuse", "extremism", "gambling", "grooming", "pornography",
+            "self-harm", "suicide", "violence", "none")
+# For lists without a `# heading:` line (a trust's own older folder).
+DEFAULT_HEADINGS = {"discriminatory": "discrimination", "threats": "violence",
+                    "harassment": "bullying", "extremism": "extremism", "gambling": "gambling",
+                    "sexual": "pornography", "drugs": "drugs and substance abuse",
+                    "selfharm": "self-harm", "suicide": "suicide",
+                    "exploitation": "child sexual exploitation", "grooming": "grooming"}
 
 
 class LexiconError(ValueError):
@@ -65,7 +81,7 @@ class Lexicon:
         written = readable(text)
         hits = self.matcher.scan(written)
         if any(h.term.companions or h.term.unless for h in hits):
-            hits = [h for h in hits if _meets(h, written)]
+            hits = [h for h in hits if h.term.scope == "message" or _meets(h, written)]
         return hits
 
 
@@ -82,6 +98,8 @@ class Line:
     tags: tuple[str, ...] = ()
     companions: tuple[str, ...] = ()
     unless: tuple[str, ...] = ()
+    roles: tuple[str, ...] = ()
+    scope: str = "sentence"
 
 
 def parse_line(line: str, default_severity: str) -> Line | None:
@@ -96,11 +114,18 @@ def parse_line(line: str, default_severity: str) -> Line | None:
             if value not in SEVERITIES:
                 raise ValueError(f"severity must be low, medium or high, not {value!r}")
             options["severity"] = value
-        elif key in ("tags", "with", "unless"):
+        elif key in ("tags", "with", "unless", "roles"):
             words = tuple(v for v in value.split(",") if v)
+            if key == "roles" and set(words) - set(ROLES):
+                raise ValueError(f"roles must be among {', '.join(ROLES)}, not {value!r}")
             options["companions" if key == "with" else key] = words
+        elif key == "scope":
+            if value not in ("sentence", "message"):
+                raise ValueError(f"scope must be sentence or message, not {value!r}")
+            options["scope"] = value
         else:
-            raise ValueError(f"unknown option {key!r} (severity, tags, with, unless)")
+            raise ValueError(f"unknown option {key!r} (severity, tags, with, unless, scope, "
+                             "roles)")
         line = line[:m.start()].rstrip()
     return Line(line, **options)
 
@@ -126,12 +151,24 @@ def _says(words: set[str], wanted: tuple[str, ...]) -> bool:
                else w in words for w in wanted)
 
 
-def _meets(hit: Hit, text: str) -> bool:
-    """Whether an entry's `with=` / `unless=` words are (not) in the hit's sentence."""
+def _meets(hit: Hit, text: str, words: set[str] | None = None) -> bool:
+    """Whether an entry's `with=` / `unless=` words are (not) in the hit's sentence (or in
+    `words`, the whole message's, for `scope=message`)."""
     term = hit.term
-    words = set(WORD.findall(normalise(sentence_of(text, hit.start, hit.end))))
+    if words is None:
+        words = set(WORD.findall(normalise(sentence_of(text, hit.start, hit.end))))
     return (not term.companions or _says(words, term.companions)) and not _says(
         words, term.unless)
+
+
+def in_message(hits: Iterable[Hit], texts: Iterable[str]) -> list[Hit]:
+    """The `scope=message` hits whose `with=`/`unless=` words are (not) anywhere in the
+    message's texts; other hits as they are."""
+    hits = list(hits)
+    if not any(h.term.scope == "message" for h in hits):
+        return hits
+    words = {w for text in texts for w in WORD.findall(normalise(text))}
+    return [h for h in hits if h.term.scope != "message" or _meets(h, "", words)]
 
 
 def kind_of(entry: str) -> str:
@@ -151,12 +188,19 @@ def load(folder: Path, categories: Iterable[str] | None = None) -> Lexicon:
         if categories is not None and category not in categories and category != "allow":
             continue
         default = "medium"
+        heading = DEFAULT_HEADINGS.get(category, "none")
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             if m := re.match(r"#\s*severity\s*:\s*(\w+)", line.strip(), re.I):
                 default = m.group(1).lower()
                 if default not in SEVERITIES:
                     raise LexiconError(f"{path}: line {number}: default severity must be low, "
                                        "medium or high")
+                continue
+            if m := re.match(r"#\s*heading\s*:\s*(.+?)\s*$", line.strip(), re.I):
+                heading = m.group(1).lower()
+                if heading not in HEADINGS:
+                    raise LexiconError(f"{path}: line {number}: heading must be one of "
+                                       f"{', '.join(HEADINGS)}")
                 continue
             try:
                 parsed = parse_line(line, default)
@@ -168,6 +212,8 @@ def load(folder: Path, categories: Iterable[str] | None = None) -> Lexicon:
                     re.compile(entry[3:])
                 elif not WORD.findall(normalise(entry.rstrip("*"))):
                     raise ValueError("has no letters to match")
+                elif kind == "stem" and len(WORD.findall(normalise(entry.rstrip("*")))) > 1:
+                    raise ValueError("a stem (word*) is one word: list each form of a phrase")
             except (ValueError, re.error) as e:
                 raise LexiconError(f"{path}: line {number}: {e}") from None
             if category == "allow":
@@ -175,7 +221,8 @@ def load(folder: Path, categories: Iterable[str] | None = None) -> Lexicon:
                 continue
             text = entry[3:] if kind == "regex" else entry
             lexicon.add(Term(f"{category}:{number}", text, category, parsed.severity, kind,
-                             parsed.tags, parsed.companions, parsed.unless))
+                             parsed.tags, parsed.companions, parsed.unless, heading,
+                             parsed.roles, parsed.scope))
     lexicon.allow = frozenset(allow)
     lexicon.matcher  # noqa: B018 -- compile now, in the caller's (loading) thread
     return lexicon
@@ -222,14 +269,31 @@ def lint(lexicon: Lexicon, dictionary: Iterable[str]) -> tuple[list[str], list[s
     return problems, notes
 
 
+def companion(hit: Hit, text: str, words: set[str] | None = None) -> str:
+    """The `with=` word that let an entry count in its sentence (or message), for IT."""
+    if not hit.term.companions:
+        return ""
+    if words is None:
+        words = set(WORD.findall(normalise(sentence_of(text, hit.start, hit.end))))
+    return next((w for w in hit.term.companions if _says(words, (w,))), "")
+
+
 def explain(lists: Lexicon, sources: Iterable[tuple[str, str, bool]]) -> list[dict[str, str]]:
     """Every match in each (where, text, quoted) source with the normalisation that found
-    it: what `wordlists test` prints and the desk's term page shows."""
+    it, the companion word that let it count, and the recipients it is kept for: what
+    `wordlists test` prints and the desk's term page shows."""
+    sources = list(sources)
+    texts = [text for _, text, _ in sources]
+    message = {w for text in texts for w in WORD.findall(normalise(text))}
     rows = []
     for where, text, _ in sources:
         written = readable(text)
-        for hit in lists.scan(text):
+        for hit in in_message(lists.scan(text), texts):
+            with_ = companion(hit, written, message if hit.term.scope == "message" else None)
+            how = hit.how + (f", with {with_!r}" if with_ else "") + (
+                f", only to {'/'.join(hit.term.roles)}" if hit.term.roles else "")
             rows.append({"where": where, "category": hit.term.category, "term": hit.term.id,
-                         "entry": hit.term.text, "severity": hit.term.severity, "how": hit.how,
+                         "entry": hit.term.text, "severity": hit.term.severity, "how": how,
+                         "heading": hit.term.heading,
                          "matched": written[hit.start:hit.end]})
     return rows

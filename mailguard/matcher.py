@@ -80,6 +80,9 @@ class Term:
     tags: tuple[str, ...] = ()
     companions: tuple[str, ...] = ()   # one must be in the same sentence (`; with=`)
     unless: tuple[str, ...] = ()       # none may be in the same sentence (`; unless=`)
+    heading: str = "none"              # the safeguarding heading (`# heading:` in the list)
+    roles: tuple[str, ...] = ()        # only in mail to these recipients (`; roles=pupil`)
+    scope: str = "sentence"            # where `with=`/`unless=` look (`; scope=message`)
 
 
 @dataclass(frozen=True)

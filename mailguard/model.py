@@ -111,6 +111,7 @@ class Finding:
     evidence: str = ""
     severity: str = "high"
     alert: bool = False   # tell the safeguarding lead, whatever happens to the message
+    heading: str = ""     # the safeguarding heading (UKSIC's "appropriate monitoring" ones)
     rewrite: Callable[[bytes], bytes] | None = field(default=None, compare=False, repr=False)
     # Set when each recipient must get a copy addressed to them alone (bcc mode "split").
     per_recipient: Callable[[bytes, str], bytes] | None = field(default=None, compare=False,

@@ -40,6 +40,8 @@ def safeguarding_alert(settings: Settings, mail: Mail, findings: list[Finding],
     """Who sent what kind of thing to how many, and where to read it. Envelope facts and rule
     ids only: the words themselves stay in the quarantine, behind its audit trail."""
     categories = sorted({f.rule.split(":")[0] for f in findings})
+    headings = sorted({f.heading for f in findings if f.heading not in ("", "none")})
+    about = ", ".join(headings) or ", ".join(categories)
     lines = [
         "Hello,",
         "",
@@ -48,6 +50,7 @@ def safeguarding_alert(settings: Settings, mail: Mail, findings: list[Finding],
         f"from {mail.envelope.sender or '(no sender)'} to "
         f"{len(mail.envelope.recipients)} recipient(s)"
         f" at {', '.join(mail.envelope.recipient_domains)}.",
+        *([f"Safeguarding headings: {', '.join(headings)}."] if headings else []),
         "",
         WHAT_HAPPENED[outcome],
         "",
@@ -58,8 +61,7 @@ def safeguarding_alert(settings: Settings, mail: Mail, findings: list[Finding],
         "(each reading is recorded in the audit trail).",
     ]
     return _notice(settings, settings.organisation.safeguarding_lead,
-                   f"Safeguarding alert: {', '.join(categories)} language (reference "
-                   f"{reference})", lines)
+                   f"Safeguarding alert: {about} (reference {reference})", lines)
 
 
 def rate_limit_notice(settings: Settings, sender: str, what: str, reference: str) -> bytes:

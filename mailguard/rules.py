@@ -126,6 +126,11 @@ def _in_order(rule: Rule, hits: list[Hit], named_before: bool) -> list[Hit] | No
     return made
 
 
+def _heading(written: str) -> str:
+    """`child-sexual-exploitation` as the heading is named; `self-harm` keeps its hyphen."""
+    return next(h for h in lexicon.HEADINGS if h.replace("-", " ") == written.replace("-", " "))
+
+
 def load(folder: Path) -> Rules:
     """The rules file and the slot lists beside it; errors name file and line."""
     path = folder / RULES_FILE
@@ -152,11 +157,16 @@ def load(folder: Path) -> Rules:
                                      f"{folder}")
         if options.get("severity", "medium") not in lexicon.SEVERITIES:
             raise RulesError(f"{path}: line {number}: severity must be low, medium or high")
+        if options.get("heading", "none").replace("-", " ") not in {
+                h.replace("-", " ") for h in lexicon.HEADINGS}:
+            raise RulesError(f"{path}: line {number}: heading must be one of "
+                             f"{', '.join(lexicon.HEADINGS)} (write spaces as -)")
         unknown = set(options) - {"category", "severity", "heading"}
         if unknown or "category" not in options:
             raise RulesError(f"{path}: line {number}: give category=…, and only category, "
                              "severity and heading")
         rules.append(Rule(m.group(1), slots_of, options["category"],
-                          options.get("severity", "medium"), options.get("heading", ""),
+                          options.get("severity", "medium"),
+                          _heading(options.get("heading", "none")),
                           number))
     return Rules(rules, slots)

@@ -283,5 +283,5 @@ def test_with_and_unless_are_sentence_conditions(tmp_path: Path):
     assert [h.term.text for h in lists.scan("Rodney, you plonker!")] == ["plonker"]
     (tmp_path / "harassment.txt").write_text("clown ; near=you\n")
     with pytest.raises(lexicon.LexiconError, match=r"line 1: unknown option 'near' "
-                                                   r"\(severity, tags, with, unless\)"):
+                                                   r"\(severity, tags, with, unless, scope, roles\)"):
         lexicon.load(tmp_path)

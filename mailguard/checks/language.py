@@ -9,9 +9,12 @@ import asyncio
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+from mailguard import hours as working
 from mailguard import lexicon, rules
 from mailguard.config import Action, Section, Shared
+from mailguard.directory import role_of
 from mailguard.files import report
 from mailguard.files.limits import Limits
 from mailguard.model import INLINE_LIMIT, Finding, Mail
@@ -30,6 +33,9 @@ CLAUSES = {
     "appeals": "excalibur section 19; bourne section 5c(ii)",
     "contract": "excalibur section 20; soke; bourne section 5b(v)",
 }
+GROOMING = "grooming"
+GROOMING_CLAUSE = ("bourne appendix B items 3 and 'Communication with children' (explicit "
+                   "professional boundaries); KCSIE")
 DEFAULT_CLAUSE = "excalibur section 17; soke 'E-mail etiquette'; bourne section 5b(iii)"
 LOWER = {"high": "medium", "medium": "low", "low": None}
 
@@ -45,6 +51,8 @@ class Settings:
     attachments: bool = True                          # also read text extracted from attachments
     limits: Limits = field(default_factory=Limits)
     rules: rules.Rules = field(default_factory=lambda: rules.Rules([], lexicon.Lexicon()))
+    directory: Any = None                             # who is a pupil (roles=, grooming)
+    hours: working.WorkingHours = field(default_factory=working.default)
 
     def action_for(self, category: str, severity: str) -> Action:
         return self.overrides.get((category, severity)) or self.overrides.get(
@@ -88,7 +96,8 @@ def settings_from(sec: Section, shared: Shared) -> Settings:
     return Settings(action=action, lexicon=found, folder=folder, overrides=overrides,
                     quoted=sec.choice("quoted", "reduce", ("reduce", "full", "ignore")),
                     alerts=frozenset(alerts), attachments=sec.boolean("attachments", True),
-                    limits=shared.inspection, rules=joined)
+                    limits=shared.inspection, rules=joined, directory=shared.directory,
+                    hours=working.from_section(sec.table_of("hours")))
 
 
 def _excerpt(text: str, hit: lexicon.Hit | rules.RuleHit) -> str:
@@ -129,40 +138,103 @@ def _attached(files: list[report.FileReport], forwarded: bool = False,
         yield from _attached(file.members, inside)
 
 
+Match = tuple[str, bool, "lexicon.Hit | rules.RuleHit", str]   # (where, reduced, hit, text)
+
+
+def matches(mail: Mail, settings: Settings, files: report.MailFiles | None = None,
+            ) -> list[Match]:
+    """Every list and rule hit in what the check reads, with the entries that ask for
+    recipients of a role (`roles=pupil`) or words anywhere in the message (`scope=message`)
+    kept only where the mail meets them."""
+    sources = texts(mail, settings.quoted, files)
+    roles = {role_of(settings.directory, r) for r in mail.envelope.recipients}
+    hits = {where: lexicon.in_message(settings.lexicon.scan(text), [t for _, t, _ in sources])
+            for where, text, _ in sources}
+    out: list[Match] = []
+    for where, text, reduced in sources:
+        out += [(where, reduced, h, text) for h in hits[where]
+                if not h.term.roles or roles & set(h.term.roles)]
+        out += [(where, reduced, r, text) for r in settings.rules.scan(text)]
+    return out
+
+
 def findings(mail: Mail, settings: Settings, files: report.MailFiles | None = None) -> list[Finding]:
     """One finding per term, at the severity and action for where it stood (own words and
     attached documents in full, quoted and forwarded text one lower by default), with a
-    masked excerpt for the quarantine record."""
+    masked excerpt for the quarantine record; grooming signals make one finding together."""
     found: dict[str, Finding] = {}
-    sources = texts(mail, settings.quoted, files)
-    for where, text, reduced in sources:
-        matched: list[tuple[str, str, str, str, lexicon.Hit | rules.RuleHit]] = [
-            (h.term.category, h.term.severity, h.term.id.rpartition(":")[2], h.how, h)
-            for h in settings.lexicon.scan(text)]
-        matched += [(r.rule.category, r.rule.severity, f"rule-{r.rule.name}",
-                     f"rule {r.rule.name} ({' + '.join(r.words)})", r)
-                    for r in settings.rules.scan(text)]
-        for category, listed, rule_id, how, hit in matched:
-            severity: str | None = listed
-            if reduced and settings.quoted == "reduce":
-                severity = LOWER[listed]
-            if severity is None:
-                continue
-            action = settings.action_for(category, severity)
-            rule = f"{category}:{rule_id}"
-            if action is Action.OFF or rule in found:
-                continue
-            heading = hit.rule.heading if isinstance(hit, rules.RuleHit) else ""
-            found[rule] = Finding(
-                alert=action is Action.NOTIFY or (
-                    category in settings.alerts and severity != "low"),
-                check=NAME, rule=rule, action=action, severity=severity,
-                clause=CLAUSES.get(category, DEFAULT_CLAUSE),
-                message=f"the message contains {category} language" + (
-                    f" ({heading})" if heading else "") + (
-                    " in quoted or forwarded text" if where == "quoted" else
-                    f" in {where}" if where != "own" else ""),
-                advice="reword it; if you are reporting abuse you received, forward it to the "
-                       "safeguarding lead",
-                evidence=f"{where}, {how}: {_excerpt(lexicon.readable(text), hit)}")
-    return list(found.values())
+    signals: list[Match] = []
+    for where, reduced, hit, text in matches(mail, settings, files):
+        if isinstance(hit, rules.RuleHit):
+            category, listed, rule_id = hit.rule.category, hit.rule.severity, f"rule-{hit.rule.name}"
+            how, heading = f"rule {hit.rule.name} ({' + '.join(hit.words)})", hit.rule.heading
+        else:
+            category, listed = hit.term.category, hit.term.severity
+            rule_id, how, heading = hit.term.id.rpartition(":")[2], hit.how, hit.term.heading
+        if category == GROOMING and not reduced:
+            signals.append((where, reduced, hit, text))
+            continue
+        severity: str | None = listed
+        if reduced and settings.quoted == "reduce":
+            severity = LOWER[listed]
+        if severity is None:
+            continue
+        action = settings.action_for(category, severity)
+        rule = f"{category}:{rule_id}"
+        if action is Action.OFF or rule in found:
+            continue
+        found[rule] = Finding(
+            alert=action is Action.NOTIFY or (category in settings.alerts and severity != "low"),
+            check=NAME, rule=rule, action=action, severity=severity, heading=heading,
+            clause=CLAUSES.get(category, DEFAULT_CLAUSE),
+            message=f"the message contains {category} language ({_heading(heading)})" + (
+                " in quoted or forwarded text" if where == "quoted" else
+                f" in {where}" if where != "own" else ""),
+            advice="reword it; if you are reporting abuse you received, forward it to the "
+                   "safeguarding lead",
+            evidence=f"{where}, {how}: {_excerpt(lexicon.readable(text), hit)}")
+    groomed = grooming(mail, settings, signals)
+    return list(found.values()) + ([groomed] if groomed else [])
+
+
+def _heading(heading: str) -> str:
+    return "no safeguarding heading" if heading in ("", "none") else heading
+
+
+def grooming(mail: Mail, settings: Settings, signals: list[Match]) -> Finding | None:
+    """Staff writing to a pupil (KCSIE): secrecy, private channels, meeting outside school,
+    appearance, gifts, and contact out of hours. One signal alone is weak; two distinct
+    ones, or one listed high, make a finding that always alerts the safeguarding lead."""
+    pupils = [r for r in mail.envelope.recipients
+              if role_of(settings.directory, r) == "pupil"]
+    if not pupils:
+        return None
+    seen: dict[str, tuple[str, lexicon.Hit, str]] = {}
+    taken: set[tuple[str, int]] = set()   # one phrase inside another is one signal
+    for where, _, h, text in sorted(signals, key=lambda m: (m[0], m[2].start, -m[2].end)):
+        span = {(where, i) for i in range(h.start, h.end)}
+        if isinstance(h, lexicon.Hit) and not span & taken:
+            seen.setdefault(h.term.id, (where, h, text))
+            taken |= span
+    reasons = [f"{h.term.category}:{h.term.id.rpartition(':')[2]}" for _, h, _ in seen.values()]
+    late = not settings.hours.contains(mail.received_at)
+    if late:
+        reasons.append("out-of-hours")
+    strong = any(h.term.severity == "high" for _, h, _ in seen.values())
+    if not strong and len(reasons) < 2:
+        return None
+    action = settings.action_for(GROOMING, "high")
+    if action is Action.OFF:
+        return None
+    first = next(iter(seen.values()), None)
+    return Finding(
+        check=NAME, rule=f"{GROOMING}:signals", action=action, severity="high", alert=True,
+        heading="grooming", clause=GROOMING_CLAUSE,
+        message=f"a message to a pupil has {len(reasons)} sign{'s' if len(reasons) > 1 else ''}"
+                " of contact outside professional boundaries (secrecy, private channels, "
+                "meeting outside school, appearance, gifts or late contact)",
+        advice="keep contact with pupils to school systems, school hours and school matters; "
+               "if this was meant innocently, the safeguarding lead will release it",
+        evidence=f"to {len(pupils)} pupil(s); signals {', '.join(reasons)}" + (
+            f"; {settings.hours.describe(mail.received_at)}" if late else "") + (
+            f": {_excerpt(lexicon.readable(first[2]), first[1])}" if first else ""))

@@ -167,9 +167,10 @@ def cmd_wordlists_test(args: argparse.Namespace, settings: Settings) -> int:
             rows.append({"where": where, "category": r.rule.category,
                          "severity": r.rule.severity, "term": f"rule:{r.rule.name}",
                          "entry": " + ".join(r.words), "how": "rule",
-                         "matched": written[r.start:r.end]})
+                         "heading": r.rule.heading, "matched": written[r.start:r.end]})
     if args.json:
         print(json.dumps(rows, indent=2))
     else:
-        print(table(rows, ["where", "category", "severity", "term", "entry", "how", "matched"]))
+        print(table(rows, ["where", "category", "heading", "severity", "term", "entry", "how",
+                           "matched"]))
     return 0

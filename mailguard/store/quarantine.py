@@ -77,7 +77,7 @@ class Held:
 def _finding_dict(f: Finding) -> dict[str, Any]:
     return {"rule": f.rule_id, "action": f.action.value, "clause": f.clause,
             "message": f.message, "advice": f.advice, "evidence": f.evidence,
-            "severity": f.severity, "alert": f.alert}
+            "severity": f.severity, "alert": f.alert, "heading": f.heading}
 
 
 def _write_durably(folder: Path, name: str, data: bytes) -> None:
