@@ -28,6 +28,7 @@ import zlib
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 HATE = {"discriminatory", "threats", "harassment"}
@@ -129,23 +130,27 @@ def classifier_ceiling(rows: list[dict[str, str]]) -> dict[str, float] | None:
             "recall_at_precision_95": round(strict[2], 3)}
 
 
-def mailguard_check() -> Callable[[list[str]], list[bool]]:
-    """The language check as the gateway runs it (lists and rules, the shipped config):
-    flagged when any finding is medium or high, whatever its category."""
+def mailguard_check() -> Callable[[list[Any]], list[bool]]:
+    """The language check as the gateway runs it (lists and rules, the shipped config) on
+    each suite case: flagged when any finding is medium or high, whatever its category."""
     sys.path.insert(0, str(ROOT))
+    sys.path.insert(0, str(ROOT / "tests"))
+    import language_suite
+
     from mailguard import config
-    from mailguard.checks.language import findings
-    from mailguard.model import Client, Envelope, Mail
 
-    settings = config.load(ROOT / "config" / "mailguard.toml").checks["language"]
+    settings = language_suite.checker(config.load(ROOT / "config" / "mailguard.toml")
+                                      .checks["language"])
+    return lambda cases: [language_suite.flagged(settings, c) for c in cases]
 
-    def one(text: str) -> bool:
-        raw = (f"From: a@example.sch.uk\r\nTo: b@example.org\r\nSubject: x\r\n\r\n"
-               f"{text}\r\n").encode()
-        mail = Mail(id="EVAL", envelope=Envelope("a@example.sch.uk", ("b@example.org",)),
-                    client=Client(ip="127.0.0.1"), raw=raw)
-        return any(f.severity != "low" for f in findings(mail, settings))
-    return lambda texts: [one(t) for t in texts]
+
+def on_text(make: Callable[[], Callable[[list[str]], list[bool]]],
+            ) -> Callable[[], Callable[[list[Any]], list[bool]]]:
+    """A package that reads text alone, asked about suite cases."""
+    def made() -> Callable[[list[Any]], list[bool]]:
+        run = make()
+        return lambda cases: run([c.text for c in cases])
+    return made
 
 
 def suite() -> dict[str, dict]:
@@ -161,12 +166,12 @@ def suite() -> dict[str, dict]:
                        ("alt-profanity-check", profanity_check_filter)):
         try:
             make()
-            filters[name] = make
+            filters[name] = on_text(make)
         except ImportError:
             print(f"{name}: not installed; `make eval` installs it")
-    verdicts = {name: make()([c.text for c in cases]) for name, make in filters.items()}
+    verdicts = {name: make()(cases) for name, make in filters.items()}
     fresh = language_suite.fresh_cases()
-    fresh_verdicts = {name: make()([c.text for c in fresh]) for name, make in filters.items()}
+    fresh_verdicts = {name: make()(fresh) for name, make in filters.items()}
     table: dict[str, dict] = {}
     for b in language_suite.BEHAVIOURS:
         row = {}

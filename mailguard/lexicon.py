@@ -12,10 +12,12 @@ List format (one entry a line, `#` comments):
     ... ; scope=message     `with=`/`unless=` look at the whole message, not the sentence
     ... ; roles=pupil       only in mail to a recipient the directory lists with that role
     # heading: bullying     the safeguarding heading for the file's findings (HEADINGS)
+    # near: yes             also read dropped, swapped and split letters in the lines below
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -23,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from mailguard.directory import ROLES
-from mailguard.matcher import WORD, Hit, Matcher, Term, normalise, readable
+from mailguard.matcher import WORD, Dictionary, Hit, Matcher, Term, normalise, readable
 
 __all__ = [
     "Hit",
@@ -38,6 +40,7 @@ __all__ = [
 ]
 
 SEVERITIES = ("low", "medium", "high")
+ANCHOR = "anchor:"   # the category prefix of terms folded in from the rules (Lexicon.folded)
 # The UK Safer Internet Centre's "appropriate monitoring" headings that a designated
 # safeguarding lead works with, and "none" for what the policies forbid without one
 # (profanity that targets no one, chain letters).
@@ -61,6 +64,10 @@ class Lexicon:
     """The entries as listed (for lint and the tools) and, once built, their matcher."""
     allow: frozenset[str] = frozenset()
     terms: list[Term] = field(default_factory=list)
+    dictionary: Dictionary | None = field(default=None, repr=False)   # near forms, if given
+    # Terms found in the same pass but not listed here: the rules' anchors (rules.py), so the
+    # text is read once for both. Their categories start with ANCHOR.
+    folded: list[Term] = field(default_factory=list, repr=False)
     _matcher: Matcher | None = field(default=None, repr=False)
 
     def add(self, term: Term) -> None:
@@ -71,18 +78,25 @@ class Lexicon:
     def matcher(self) -> Matcher:
         """Compiled on first use; load() builds it at once, in the loading thread."""
         if self._matcher is None:
-            self._matcher = Matcher(self.terms, self.allow)
+            self._matcher = Matcher(self.terms + self.folded, self.allow, self.dictionary)
         return self._matcher
 
     def scan(self, text: str) -> list[Hit]:
         """Every listed word, stem, phrase or pattern in the text; offsets count in
         readable(text), the text with HTML entities decoded. An entry with conditions
         (`with=`, `unless=`) counts only where its sentence meets them."""
+        return self.scan_folded(text)[0]
+
+    def scan_folded(self, text: str) -> tuple[list[Hit], list[Hit]]:
+        """(the listed hits, as scan gives them; the folded terms' hits), in one pass."""
         written = readable(text)
         hits = self.matcher.scan(written)
+        folded = [h for h in hits if h.term.category.startswith(ANCHOR)] if self.folded else []
+        if folded:
+            hits = [h for h in hits if not h.term.category.startswith(ANCHOR)]
         if any(h.term.companions or h.term.unless for h in hits):
             hits = [h for h in hits if h.term.scope == "message" or _meets(h, written)]
-        return hits
+        return hits, folded
 
 
 _OPTION = re.compile(r";\s*(\w+)\s*=\s*([\w,'*-]+)\s*$")
@@ -155,10 +169,10 @@ def _meets(hit: Hit, text: str, words: set[str] | None = None) -> bool:
     """Whether an entry's `with=` / `unless=` words are (not) in the hit's sentence (or in
     `words`, the whole message's, for `scope=message`)."""
     term = hit.term
+    companions = () if hit.how == "joined" else term.companions  # "youidiot": "you" is in it
     if words is None:
         words = set(WORD.findall(normalise(sentence_of(text, hit.start, hit.end))))
-    return (not term.companions or _says(words, term.companions)) and not _says(
-        words, term.unless)
+    return (not companions or _says(words, companions)) and not _says(words, term.unless)
 
 
 def in_message(hits: Iterable[Hit], texts: Iterable[str]) -> list[Hit]:
@@ -179,9 +193,24 @@ def kind_of(entry: str) -> str:
     return "phrase" if len(WORD.findall(normalise(entry))) > 1 else "word"
 
 
-def load(folder: Path, categories: Iterable[str] | None = None) -> Lexicon:
-    """Every `<category>.txt` in the folder (and `allow.txt`); errors name file and line."""
-    lexicon = Lexicon()
+def dictionary() -> Dictionary | None:
+    """The system's word list (wbritish), which near forms need; None where there is none.
+    Read once per process (and again if the file changes), so a reload does not pay."""
+    found = next((d for d in DICTIONARIES if d.exists()), None)
+    return _dictionary(found, found.stat().st_mtime_ns) if found else None
+
+
+@functools.lru_cache(maxsize=1)
+def _dictionary(path: Path, _mtime: int) -> Dictionary:
+    return Dictionary(path.read_text(encoding="utf-8", errors="replace").split())
+
+
+def load(folder: Path, categories: Iterable[str] | None = None, near: bool = True,
+         folded: Iterable[Term] = ()) -> Lexicon:
+    """Every `<category>.txt` in the folder (and `allow.txt`); errors name file and line.
+    With `near`, dropped, swapped and split letters are read too (where a word list is);
+    `folded` terms are found in the same pass (see Lexicon.folded)."""
+    lexicon = Lexicon(dictionary=dictionary() if near else None, folded=list(folded))
     allow: set[str] = set()
     for path in sorted(folder.glob("*.txt")):
         category = path.stem
@@ -189,12 +218,18 @@ def load(folder: Path, categories: Iterable[str] | None = None) -> Lexicon:
             continue
         default = "medium"
         heading = DEFAULT_HEADINGS.get(category, "none")
+        near = False
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             if m := re.match(r"#\s*severity\s*:\s*(\w+)", line.strip(), re.I):
                 default = m.group(1).lower()
                 if default not in SEVERITIES:
                     raise LexiconError(f"{path}: line {number}: default severity must be low, "
                                        "medium or high")
+                continue
+            if m := re.match(r"#\s*near\s*:\s*(\w+)\s*$", line.strip(), re.I):
+                if m.group(1).lower() not in ("yes", "no"):
+                    raise LexiconError(f"{path}: line {number}: near must be yes or no")
+                near = m.group(1).lower() == "yes"
                 continue
             if m := re.match(r"#\s*heading\s*:\s*(.+?)\s*$", line.strip(), re.I):
                 heading = m.group(1).lower()
@@ -222,7 +257,7 @@ def load(folder: Path, categories: Iterable[str] | None = None) -> Lexicon:
             text = entry[3:] if kind == "regex" else entry
             lexicon.add(Term(f"{category}:{number}", text, category, parsed.severity, kind,
                              parsed.tags, parsed.companions, parsed.unless, heading,
-                             parsed.roles, parsed.scope))
+                             parsed.roles, parsed.scope, near))
     lexicon.allow = frozenset(allow)
     lexicon.matcher  # noqa: B018 -- compile now, in the caller's (loading) thread
     return lexicon
@@ -253,6 +288,8 @@ def lint(lexicon: Lexicon, dictionary: Iterable[str]) -> tuple[list[str], list[s
     for key, terms in lexicon.matcher.stems.items():
         stem = key.decode()
         for term in terms:
+            if term.category.startswith(ANCHOR):
+                continue   # the rules' own words: `wordlists lint` reads rules/ apart
             named = sorted(w for w in names if w.startswith(stem))
             caught = sorted(w for w in words if w.startswith(stem) and w != stem)
             if named:

@@ -11,15 +11,17 @@ quotation marks. A pronoun ("they are filthy") stands for a group named the sent
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from mailguard import lexicon
-from mailguard.lexicon import SENTENCE_END, Hit
+from mailguard.lexicon import SENTENCE_END, Hit, Term
 
 RULES_FILE = "rules.conf"
-ANCHORS = {"identity", "intent"}
+ANCHORS = {"identity", "intent"}   # read first; a rule without one is anchored on its last slot
 _RULE = re.compile(r"^([\w-]+)\s*:\s*([\w|>\s]+?)\s*((?:;\s*\w+\s*=\s*[\w-]+\s*)*)$")
 # Quoted words: "…", “…”, ‘…’, or '…' opened after a space (not the ' of "can't").
 QUOTED = re.compile(r"\"[^\"\n]{1,300}\"|“[^”\n]{1,300}”|‘[^’\n]{1,300}’|(?:^|(?<=\s))'[^'\n]{1,300}'")
@@ -56,13 +58,27 @@ class Rules:
     def __post_init__(self) -> None:
         # Every rule needs a group or a statement of intent, and most mail has neither: the
         # text is read for those alone, and only the sentences around them for the rest.
+        anchored = set(ANCHORS)
+        for rule in self.rules:
+            if not any(set(choice) & ANCHORS for choice in rule.slots):
+                anchored.update(rule.slots[-1])
         self.anchors = lexicon.Lexicon(self.slots.allow, [
-            t for t in self.slots.terms if t.category in ANCHORS])
+            t for t in self.slots.terms if t.category in anchored])
 
-    def scan(self, text: str) -> list[RuleHit]:
+    def folded(self) -> list[Term]:
+        """The anchor terms as another lexicon can fold them in (lexicon.load(folded=…)), so
+        one pass over the text finds list words and anchors alike."""
+        return [dataclasses.replace(t, category=lexicon.ANCHOR + t.category,
+                                    id=lexicon.ANCHOR + t.id, companions=(), unless=(),
+                                    near=False) for t in self.anchors.terms]
+
+    def scan(self, text: str, anchors: list[Hit] | None = None) -> list[RuleHit]:
+        """Every rule the text meets; `anchors`, if given, are the anchors' places found by
+        a lexicon they were folded into (else they are looked for here)."""
         if not self.rules:
             return []
-        anchors = self.anchors.scan(text)
+        if anchors is None:
+            anchors = self.anchors.scan(text)
         if not anchors:
             return []
         written = lexicon.readable(text)   # the text the slot hits' offsets count in
@@ -107,6 +123,46 @@ class Rules:
                                              tuple(h.term.text for h in made))
 
 
+NEUTRAL_FILE = "neutral.txt"
+
+
+def explain(rules: Rules, sources: Iterable[tuple[str, str, bool]]) -> list[dict[str, str]]:
+    """Every rule each (where, text, quoted) source meets, with the slot entries that made
+    it, as rows beside lexicon.explain's: what `wordlists test` and the desk's term page show."""
+    rows = []
+    for where, text, _ in sources:
+        written = lexicon.readable(text)
+        for r in rules.scan(text):
+            rows.append({"where": where, "category": r.rule.category,
+                         "severity": r.rule.severity, "term": f"rule:{r.rule.name}",
+                         "entry": " + ".join(r.words), "how": "rule",
+                         "heading": r.rule.heading, "matched": written[r.start:r.end]})
+    return rows
+
+
+def describe(rule: Rule) -> str:
+    """A rule's slots as rules.conf writes them: "identity > attribute"."""
+    return " > ".join("|".join(choice) for choice in rule.slots)
+
+
+def lint(rules: Rules, folder: Path) -> list[str]:
+    """Warnings for IT: each rule that fires on a sentence of `neutral.txt` (ordinary mail
+    about groups), with the slot entries that made it, so a new predicate is caught before
+    it holds real mail."""
+    path = folder / NEUTRAL_FILE
+    if not path.is_file():
+        return []
+    out = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        sentence = line.strip()
+        if not sentence or sentence.startswith("#"):
+            continue
+        for hit in rules.scan(sentence):
+            out.append(f"{path}: line {number}: rule {hit.rule.name} fires on a neutral "
+                       f"sentence ({' + '.join(hit.words)}): {sentence!r}")
+    return out
+
+
 def _sentences(text: str) -> list[int]:
     """Where each sentence starts."""
     return [0] + [m.end() for m in SENTENCE_END.finditer(text)]
@@ -136,7 +192,8 @@ def load(folder: Path) -> Rules:
     path = folder / RULES_FILE
     if not path.is_file():
         return Rules([], lexicon.Lexicon())
-    slots = lexicon.load(folder)
+    slots = lexicon.load(folder, [p.stem for p in folder.glob("*.txt")
+                                  if p.name != NEUTRAL_FILE], near=False)   # as written
     known = {t.category for t in slots.terms}
     rules = []
     for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):

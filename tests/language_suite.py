@@ -10,7 +10,11 @@ form, `{p}` with a person's slur or insult where a behaviour needs one.
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo
 
 GROUPS = ["Muslims", "Jews", "Travellers", "immigrants", "Poles", "gay people",
           "trans people", "disabled people", "Sikhs", "black people"]
@@ -29,6 +33,7 @@ class Behaviour:
     fill: str = "groups"        # "groups", "adjectives", or "none" (each template, opened
                                 # by each of OPENERS)
     heading: str = ""           # the safeguarding heading a flagged case belongs under
+    to: str = "parent"          # the recipient's role in the directory (grooming: "pupil")
 
 
 @dataclass(frozen=True)
@@ -37,6 +42,7 @@ class Case:
     text: str
     flag: bool
     held: bool
+    to: str = "parent"
 
 
 BEHAVIOURS = [
@@ -152,6 +158,43 @@ BEHAVIOURS = [
         "That was a pathetic excuse for a bus service.", "The idiot box, as my gran called it.",
         "I was a complete loser at the quiz.", "The Whore of Babylon appears in Revelation."),
         fill="none"),
+    # -- safeguarding headings (written after the lists of step 5, from issue 15's bullets) --
+    Behaviour("safeguarding: harm to oneself", True, (
+        "I've started cutting myself again.", "Sometimes I feel like ending my life.",
+        "Honestly I just want to die.", "I hurt myself last night when it got bad.",
+        "I keep thinking about killing myself.", "There's nothing left to live for."),
+        fill="none", heading="self-harm"),
+    Behaviour("safeguarding: drugs supplied", True, (
+        "I can get you weed for the weekend.", "He's been selling drugs to the Year 10s.",
+        "Do you want to buy some pills off me?", "They have him running drugs for them.",
+        "I'll sell you some weed cheap.", "We were snorting coke at the party."),
+        fill="none", heading="drugs and substance abuse"),
+    Behaviour("safeguarding: sexual images of a child asked for", True, (
+        "Send me a photo of you in your school uniform.", "Send me pics, nobody will know.",
+        "Show me a picture of you in your swimsuit.", "Go on, take your top off for me.",
+        "Send me some pictures of yourself tonight."),
+        fill="none", heading="child sexual exploitation"),
+    Behaviour("grooming: staff to a pupil", True, (
+        "Keep this between us and text me later.", "Don't tell your parents I messaged you.",
+        "Delete this and add me on Snapchat.", "You looked lovely today. I bought you a gift.",
+        "Meet me after school, just the two of us.", "This is our secret, okay?",
+        "Message me on WhatsApp, nobody needs to know."),
+        fill="none", heading="grooming", to="pupil"),
+    Behaviour("not: ordinary mail to a pupil", False, (
+        "Your homework is due on Friday; text me if the portal is down.",
+        "Well done in the match today, you looked confident.",
+        "Please tell your parents about the trip letter.",
+        "The gift shop at the museum opens at 10.",
+        "Meet me after school in the library for the revision session.",
+        "Delete this draft and send me the final version."),
+        fill="none", to="pupil"),
+    Behaviour("not: teaching about safeguarding topics", False, (
+        "Self-harm awareness training is on Monday in the hall.",
+        "Our PSHE unit covers drugs, alcohol and the law.",
+        "The suicide prevention charity is visiting Year 11.",
+        "Assembly is about county lines and how gangs recruit.",
+        "Please read the updated policy on sexting and sharing nudes.",
+        "The police talk on cannabis and vaping is on Thursday."), fill="none"),
     Behaviour("not: safeguarding reports", False, (
         "A Year 8 pupil told me she is being called names online; please advise.",
         "A parent reports that their child was threatened on the bus.",
@@ -177,7 +220,7 @@ def cases(behaviours: list[Behaviour] = BEHAVIOURS) -> list[Case]:
                 if "{place}" in template and f.get("g") not in PLACES:
                     f = {**f, "place": "community centre"}
                 text = f.get("o", "") + template.format(**f)
-                out.append(Case(b.name, text[0].upper() + text[1:], b.flag, held))
+                out.append(Case(b.name, text[0].upper() + text[1:], b.flag, held, b.to))
     return out
 
 
@@ -221,4 +264,29 @@ FRESH = [
 
 def fresh_cases() -> list[Case]:
     """The FRESH behaviours' cases, all held out."""
-    return [Case(c.behaviour, c.text, c.flag, True) for c in cases(FRESH)]
+    return [Case(c.behaviour, c.text, c.flag, True, c.to) for c in cases(FRESH)]
+
+
+ADDRESSES = {"parent": "parent@example.org", "pupil": "pupil@example.sch.uk"}
+SENT = dt.datetime(2026, 11, 24, 10, 30, tzinfo=ZoneInfo("Europe/London")).timestamp()  # a Tuesday
+
+
+def checker(settings: Any) -> Any:
+    """The language check's settings with a directory that knows the suite's recipients."""
+    from mailguard.directory import Directory
+
+    rows = "".join(f"{address},{role}\n" for role, address in ADDRESSES.items())
+    return dataclasses.replace(settings, directory=Directory.parse("email,role\n" + rows))
+
+
+def flagged(settings: Any, case: Case) -> bool:
+    """Whether the check (settings from `checker`) finds anything at medium or high in the
+    case, written by staff in school hours to a recipient of the case's role."""
+    from mailguard.checks.language import findings
+    from mailguard.model import Client, Envelope, Mail
+
+    to = ADDRESSES[case.to]
+    raw = f"From: a@example.sch.uk\r\nTo: {to}\r\nSubject: x\r\n\r\n{case.text}\r\n".encode()
+    mail = Mail(id="SUITE", envelope=Envelope("a@example.sch.uk", (to,)),
+                client=Client(ip="127.0.0.1"), raw=raw, received_at=SENT)
+    return any(f.severity != "low" for f in findings(mail, settings))

@@ -42,6 +42,10 @@ async def test_it_sees_numbers_and_terms_but_no_content(make_gateway, sink):
     tried = (await it.post("/terms", {"text": "watch your back, Scunthorpe"},
                            from_page="/terms")).text
     assert "<mark>watch your back</mark>" in tried and "Scunthorpe</mark>" not in tried
+    # The rules are on the page too, written as rules.conf has them, and in the try box.
+    assert "<tr><td>discriminatory:rule-derogation</td><td>identity &gt; attribute</td>" in terms
+    tried = (await it.post("/terms", {"text": "Travellers are rats."}, from_page="/terms")).text
+    assert "rule:dehumanising" in tried and "<mark>Travellers are rats</mark>" in tried
 
     log = (await it.get("/events?verdict=quarantined")).text
     assert threat in log and "language.threats" in log and "Tonight" not in log

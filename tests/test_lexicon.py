@@ -285,3 +285,38 @@ def test_with_and_unless_are_sentence_conditions(tmp_path: Path):
     with pytest.raises(lexicon.LexiconError, match=r"line 1: unknown option 'near' "
                                                    r"\(severity, tags, with, unless, scope, roles\)"):
         lexicon.load(tmp_path)
+
+
+NEEDS_DICTIONARY = pytest.mark.skipif(
+    lexicon.dictionary() is None and not os.environ.get("CI"),
+    reason="wbritish is not installed (make test installs it; CI never skips)")
+
+
+@NEEDS_DICTIONARY
+@pytest.mark.parametrize(("text", "entry", "how"), [
+    ("you bastad", "bastard", "dropped"),          # a letter dropped from a long word
+    ("what a wnaker", "wanker", "swapped"),        # two letters swapped
+    ("f uck it", "fuck*", "split"),                # a space put inside
+    ("fu cking hell", "fuck*", "split"),
+    ("youidiot", "idiot", "joined"),               # "you" written onto the insult
+    ("f0ck off", "fuck*", "leet"),                 # a digit for a letter it does not look like
+])
+def test_near_spellings_of_listed_words_are_read(text, entry, how):
+    assert [(h.term.text, h.how) for h in LISTS.scan(text)] == [(entry, how)]
+
+
+@NEEDS_DICTIONARY
+@pytest.mark.parametrize("text", [
+    "fuchsia in the border",      # a stem's near form never drops its last letter
+    "the king's speech: fuc king", "as shole", "Dick ens", "in Penis tone",  # parts are words
+    "the bath was cold", "Mr Fock rang",
+    "Twatt and Shitterton are places",
+])
+def test_near_spellings_that_are_words_or_names_are_left_alone(text):
+    assert [h.term.text for h in LISTS.scan(text) if h.term.severity != "low"] == []
+
+
+def test_near_spellings_need_a_dictionary_and_are_off_without_one(tmp_path):
+    (tmp_path / "profanity.txt").write_text("bastard\n")
+    lists = lexicon.load(tmp_path, near=False)
+    assert lists.scan("you bastad") == [] and lists.scan("you bastard")

@@ -69,8 +69,8 @@ def settings_from(sec: Section, shared: Shared) -> Settings:
         if not folder.is_dir():
             raise sec.error("folder", f"{folder} is not a folder of wordlists")
         try:
-            found = lexicon.load(folder)
             joined = rules.load(folder / "rules")
+            found = lexicon.load(folder, folded=joined.folded())   # one pass reads both
         except (lexicon.LexiconError, rules.RulesError, OSError, UnicodeDecodeError) as e:
             raise sec.error("folder", str(e)) from None
     overrides: dict[tuple[str, str | None], Action] = {}
@@ -148,13 +148,17 @@ def matches(mail: Mail, settings: Settings, files: report.MailFiles | None = Non
     kept only where the mail meets them."""
     sources = texts(mail, settings.quoted, files)
     roles = {role_of(settings.directory, r) for r in mail.envelope.recipients}
-    hits = {where: lexicon.in_message(settings.lexicon.scan(text), [t for _, t, _ in sources])
-            for where, text, _ in sources}
+    scanned = {where: settings.lexicon.scan_folded(text) for where, text, _ in sources}
+    everything = [t for _, t, _ in sources]
     out: list[Match] = []
     for where, text, reduced in sources:
-        out += [(where, reduced, h, text) for h in hits[where]
+        listed, anchors = scanned[where]
+        out += [(where, reduced, h, text) for h in lexicon.in_message(listed, everything)
                 if not h.term.roles or roles & set(h.term.roles)]
-        out += [(where, reduced, r, text) for r in settings.rules.scan(text)]
+        # The anchors were found in the lists' pass when the rules were folded in (the
+        # shipped way); lists loaded apart (`wordlists --folder`) leave the rules to look.
+        out += [(where, reduced, r, text) for r in settings.rules.scan(
+            text, anchors if settings.lexicon.folded else None)]
     return out
 
 

@@ -101,8 +101,9 @@ def cmd_wordlists_stats(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_wordlists_lint(args: argparse.Namespace, settings: Settings) -> int:
-    """Report list problems (exit 1 when there are any), for IT to run before a change."""
-    from mailguard import lexicon
+    """Report list problems (exit 1 when there are any) and rules that fire on neutral
+    sentences (warnings), for IT to run before a change."""
+    from mailguard import lexicon, rules
 
     folder = Path(args.folder) if args.folder else None
     try:
@@ -119,12 +120,20 @@ def cmd_wordlists_lint(args: argparse.Namespace, settings: Settings) -> int:
         print("note: no dictionary found (apt-get install wbritish): stems not checked",
               file=sys.stderr)
     problems, notes = lexicon.lint(lists, words)
+    folder = (folder or settings.checks["language"].folder) / "rules"
+    try:
+        warnings = rules.lint(rules.load(folder), folder)
+    except (rules.RulesError, lexicon.LexiconError) as e:
+        problems.append(str(e))
+        warnings = []
     for problem in problems:
         print(f"problem: {problem}")
+    for warning in warnings:
+        print(f"warning: {warning}")
     for note in notes:
         print(f"review:  {note}")
-    print(f"{len(lists.terms)} terms, {len(problems)} problems, {len(notes)} to review"
-          + (f" (dictionary: {source})" if source else ""))
+    print(f"{len(lists.terms)} terms, {len(problems)} problems, {len(warnings)} warnings, "
+          f"{len(notes)} to review" + (f" (dictionary: {source})" if source else ""))
     return 1 if problems else 0
 
 
@@ -161,13 +170,7 @@ def cmd_wordlists_test(args: argparse.Namespace, settings: Settings) -> int:
     rows = lexicon.explain(lists, sources)
     joined = (rules.load(Path(args.folder) / "rules") if args.folder
               else settings.checks["language"].rules)
-    for where, text, _ in sources:
-        written = lexicon.readable(text)
-        for r in joined.scan(text):
-            rows.append({"where": where, "category": r.rule.category,
-                         "severity": r.rule.severity, "term": f"rule:{r.rule.name}",
-                         "entry": " + ".join(r.words), "how": "rule",
-                         "heading": r.rule.heading, "matched": written[r.start:r.end]})
+    rows += rules.explain(joined, sources)
     if args.json:
         print(json.dumps(rows, indent=2))
     else:

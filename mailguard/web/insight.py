@@ -12,7 +12,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from mailguard import lexicon
+from mailguard import lexicon, rules
 from mailguard.store import stats
 from mailguard.store.events import EventLog
 from mailguard.web import charts
@@ -83,6 +83,14 @@ def routes(desk: Desk) -> list[Route]:
                          "hits": hit.hits if hit else 0,
                          "false_positives": hit.false_positives if hit else 0,
                          "last": hit.last if hit else None})
+        for rule in language.rules.rules if language is not None else []:
+            key = f"{rule.category}:rule-{rule.name}"
+            hit = seen.pop(key, None)
+            rows.append({"rule": key, "entry": rules.describe(rule), "category": rule.category,
+                         "severity": rule.severity, "kind": "rule",
+                         "hits": hit.hits if hit else 0,
+                         "false_positives": hit.false_positives if hit else 0,
+                         "last": hit.last if hit else None})
         gone = [{"rule": rule, "entry": "(no longer listed)", "category": rule.partition(":")[0],
                  "severity": "", "kind": "", "hits": r.hits, "false_positives": r.false_positives,
                  "last": r.last} for rule, r in seen.items()]
@@ -92,7 +100,8 @@ def routes(desk: Desk) -> list[Route]:
         if request.method == "POST":
             form = await checked_form(request)
             text = str(form.get("text", ""))[:100_000]
-            tried = lexicon.explain(language.lexicon, [("text", text, False)]) if language else []
+            tried = (lexicon.explain(language.lexicon, [("text", text, False)])
+                     + rules.explain(language.rules, [("text", text, False)])) if language else []
         return desk.page(request, "terms.html", who, rows=rows, days=days, periods=PERIODS,
                          tried=tried, text=text, enabled=language is not None)
 
