@@ -125,9 +125,11 @@ def classifier_ceiling(rows: list[dict[str, str]]) -> dict[str, float] | None:
               zip(map(float, precision), map(float, recall), strict=True) if p + r]
     best = max(points)
     strict = max((x for x in points if x[1] >= 0.95), default=(0.0, 0.0, 0.0))
+    half_right = max((x[2] for x in points if x[1] >= 0.5), default=0.0)   # issue 15's bar
     return {"best_f1": round(best[0], 3), "best_precision": round(best[1], 3),
             "best_recall": round(best[2], 3), "f1_at_precision_95": round(strict[0], 3),
-            "recall_at_precision_95": round(strict[2], 3)}
+            "recall_at_precision_95": round(strict[2], 3),
+            "recall_at_precision_50": round(half_right, 3)}
 
 
 def mailguard_check() -> Callable[[list[Any]], list[bool]]:

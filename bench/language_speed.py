@@ -201,7 +201,7 @@ def measure(count: int = TERMS) -> dict:
         # As the gateway reads mail: the rules' anchors folded into the lists' one pass.
         both = lexicon.load(folder, folded=joined.folded())
         result["lists_and_rules_mb_s"] = mb / best_of(
-            lambda: joined.scan(text, both.scan_folded(text)[1]), 5)
+            lambda: joined.scan(text, both.scan_folded(text)[1]), 9)
         plain = entries(lists)
         data = text.lower().encode()
         trie = re.compile(rb"\b(?:" + matcher.trie_pattern(t.encode() for t in plain) + rb")\b")

@@ -95,7 +95,8 @@ class Lexicon:
         if folded:
             hits = [h for h in hits if not h.term.category.startswith(ANCHOR)]
         if any(h.term.companions or h.term.unless for h in hits):
-            hits = [h for h in hits if h.term.scope == "message" or _meets(h, written)]
+            hits = [h for h in hits if not (h.term.companions or h.term.unless)
+                    or h.term.scope == "message" or _meets(h, written)]
         return hits, folded
 
 
@@ -206,10 +207,11 @@ def _dictionary(path: Path, _mtime: int) -> Dictionary:
 
 
 def load(folder: Path, categories: Iterable[str] | None = None, near: bool = True,
-         folded: Iterable[Term] = ()) -> Lexicon:
+         folded: Iterable[Term] = (), every: bool = False) -> Lexicon:
     """Every `<category>.txt` in the folder (and `allow.txt`); errors name file and line.
     With `near`, dropped, swapped and split letters are read too (where a word list is);
-    `folded` terms are found in the same pass (see Lexicon.folded)."""
+    `folded` terms are found in the same pass (see Lexicon.folded); with `every`, each
+    entry's every place is reported, not its first only (the rules' slot lists)."""
     lexicon = Lexicon(dictionary=dictionary() if near else None, folded=list(folded))
     allow: set[str] = set()
     for path in sorted(folder.glob("*.txt")):
@@ -257,7 +259,7 @@ def load(folder: Path, categories: Iterable[str] | None = None, near: bool = Tru
             text = entry[3:] if kind == "regex" else entry
             lexicon.add(Term(f"{category}:{number}", text, category, parsed.severity, kind,
                              parsed.tags, parsed.companions, parsed.unless, heading,
-                             parsed.roles, parsed.scope, near))
+                             parsed.roles, parsed.scope, near, every))
     lexicon.allow = frozenset(allow)
     lexicon.matcher  # noqa: B018 -- compile now, in the caller's (loading) thread
     return lexicon

@@ -131,3 +131,11 @@ def test_lint_warns_of_a_rule_that_fires_on_a_neutral_sentence(tmp_path):
     [line] = [x for x in warned.stdout.splitlines() if x.startswith("warning:")]
     assert "neutral.txt: line" in line and "rule derogation" in line
     assert "welcome" in line and "Travellers' children are welcome" in line
+
+
+def test_a_group_named_kindly_first_and_abused_later_in_a_long_letter_is_found(check):
+    """The lists' scan reports each word's first place; the rules read every place."""
+    letter = ("Muslims are welcome at the summer fair. " + "The weather was fine. " * 40
+              + "Honestly, Muslims are filthy.")
+    assert flagged(check, letter)
+    assert not flagged(check, letter.replace("are filthy", "are welcome too"))
