@@ -1,8 +1,9 @@
-# Production image: python slim + libmagic. Mount the config at /etc/mailguard and keep
+# Production image: python slim + libmagic, and wbritish (the language check's near
+# spellings need its real words). Mount the config at /etc/mailguard and keep
 # storage.data_dir on a volume (set data_dir = "/var/lib/mailguard" in the config).
 FROM python:3.11-slim
 RUN apt-get update \
- && apt-get install -y --no-install-recommends libmagic1 \
+ && apt-get install -y --no-install-recommends libmagic1 wbritish \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /opt/mailguard
 COPY pyproject.toml README.md ./

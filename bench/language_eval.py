@@ -200,6 +200,17 @@ def suite() -> dict[str, dict]:
         row = table[b.name]
         print(f"{('[flag] ' if b.flag else '[pass] ') + b.name:52}" + "".join(
             f"{row[n + ' tuned']:>14.2f} / {row[n + ' held']:<5.2f}" for n in names))
+    below = []   # issue 15: every behaviour's row at or above both packages (all its cases)
+    for b in language_suite.BEHAVIOURS:
+        right = {n: [g == c.flag for g, c in zip(got, cases, strict=True)
+                     if c.behaviour == b.name] for n, got in verdicts.items()}
+        share = {n: sum(r) / len(r) for n, r in right.items()}
+        table[b.name]["all"] = {n: round(v, 3) for n, v in share.items()}
+        below += [f"{b.name} ({share['mailguard']:.2f} < {n} {v:.2f})"
+                  for n, v in share.items() if n != "mailguard" and v > share["mailguard"]]
+    table["below_a_package"] = below
+    print("behaviours where mailguard is below a package over all their cases: "
+          + ("; ".join(below) if below else "none"))
     for part in ("tuned", "held", "all"):
         print(f"{'overall, ' + part + ': recall / pass accuracy':52}" + "".join(
             f"{table['overall'][n + ' ' + part]['recall']:>14.3f} / "

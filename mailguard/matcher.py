@@ -370,15 +370,19 @@ class Matcher:
         if len(text) <= CHUNK:
             return self._scan(text)
         hits: dict[str, Hit] = {}
+        more: list[Hit] = []   # later places of `every` terms, up to EVERY per piece
         start = 0
         while start < len(text):
             end = _seam(text, start + CHUNK, start + CHUNK // 2)
             reach = _seam(text, end + OVERLAP, end)
             for hit in self._scan(text[start:reach]):
+                placed = Hit(hit.term, hit.start + start, hit.end + start, hit.how)
                 if hit.term.id not in hits:
-                    hits[hit.term.id] = Hit(hit.term, hit.start + start, hit.end + start, hit.how)
+                    hits[hit.term.id] = placed
+                elif hit.term.every and hit.start < end - start:   # not the overlap again
+                    more.append(placed)
             start = end
-        return list(hits.values())
+        return list(hits.values()) + more
 
     def _scan(self, text: str) -> list[Hit]:
         data = text.encode("utf-8", "replace")

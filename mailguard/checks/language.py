@@ -32,6 +32,11 @@ CLAUSES = {
     "chain": "excalibur section 19; soke 'general guidance'",
     "appeals": "excalibur section 19; bourne section 5c(ii)",
     "contract": "excalibur section 20; soke; bourne section 5b(v)",
+    # Safeguarding headings: KCSIE asks schools for "appropriate monitoring" (UKSIC).
+    "drugs": "KCSIE appropriate monitoring; excalibur section 26; bourne section 5c(iii-iv)",
+    "selfharm": "KCSIE appropriate monitoring; excalibur section 26",
+    "suicide": "KCSIE appropriate monitoring; excalibur section 26",
+    "exploitation": "KCSIE; bourne appendix B item 3; excalibur section 17",
 }
 GROOMING = "grooming"
 GROOMING_CLAUSE = ("bourne appendix B items 3 and 'Communication with children' (explicit "
