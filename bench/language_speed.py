@@ -119,7 +119,10 @@ before = rss()
 lists, seconds, stall = asyncio.run(reload())
 grown = rss() - before
 del lists
-again, reload_s, reload_stall = asyncio.run(reload())   # as SIGHUP does in a running service
+# As IT edits a list and saves it: one more word, then the reload a running service does.
+with open(Path({folder!r}) / "generated.txt", "a") as f:
+    f.write("zzkqworde" + chr(10))
+again, reload_s, reload_stall = asyncio.run(reload())
 print(json.dumps({{"load_s": seconds, "stall_ms": stall * 1000, "rss_mb": rss(),
                   "lists_mb": grown, "reload_s": reload_s, "reload_stall_ms": reload_stall * 1000}}))
 """

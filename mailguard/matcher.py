@@ -14,7 +14,9 @@ folding, leetspeak, squeezing), and checks those against the same lists with set
 from __future__ import annotations
 
 import bisect
+import collections
 import contextlib
+import hashlib
 import html
 import re
 import threading
@@ -125,6 +127,11 @@ SEPARATORS = b" .-_*"
 WORD_BYTES = frozenset(ALNUM + bytes(range(128, 256)))
 SPACED = re.compile(rb"[a-z0-9]([ .\-_*])(?:[a-z0-9]\1){1,18}[a-z0-9](?![a-z0-9])", re.I)
 CHUNK = 1 << 20   # characters read at once (see Matcher.scan)
+# The databases compiled last, by what they were compiled from (Matcher._compile): enough
+# for the lists' and the rules' five each, with room for the ones a reload replaces.
+_BUILT: collections.OrderedDict[bytes, hyperscan.Database] = collections.OrderedDict()
+_BUILT_LOCK = threading.Lock()
+BUILT_KEPT = 15
 EVERY = 16        # later places of an `every` term reported per scan (per MB read), at most
 OVERLAP = 512     # read again past each seam: longer than any phrase or spaced-out word
 STRETCHED = re.compile(rb"([a-z])\1{2,}")
@@ -328,10 +335,22 @@ class Matcher:
 
     @staticmethod
     def _compile(patterns: list[bytes], flags: list[int], literal: bool) -> hyperscan.Database:
+        """A database for the patterns, or the one the last build made for the very same
+        ones: editing one list leaves the other databases as they were, so a reload
+        compiles only what changed."""
+        key = hashlib.sha256(repr((literal, flags)).encode() + b"\0".join(patterns)).digest()
+        with _BUILT_LOCK:
+            if (db := _BUILT.get(key)) is not None:
+                _BUILT.move_to_end(key)
+                return db
         db = hyperscan.Database(mode=hyperscan.HS_MODE_BLOCK)
         if patterns:
             db.compile(expressions=patterns, ids=list(range(len(patterns))),
                        elements=len(patterns), flags=flags, literal=literal)
+        with _BUILT_LOCK:
+            _BUILT[key] = db
+            while len(_BUILT) > BUILT_KEPT:
+                _BUILT.popitem(last=False)
         return db
 
     def _scratches(self) -> tuple[hyperscan.Scratch | None, hyperscan.Scratch,
