@@ -263,10 +263,16 @@ def uudecode(body: bytes) -> bytes | None:
     return bytes(out)
 
 
-def text_of(raw: bytes, part: Part) -> str | None:
-    """A text part's words as a string, or None when its encoding or charset is unknown."""
+def text_of(raw: bytes, part: Part, as_shown: bool = False) -> str | None:
+    """A text part's words as a string, or None when its encoding or charset is unknown;
+    with `as_shown`, such a part is read as a mail program shows it instead (an unknown
+    transfer encoding as written, an unknown charset as UTF-8), so the checks that read
+    language never wave through words a label hid."""
     codec = codec_of(part.charset)
-    data = decode_body(memoryview(raw)[part.body_start:part.end], part.transfer_encoding)
+    body = memoryview(raw)[part.body_start:part.end]
+    data = decode_body(body, part.transfer_encoding)
+    if as_shown:
+        return str(body if data is None else data, codec or "utf-8", "replace")
     if codec is None or data is None:
         return None
     return str(data, codec, "replace")

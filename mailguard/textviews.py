@@ -43,7 +43,7 @@ def _views(mail: Mail) -> TextViews:
     own = [mail.subject]
     quoted = []
     for part in displayed(mail.parts):
-        text = text_of(mail.raw, part)
+        text = text_of(mail.raw, part, as_shown=True)
         if text is None:
             continue
         if part.content_type == "text/html":

@@ -139,3 +139,17 @@ def test_a_group_named_kindly_first_and_abused_later_in_a_long_letter_is_found(c
               + "Honestly, Muslims are filthy.")
     assert flagged(check, letter)
     assert not flagged(check, letter.replace("are filthy", "are welcome too"))
+
+
+@pytest.mark.parametrize("headers", [
+    'Content-Type: text/plain; charset="x-made-up"\r\nContent-Transfer-Encoding: 8bit',
+    'Content-Type: text/plain; charset="utf-8"\r\nContent-Transfer-Encoding: x-made-up',
+])
+def test_a_part_with_an_unknown_charset_or_encoding_is_still_read(check, headers):
+    """A label mailguard does not know must not hide the words: they are read as a mail
+    program would show them."""
+    raw = (f"From: a@example.sch.uk\r\nTo: b@example.org\r\nSubject: x\r\nMIME-Version: 1.0\r\n"
+           f"{headers}\r\n\r\nHonestly, Muslims are filthy.\r\n").encode()
+    mail = Mail(id="T", envelope=Envelope("a@example.sch.uk", ("b@example.org",)),
+                client=Client(ip="127.0.0.1"), raw=raw)
+    assert [f.rule for f in findings(mail, check)] == ["discriminatory:rule-derogation"]
