@@ -10,6 +10,7 @@ List format (one entry a line, `#` comments):
     ... ; with=you,your     only with one of these words (or stems, `word*`) in its sentence
     ... ; unless=dog,kennel never with any of these in its sentence
     ... ; scope=message     `with=`/`unless=` look at the whole message, not the sentence
+    ... ; with=@same        another entry of the same list in the message (@any: any list)
     ... ; roles=pupil       only in mail to a recipient the directory lists with that role
     # heading: bullying     the safeguarding heading for the file's findings (HEADINGS)
     # near: yes             also read dropped, swapped and split letters in the lines below
@@ -100,7 +101,11 @@ class Lexicon:
         return hits, folded
 
 
-_OPTION = re.compile(r";\s*(\w+)\s*=\s*([\w,'*-]+)\s*$")
+_OPTION = re.compile(r";\s*(\w+)\s*=\s*([\w,'*@-]+)\s*$")
+# `with=` values that are no word: another entry of the same list, or any listed entry,
+# anywhere in the message (as school monitoring lists say "with another term of the same
+# type" and "with any term").
+OTHER_ENTRIES = ("@same", "@any")
 SENTENCE_END = re.compile(r"[.!?;]+(?:\s|$)|\n\s*\n")
 
 
@@ -131,6 +136,11 @@ def parse_line(line: str, default_severity: str) -> Line | None:
             options["severity"] = value
         elif key in ("tags", "with", "unless", "roles"):
             words = tuple(v for v in value.split(",") if v)
+            odd = [w for w in words if "@" in w and (key != "with" or w not in OTHER_ENTRIES)]
+            if odd:
+                raise ValueError(f"{odd[0]!r}: only with= takes @same or @any")
+            if any(w in OTHER_ENTRIES for w in words):
+                options["scope"] = "message"   # other entries are looked for message-wide
             if key == "roles" and set(words) - set(ROLES):
                 raise ValueError(f"roles must be among {', '.join(ROLES)}, not {value!r}")
             options["companions" if key == "with" else key] = words
@@ -163,27 +173,37 @@ def sentence_of(text: str, start: int, end: int) -> str:
 
 def _says(words: set[str], wanted: tuple[str, ...]) -> bool:
     return any(w[:-1] and any(x.startswith(w[:-1]) for x in words) if w.endswith("*")
-               else w in words for w in wanted)
+               else w in words for w in wanted if w not in OTHER_ENTRIES)
 
 
-def _meets(hit: Hit, text: str, words: set[str] | None = None) -> bool:
+def _meets(hit: Hit, text: str, words: set[str] | None = None,
+           others: Iterable[Hit] = ()) -> bool:
     """Whether an entry's `with=` / `unless=` words are (not) in the hit's sentence (or in
-    `words`, the whole message's, for `scope=message`)."""
+    `words`, the whole message's, for `scope=message`); `@same` and `@any` ask `others`,
+    the message's other hits."""
     term = hit.term
     companions = () if hit.how == "joined" else term.companions  # "youidiot": "you" is in it
     if words is None:
         words = set(WORD.findall(normalise(sentence_of(text, hit.start, hit.end))))
-    return (not companions or _says(words, companions)) and not _says(words, term.unless)
+    met = not companions or _says(words, companions) or any(
+        o.term.id != term.id and ("@any" in companions or (
+            "@same" in companions and o.term.category == term.category))
+        and not set(o.term.companions) & set(OTHER_ENTRIES)   # two such never vouch for
+        for o in others)                                      # each other
+    return met and not _says(words, term.unless)
 
 
-def in_message(hits: Iterable[Hit], texts: Iterable[str]) -> list[Hit]:
+def in_message(hits: Iterable[Hit], texts: Iterable[str],
+               everything: Iterable[Hit] | None = None) -> list[Hit]:
     """The `scope=message` hits whose `with=`/`unless=` words are (not) anywhere in the
-    message's texts; other hits as they are."""
+    message's texts, and whose `@same`/`@any` find another entry among `everything` (the
+    message's hits from all its texts; these hits if not given); other hits as they are."""
     hits = list(hits)
     if not any(h.term.scope == "message" for h in hits):
         return hits
     words = {w for text in texts for w in WORD.findall(normalise(text))}
-    return [h for h in hits if h.term.scope != "message" or _meets(h, "", words)]
+    others = hits if everything is None else list(everything)
+    return [h for h in hits if h.term.scope != "message" or _meets(h, "", words, others)]
 
 
 def kind_of(entry: str) -> str:
@@ -314,7 +334,8 @@ def companion(hit: Hit, text: str, words: set[str] | None = None) -> str:
         return ""
     if words is None:
         words = set(WORD.findall(normalise(sentence_of(text, hit.start, hit.end))))
-    return next((w for w in hit.term.companions if _says(words, (w,))), "")
+    return next((w for w in hit.term.companions if _says(words, (w,))), next(
+        (w for w in hit.term.companions if w in OTHER_ENTRIES), ""))
 
 
 def explain(lists: Lexicon, sources: Iterable[tuple[str, str, bool]]) -> list[dict[str, str]]:
@@ -324,10 +345,12 @@ def explain(lists: Lexicon, sources: Iterable[tuple[str, str, bool]]) -> list[di
     sources = list(sources)
     texts = [text for _, text, _ in sources]
     message = {w for text in texts for w in WORD.findall(normalise(text))}
+    scanned = [lists.scan(text) for text in texts]
+    everything = [h for hits in scanned for h in hits]
     rows = []
-    for where, text, _ in sources:
+    for (where, text, _), hits in zip(sources, scanned, strict=True):
         written = readable(text)
-        for hit in in_message(lists.scan(text), texts):
+        for hit in in_message(hits, texts, everything):
             with_ = companion(hit, written, message if hit.term.scope == "message" else None)
             how = hit.how + (f", with {with_!r}" if with_ else "") + (
                 f", only to {'/'.join(hit.term.roles)}" if hit.term.roles else "")

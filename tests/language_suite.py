@@ -13,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -202,6 +203,15 @@ BEHAVIOURS = [
         "The police visited about the threats made to a pupil.",
         "Two pupils were excluded for racist comments; the log is on CPOMS."), fill="none"),
 ]
+
+
+# The ordinary sentences `wordlists lint` runs the rules over (wordlists/rules/neutral.txt)
+# are a must-pass behaviour too, so the suite and lint read the same ones.
+_NEUTRAL = Path(__file__).resolve().parent.parent / "wordlists" / "rules" / "neutral.txt"
+BEHAVIOURS.append(Behaviour(
+    "not: the neutral sentences lint reads (rules/neutral.txt)", False,
+    tuple(line.strip() for line in _NEUTRAL.read_text(encoding="utf-8").splitlines()
+          if line.strip() and not line.startswith("#")), fill="none"))
 
 
 def cases(behaviours: list[Behaviour] = BEHAVIOURS) -> list[Case]:

@@ -119,6 +119,22 @@ def test_a_companion_anywhere_in_the_message(check, tmp_path):
     assert found(mine, "Bring the usual on Friday.") == []
     assert [f.rule for f in found(mine, "Bring the usual on Friday.\r\n\r\nAnd some pills.")
             ] == ["drugs:1"]
+    # "with another term of the same type" and "with any term", as monitoring lists say
+    (tmp_path / "drugs.txt").write_text("the usual ; with=@same ; severity=high\n"
+                                        "county lines ; severity=low\n")
+    (tmp_path / "gambling.txt").write_text("a tenner on ; with=@any ; severity=high\n"
+                                           "accumulator ; severity=low\n")
+    mine = dataclasses.replace(check, lexicon=lexicon.load(tmp_path))
+    assert found(mine, "Bring the usual on Friday.") == []
+    assert [f.rule for f in found(mine, "Bring the usual.\r\n\r\nCounty lines, innit.")
+            ] == ["drugs:1"]
+    assert found(mine, "Put a tenner on the match.") == []
+    assert [f.rule for f in found(mine, "Put a tenner on it. Bring the usual.")] == []
+    assert [f.rule for f in found(mine, "Put a tenner on it, county lines style.")] == [
+        "gambling:1"]
+    (tmp_path / "drugs.txt").write_text("x ; unless=@same\n")
+    with pytest.raises(lexicon.LexiconError, match="only with= takes @same or @any"):
+        lexicon.load(tmp_path)
     (tmp_path / "drugs.txt").write_text("x ; scope=paragraph\n")
     with pytest.raises(lexicon.LexiconError, match="line 1: scope must be sentence or message"):
         lexicon.load(tmp_path)

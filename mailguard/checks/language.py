@@ -155,10 +155,12 @@ def matches(mail: Mail, settings: Settings, files: report.MailFiles | None = Non
     roles = {role_of(settings.directory, r) for r in mail.envelope.recipients}
     scanned = {where: settings.lexicon.scan_folded(text) for where, text, _ in sources}
     everything = [t for _, t, _ in sources]
+    listed_anywhere = [h for listed, _ in scanned.values() for h in listed]
     out: list[Match] = []
     for where, text, reduced in sources:
         listed, anchors = scanned[where]
-        out += [(where, reduced, h, text) for h in lexicon.in_message(listed, everything)
+        out += [(where, reduced, h, text)
+                for h in lexicon.in_message(listed, everything, listed_anywhere)
                 if not h.term.roles or roles & set(h.term.roles)]
         # The anchors were found in the lists' pass when the rules were folded in (the
         # shipped way); lists loaded apart (`wordlists --folder`) leave the rules to look.
