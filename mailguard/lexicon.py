@@ -33,6 +33,7 @@ __all__ = [
     "Lexicon",
     "LexiconError",
     "Term",
+    "excerpt",
     "explain",
     "lint",
     "load",
@@ -326,6 +327,16 @@ def lint(lexicon: Lexicon, dictionary: Iterable[str]) -> tuple[list[str], list[s
             problems.append(f"{term.id}: regex {term.text!r} matches dictionary words: "
                             f"{', '.join(named[:8])}")
     return problems, notes
+
+
+def excerpt(text: str, hit: Any) -> str:
+    """A short context with the matched words masked (a Hit or a rule's hit: anything with
+    start and end in `text`): enough for the DPO to judge, in the quarantine record only."""
+    word = text[hit.start:hit.end]
+    masked = word[:1] + "*" * max(len(word) - 1, 0)
+    before = " ".join(text[max(0, hit.start - 40):hit.start].split()[-5:])
+    after = " ".join(text[hit.end:hit.end + 40].split()[:5])
+    return f"…{before} {masked} {after}…"
 
 
 def companion(hit: Hit, text: str, words: set[str] | None = None) -> str:

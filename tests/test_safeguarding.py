@@ -91,6 +91,12 @@ def test_grooming_needs_two_signals_or_one_strong_and_a_pupil(check):
     assert "out-of-hours" in late[0].evidence and "outside working hours" in late[0].evidence
 
 
+def test_grooming_signals_in_quoted_text_are_not_the_senders(check):
+    reply = ("Thanks, see you in class.\r\n\r\nOn Mon, a pupil wrote:\r\n"
+             "> Keep this between us, text me later. Don't tell your parents.\r\n")
+    assert found(check, reply, to=PUPIL, when=_tuesday(10)) == []
+
+
 def test_one_phrase_inside_another_is_one_signal(check, tmp_path):
     (tmp_path / "grooming.txt").write_text("delete this ; roles=pupil\n"
                                            "delete this email ; roles=pupil\n"

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from mailguard import grooming, lexicon, rules
 from mailguard import hours as working
-from mailguard import lexicon, rules
 from mailguard.config import Action, Section, Shared
 from mailguard.directory import role_of
 from mailguard.files import report
@@ -38,9 +38,6 @@ CLAUSES = {
     "suicide": "KCSIE appropriate monitoring; excalibur section 26",
     "exploitation": "KCSIE; bourne appendix B item 3; excalibur section 17",
 }
-GROOMING = "grooming"
-GROOMING_CLAUSE = ("bourne appendix B items 3 and 'Communication with children' (explicit "
-                   "professional boundaries); KCSIE")
 DEFAULT_CLAUSE = "excalibur section 17; soke 'E-mail etiquette'; bourne section 5b(iii)"
 LOWER = {"high": "medium", "medium": "low", "low": None}
 
@@ -103,15 +100,6 @@ def settings_from(sec: Section, shared: Shared) -> Settings:
                     alerts=frozenset(alerts), attachments=sec.boolean("attachments", True),
                     limits=shared.inspection, rules=joined, directory=shared.directory,
                     hours=working.from_section(sec.table_of("hours")))
-
-
-def _excerpt(text: str, hit: lexicon.Hit | rules.RuleHit) -> str:
-    """A short context with the matched word itself masked: enough for the DPO to judge."""
-    word = text[hit.start:hit.end]
-    masked = word[:1] + "*" * max(len(word) - 1, 0)
-    before = " ".join(text[max(0, hit.start - 40):hit.start].split()[-5:])
-    after = " ".join(text[hit.end:hit.end + 40].split()[:5])
-    return f"…{before} {masked} {after}…"
 
 
 async def inspect(mail: Mail, settings: Settings) -> list[Finding]:
@@ -182,8 +170,9 @@ def findings(mail: Mail, settings: Settings, files: report.MailFiles | None = No
         else:
             category, listed = hit.term.category, hit.term.severity
             rule_id, how, heading = hit.term.id.rpartition(":")[2], hit.how, hit.term.heading
-        if category == GROOMING and not reduced:
-            signals.append((where, reduced, hit, text))
+        if category == grooming.CATEGORY:   # signals count together, and only in the sender's words
+            if not reduced:
+                signals.append((where, reduced, hit, text))
             continue
         severity: str | None = listed
         if reduced and settings.quoted == "reduce":
@@ -203,49 +192,13 @@ def findings(mail: Mail, settings: Settings, files: report.MailFiles | None = No
                 f" in {where}" if where != "own" else ""),
             advice="reword it; if you are reporting abuse you received, forward it to the "
                    "safeguarding lead",
-            evidence=f"{where}, {how}: {_excerpt(lexicon.readable(text), hit)}")
-    groomed = grooming(mail, settings, signals)
+            evidence=f"{where}, {how}: {lexicon.excerpt(lexicon.readable(text), hit)}")
+    groomed = grooming.finding(mail, [(where, h, text) for where, _, h, text in signals
+                                      if isinstance(h, lexicon.Hit)],
+                               settings.directory, settings.hours,
+                               settings.action_for(grooming.CATEGORY, "high"))
     return list(found.values()) + ([groomed] if groomed else [])
 
 
 def _heading(heading: str) -> str:
     return "no safeguarding heading" if heading in ("", "none") else heading
-
-
-def grooming(mail: Mail, settings: Settings, signals: list[Match]) -> Finding | None:
-    """Staff writing to a pupil (KCSIE): secrecy, private channels, meeting outside school,
-    appearance, gifts, and contact out of hours. One signal alone is weak; two distinct
-    ones, or one listed high, make a finding that always alerts the safeguarding lead."""
-    pupils = [r for r in mail.envelope.recipients
-              if role_of(settings.directory, r) == "pupil"]
-    if not pupils:
-        return None
-    seen: dict[str, tuple[str, lexicon.Hit, str]] = {}
-    taken: set[tuple[str, int]] = set()   # one phrase inside another is one signal
-    for where, _, h, text in sorted(signals, key=lambda m: (m[0], m[2].start, -m[2].end)):
-        span = {(where, i) for i in range(h.start, h.end)}
-        if isinstance(h, lexicon.Hit) and not span & taken:
-            seen.setdefault(h.term.id, (where, h, text))
-            taken |= span
-    reasons = [f"{h.term.category}:{h.term.id.rpartition(':')[2]}" for _, h, _ in seen.values()]
-    late = not settings.hours.contains(mail.received_at)
-    if late:
-        reasons.append("out-of-hours")
-    strong = any(h.term.severity == "high" for _, h, _ in seen.values())
-    if not strong and len(reasons) < 2:
-        return None
-    action = settings.action_for(GROOMING, "high")
-    if action is Action.OFF:
-        return None
-    first = next(iter(seen.values()), None)
-    return Finding(
-        check=NAME, rule=f"{GROOMING}:signals", action=action, severity="high", alert=True,
-        heading="grooming", clause=GROOMING_CLAUSE,
-        message=f"a message to a pupil has {len(reasons)} sign{'s' if len(reasons) > 1 else ''}"
-                " of contact outside professional boundaries (secrecy, private channels, "
-                "meeting outside school, appearance, gifts or late contact)",
-        advice="keep contact with pupils to school systems, school hours and school matters; "
-               "if this was meant innocently, the safeguarding lead will release it",
-        evidence=f"to {len(pupils)} pupil(s); signals {', '.join(reasons)}" + (
-            f"; {settings.hours.describe(mail.received_at)}" if late else "") + (
-            f": {_excerpt(lexicon.readable(first[2]), first[1])}" if first else ""))
