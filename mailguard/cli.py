@@ -35,6 +35,8 @@ def cmd_check_config(args: argparse.Namespace, settings: Settings) -> int:
               "be read: set [storage] quarantine_key_file or quarantine_key_env to keep it apart")
     for warning in certificates.warnings(settings):
         print(f"warning: {warning}")
+    for warning in _language_warnings(settings):
+        print(f"warning: {warning}")
     print("who may relay:")
     for source in settings.sources.items:
         print(f"  {source.explain(settings.organisation.name)}")
@@ -45,6 +47,22 @@ def cmd_check_config(args: argparse.Namespace, settings: Settings) -> int:
         print(f"preset {settings.preset}; this file overrides its "
               + (", ".join(settings.preset_overridden) or "nothing"))
     return 0
+
+
+def _language_warnings(settings: Settings) -> list[str]:
+    """What the language check cannot do with this machine or config, said before it matters."""
+    language = settings.checks.get("language")
+    if language is None:
+        return []
+    terms = language.lexicon.terms
+    out = []
+    if any(t.near for t in terms) and language.lexicon.dictionary is None:
+        out.append("language: near spellings (# near: yes) are off: no word list to tell real "
+                   "words from them (apt-get install wbritish)")
+    if any(t.roles for t in terms) and settings.directory is None:
+        out.append("language: entries for pupils (roles=, grooming signals) find nothing "
+                   "without a [directory] that lists pupils")
+    return out
 
 
 def cmd_check(args: argparse.Namespace, settings: Settings) -> int:

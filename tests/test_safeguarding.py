@@ -187,3 +187,15 @@ def test_the_same_words_to_a_colleague_or_one_signal_to_a_pupil_are_delivered(sc
     assert len(sink.wait_for(2)) == 2
     assert school.held() == []
     assert [(e["verdict"], e["checks"]) for e in school.events()] == [("delivered", [])] * 2
+
+
+def test_check_config_says_pupil_entries_need_a_directory(make_gateway, tmp_path):
+    lists = {"checks": {"language": {"action": "log", "folder": str(ROOT / "wordlists")}}}
+    bare = make_gateway(lists, start=False).cli("check-config")
+    assert bare.returncode == 0
+    assert ("language: entries for pupils (roles=, grooming signals) find nothing without a "
+            "[directory]") in bare.stdout
+    (tmp_path / "directory.csv").write_text(DIRECTORY)
+    known = make_gateway({**lists, "directory": {"file": str(tmp_path / "directory.csv")}},
+                         start=False).cli("check-config")
+    assert known.returncode == 0 and "entries for pupils" not in known.stdout
