@@ -5,7 +5,7 @@ PY      := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 CONFIG  ?= config/mailguard.toml
 
-.PHONY: run test lint bench eval check-config screenshots clean
+.PHONY: run test test-fast lint bench eval check-config screenshots clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,11 @@ test:
 	$(MAKE) $(STAMP)
 	$(VENV)/bin/ruff check mailguard tests bench
 	$(PY) -m pytest -q -p no:cacheprovider
+
+test-fast:   # the in-process tests only, for a developer's loop; `make test` runs them all
+	scripts/system-deps.sh test
+	$(MAKE) $(STAMP)
+	$(PY) -m pytest -q -p no:cacheprovider -m "not process"
 
 bench:
 	scripts/system-deps.sh test

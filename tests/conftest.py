@@ -5,8 +5,10 @@ Tests talk SMTP over loopback: smtplib client → mailguard → aiosmtpd sink.
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
+import re
 import signal
 import smtplib
 import subprocess
@@ -307,3 +309,47 @@ def added_headers(relayed: bytes, original: bytes) -> bytes:
     """What mailguard put on top; asserts the rest is the original, byte for byte."""
     assert relayed.endswith(original), "the relayed message does not end with the original bytes"
     return relayed[: len(relayed) - len(original)]
+
+
+# -- test tiers ------------------------------------------------------------------------------
+# `make test` runs everything. `make test-fast` leaves out the tests that start processes (the
+# gateway, the CLI, Postfix, clamd, a browser): a developer's loop in well under a minute.
+_STARTS_PROCESSES = re.compile(
+    r"subprocess|Popen|\.cli\(|(?<![\w.])run\(\s*[\"']|Gateway\(|make_gateway|sys\.executable"
+    r"|postfix\.|\bPostfix\b|chromium|clamd")
+
+
+def _spawns(function: Any, depth: int = 2) -> bool:
+    """Whether a function's source, or that of the test-suite functions it calls (two deep:
+    helpers such as test_cli's `mailguard()` or filemaker's LibreOffice), starts a process."""
+    try:
+        source = inspect.getsource(function)
+    except (OSError, TypeError):
+        return False
+    if _STARTS_PROCESSES.search(source):
+        return True
+    scope = vars(inspect.getmodule(function) or sys)
+    called = []
+    for owner, name in _CALLS.findall(source):
+        target = getattr(scope.get(owner), name, None) if owner else scope.get(name)
+        if inspect.isfunction(target) and target is not function and str(
+                ROOT / "tests") in (inspect.getsourcefile(target) or ""):
+            called.append(target)
+    return depth > 0 and any(_spawns(f, depth - 1) for f in set(called))
+
+
+_CALLS = re.compile(r"(?<![\w.])(?:([A-Za-z_]\w*)\.)?([A-Za-z_]\w*)\(")
+
+
+def _starts_processes(item: pytest.Item) -> bool:
+    functions = [getattr(item, "function", None)]
+    info = getattr(item, "_fixtureinfo", None)
+    for defs in (info.name2fixturedefs.values() if info else ()):
+        functions += [d.func for d in defs if not d.func.__module__.startswith("_pytest")]
+    return any(_spawns(f) for f in functions if f is not None)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if _starts_processes(item):
+            item.add_marker(pytest.mark.process)
