@@ -267,11 +267,19 @@ class Gateway:
         return [json.loads(self.cli("quarantine", "show", json.loads(line)["id"],
                                     "--json").stdout) for line in listed if line]
 
-    def events(self) -> list[dict[str, Any]]:
-        time.sleep(0.4)  # the event log commits in 200 ms batches
-        out = self.cli("events", "--since", "1d", "--json")
-        assert out.returncode == 0, out.stderr
-        return [json.loads(line) for line in out.stdout.splitlines()]
+    def events(self, at_least: int = 1, timeout: float = 15.0) -> list[dict[str, Any]]:
+        """The event log, once it has caught up: it commits in 200 ms batches, so read until
+        it holds `at_least` events and two reads agree (a loaded machine commits late)."""
+        deadline = time.monotonic() + timeout
+        last: list[dict[str, Any]] | None = None
+        while True:
+            time.sleep(0.3)
+            out = self.cli("events", "--since", "1d", "--json")
+            assert out.returncode == 0, out.stderr
+            now = [json.loads(line) for line in out.stdout.splitlines()]
+            if (len(now) >= at_least and now == last) or time.monotonic() > deadline:
+                return now
+            last = now
 
 
 @pytest.fixture

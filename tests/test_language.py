@@ -219,6 +219,6 @@ def test_only_the_words_a_reader_sees_count_in_html(make_gateway, sink):
     shown = hidden.replace("Our trip is on Friday.", "I know where you live.")
     code, text = gw.send(shown.encode())
     assert code == 250 and b"Held for review" in text
-    first, second = gw.events()
+    first, second = gw.events(at_least=2)
     assert first["checks"] == [] and first["verdict"] == "delivered"
     assert [c.rpartition(":")[0] for c in second["checks"]] == ["language.threats"]
