@@ -33,10 +33,9 @@ def html_to_text(markup: str) -> str:
 
 def views(mail: Mail) -> TextViews:
     """The message's text views, worked out once however many checks read them."""
-    cached = mail.__dict__.get("_views")
-    if cached is None:
-        cached = mail.__dict__["_views"] = _views(mail)
-    return cached
+    if mail.views_cache is None:
+        mail.views_cache = _views(mail)
+    return mail.views_cache
 
 
 def _views(mail: Mail) -> TextViews:

@@ -205,7 +205,7 @@ def inspect_mail(mail: Mail, limits: Limits) -> MailFiles:
 
 async def of(mail: Mail, limits: Limits) -> MailFiles:
     """The message's report, made once however many checks ask; big ones in a thread."""
-    cached = mail.__dict__.get("_files")
+    cached = mail.files_cache
     if cached is None:
         parts = attachment_parts(mail.parts)
         if sum(p.end - p.body_start for p in parts) <= INLINE_LIMIT // 4:
@@ -214,5 +214,5 @@ async def of(mail: Mail, limits: Limits) -> MailFiles:
             cached = future
         else:
             cached = asyncio.ensure_future(asyncio.to_thread(inspect_mail, mail, limits))
-        mail.__dict__["_files"] = cached
+        mail.files_cache = cached
     return await asyncio.shield(cached)
