@@ -16,6 +16,7 @@ from mailguard.parts import Part, scan
 if TYPE_CHECKING:   # read only by type checkers: model imports no reader of its own
     import asyncio
 
+    from mailguard.checks.personal import Reading
     from mailguard.files.report import MailFiles
     from mailguard.textviews import TextViews
 
@@ -74,16 +75,16 @@ class Mail:
     client: Client
     raw: bytes
     received_at: float = field(default_factory=time.time)
-    # Set by the personal check when the subject is (or is about to be) tagged personal, so
-    # the disclaimer adds the personal-views notice to auto-tagged mail as well.
-    personal: bool = False
     # Worked out once per message by the modules that read them (textviews.views,
-    # files.report.of, Mail.addresses): declared, so the cache is typed, not a bag of keys.
+    # files.report.of, Mail.addresses, checks.personal.reading): declared, so the cache is
+    # typed, not a bag of keys; no check sets anything else on a message.
     views_cache: TextViews | None = field(default=None, init=False, repr=False, compare=False)
     files_cache: asyncio.Future[MailFiles] | None = field(default=None, init=False, repr=False,
                                                           compare=False)
     addresses_cache: dict[str, list[tuple[str, str]]] = field(
         default_factory=dict, init=False, repr=False, compare=False)
+    personal_cache: Reading | None = field(default=None, init=False, repr=False,
+                                           compare=False)
 
     @cached_property
     def header_end(self) -> int:

@@ -90,7 +90,7 @@ def test_the_tag_is_personal_as_a_label_not_any_use_of_the_word(tmp_path, subjec
     path.write_text(toml_dump(data))
     settings = config.load(path)
     assert bool(settings.checks["personal"].tag.search(subject)) is tagged
-    assert settings.checks["disclaimer"].personal_tag is settings.checks["personal"].tag
+    assert settings.checks["disclaimer"].personal_check.tag is settings.checks["personal"].tag
 
 
 def test_the_tag_is_set_once(tmp_path):

@@ -23,9 +23,9 @@ from mailguard.checks import (
     personal,
 )
 
-# Order matters for rewrites, which are applied in this order, and for `Mail.personal`: the
-# personal check runs before the disclaimer so that auto-tagged mail gets the personal-views
-# notice (its subject rewrite then makes the disclaimer re-read the tree; only for that mail).
+# Order matters for rewrites, which are applied in this order: the personal check's subject
+# rewrite comes before the disclaimer's (which then re-reads the tree; only for that mail).
+# Whether mail is personal is one shared reading (checks.personal.reading), not check order.
 REGISTRY: dict[str, ModuleType] = {
     identity.NAME: identity,
     limits.NAME: limits,

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import functools
 import html
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import partial
@@ -47,7 +46,7 @@ class Settings:
     schools: Mapping[str, str]
     position: str
     signed: str
-    personal_tag: re.Pattern[str]   # the personal check's `tag`: one pattern for both
+    personal_check: personal_check.Settings   # whose reading says the mail is personal
 
     def template_for(self, domain: str) -> Template | None:
         return self.templates.get(domain) or self.templates.get("default")
@@ -98,7 +97,7 @@ def settings_from(sec: Section, shared: Shared) -> Settings:
         personal=_read(sec, folder, "personal") if folder.is_dir() else None,
         schools=schools, position=sec.choice("position", "quote", ("quote", "bottom")),
         signed=sec.choice("signed", "wrap", ("wrap", "skip", "reject")),
-        personal_tag=shared.checks[personal_check.NAME].tag)
+        personal_check=shared.checks[personal_check.NAME])
 
 
 def _render(template: Template, values: dict[str, str]) -> tuple[str, str]:
@@ -130,8 +129,8 @@ def disclaimer_for(mail: Mail, settings: Settings) -> tuple[rewrite.Disclaimer, 
     """The rendered disclaimer for this sender's school, and whether the mail is personal."""
     froms = mail.addresses("From")
     sender = froms[0][1] if froms else mail.envelope.sender
-    subject = mail.subject
-    personal = bool(settings.personal and (mail.personal or settings.personal_tag.search(subject)))
+    personal = bool(settings.personal and personal_check.reading(
+        mail, settings.personal_check).marked)
     found = _rendered(settings, sender, personal)
     return None if found is None else (found, personal)
 

@@ -93,16 +93,38 @@ def score(mail: Mail, text: str, settings: Settings) -> tuple[int, list[str]]:
     return total, signals
 
 
+@dataclass(frozen=True)
+class Reading:
+    """Whether a message is personal, worked out once and shared: this check reports it, and
+    the disclaimer asks it (for its personal-views notice) without depending on check order
+    or on anything a check sets on the message."""
+
+    tagged: bool                  # the subject carries the tag
+    total: int = 0                # the score, for untagged mail
+    signals: tuple[str, ...] = ()
+    marked: bool = False          # tagged, or will be (auto_tag and over the threshold)
+
+
+def reading(mail: Mail, settings: Settings) -> Reading:
+    """The message's Reading under these settings (cached on the message)."""
+    if mail.personal_cache is None:
+        tagged = bool(settings.tag.search(mail.subject))
+        if tagged or settings.action is Action.OFF:
+            mail.personal_cache = Reading(tagged, marked=tagged)
+        else:
+            total, signals = score(mail, views(mail).own, settings)
+            mail.personal_cache = Reading(False, total, tuple(signals), settings.auto_tag and
+                                          total >= settings.threshold)
+    return mail.personal_cache
+
+
 async def inspect(mail: Mail, settings: Settings) -> list[Finding]:
-    title = mail.subject
-    tagged = bool(settings.tag.search(title))
-    if not tagged:
-        total, signals = score(mail, views(mail).own, settings)
-        if total < settings.threshold:
-            return []   # most mail: no clock reading needed
+    read = reading(mail, settings)
+    tagged, total, signals = read.tagged, read.total, list(read.signals)
+    if not tagged and total < settings.threshold:
+        return []   # most mail: no clock reading needed
     when = settings.hours.describe(mail.received_at)
     in_hours = settings.hours.contains(mail.received_at)
-    mail.personal = tagged or settings.auto_tag   # the disclaimer adds the personal-views notice
     if tagged:
         action = settings.in_hours if in_hours and settings.in_hours else settings.tagged
         return [Finding(check=NAME, rule="tagged", action=action, clause=CLAUSE, severity="low",
