@@ -231,7 +231,7 @@ class Shared:
     """What every check's settings may refer to: who the organisation is, who its contacts are."""
 
     organisation: OrganisationSettings
-    directory: Any  # mailguard.directory.Directory, or None without a directory file
+    directory: Any  # mailguard.school.directory.Directory, or None without a directory file
     base: Path      # relative paths in the config are relative to this folder
     inspection: Limits = field(default_factory=Limits)   # bounds on reading attachments
     data_dir: Path | None = None   # for state the worker processes share (hourly counts)
@@ -508,7 +508,7 @@ def _dkim(sec: Section, base: Path) -> DkimSettings:
 
 
 def _directory(sec: Section, base: Path) -> Any:
-    from mailguard import directory
+    from mailguard.school import directory
 
     return directory.settings_from(sec, base)
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 from typing import Any
 
 from mailguard.config import Action
-from mailguard.directory import role_of
-from mailguard.hours import WorkingHours
 from mailguard.lexicon import Hit, excerpt, readable
 from mailguard.model import Finding, Mail
+from mailguard.school.directory import role_of
+from mailguard.school.hours import WorkingHours
 
 CATEGORY = "grooming"
 CLAUSE = ("bourne appendix B item 3 and 'Communication with children' (explicit professional "

@@ -283,7 +283,7 @@ SENT = dt.datetime(2026, 11, 24, 10, 30, tzinfo=ZoneInfo("Europe/London")).times
 
 def checker(settings: Any) -> Any:
     """The language check's settings with a directory that knows the suite's recipients."""
-    from mailguard.directory import Directory
+    from mailguard.school.directory import Directory
 
     rows = "".join(f"{address},{role}\n" for role, address in ADDRESSES.items())
     return dataclasses.replace(settings, directory=Directory.parse("email,role\n" + rows))

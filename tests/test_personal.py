@@ -13,7 +13,7 @@ from conftest import base_config, message, toml_dump
 
 from mailguard import config
 from mailguard.config import Section
-from mailguard.hours import WorkingHours, from_section
+from mailguard.school.hours import WorkingHours, from_section
 
 LOVE = "Can't wait for dinner tonight, love you xx\r\n"
 EXCALIBUR = {"checks": {"personal": {"action": "reject", "tagged": "log"}}}

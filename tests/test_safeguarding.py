@@ -17,8 +17,8 @@ from conftest import ROOT, message
 from mailguard import lexicon
 from mailguard.checks.language import findings
 from mailguard.config import load
-from mailguard.directory import Directory
 from mailguard.model import Client, Envelope, Mail
+from mailguard.school.directory import Directory
 
 DSL = "dsl@example.sch.uk"
 PUPIL = "pupil7@example.sch.uk"

@@ -11,9 +11,9 @@ from functools import partial
 from typing import Any
 
 from mailguard.config import Action, OrganisationSettings, Section, Shared
-from mailguard.directory import role_of
 from mailguard.model import Finding, Mail
 from mailguard.rewrite import recipients
+from mailguard.school.directory import role_of
 
 NAME = "bcc"
 READS_BODY = False

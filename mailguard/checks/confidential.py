@@ -15,10 +15,10 @@ from typing import Any
 
 from mailguard import pupildata
 from mailguard.config import Action, OrganisationSettings, Section, Shared
-from mailguard.directory import role_of
 from mailguard.files import report
 from mailguard.files.limits import Limits
 from mailguard.model import Finding, Mail
+from mailguard.school.directory import role_of
 from mailguard.textviews import views
 
 NAME = "confidential"

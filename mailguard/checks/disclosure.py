@@ -14,9 +14,9 @@ from functools import partial
 from typing import Any
 
 from mailguard.config import Action, OrganisationSettings, Section, Shared
-from mailguard.directory import role_of
 from mailguard.files.report import attachment_parts
 from mailguard.model import Finding, Mail
+from mailguard.school.directory import role_of
 from mailguard.textviews import views
 
 NAME = "disclosure"

@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import Any
 
 from mailguard import grooming, lexicon, rules
-from mailguard import hours as working
 from mailguard.config import Action, Section, Shared
-from mailguard.directory import role_of
 from mailguard.files import report
 from mailguard.files.limits import Limits
 from mailguard.model import INLINE_LIMIT, Finding, Mail
+from mailguard.school import hours as working
+from mailguard.school.directory import role_of
 from mailguard.textviews import views
 
 NAME = "language"

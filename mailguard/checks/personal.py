@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from mailguard import hours
 from mailguard.config import Action, OrganisationSettings, Section, Shared
-from mailguard.directory import role_of
 from mailguard.model import Finding, Mail
 from mailguard.phrases import Phrases, Words
 from mailguard.rewrite import subject
+from mailguard.school import hours
+from mailguard.school.directory import role_of
 from mailguard.textviews import views
 
 NAME = "personal"

@@ -33,7 +33,7 @@ def cmd_dkim_keygen(args: argparse.Namespace) -> int:
 
 def cmd_directory_import(args: argparse.Namespace) -> int:
     """Build config/directory.csv from a MIS export, mapping its columns and role words."""
-    from mailguard import directory
+    from mailguard.school import directory
 
     def pairs(items: list[str], what: str) -> dict[str, str]:
         out = {}
