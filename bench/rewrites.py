@@ -34,7 +34,7 @@ def sample(size: int = 10240) -> bytes:
 
 def rewrite_tables(folder: Path) -> str:
     """The TOML that turns on disclaimer + forced BCC + DKIM (with a fresh key in `folder`)."""
-    from mailguard import dkim
+    from mailguard.delivery import dkim
 
     (folder / "k.key").write_bytes(dkim.keygen("rsa")[0])
     return f"""

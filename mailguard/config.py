@@ -305,7 +305,7 @@ class WebSettings:
 
 @dataclass(frozen=True)
 class DkimSettings:
-    keys: Mapping[str, Any]  # signing domain → mailguard.dkim.Key
+    keys: Mapping[str, Any]  # signing domain → mailguard.delivery.dkim.Key
     canonicalization: str
 
 
@@ -502,7 +502,7 @@ def _web(sec: Section) -> WebSettings:
 
 
 def _dkim(sec: Section, base: Path) -> DkimSettings:
-    from mailguard import dkim  # OpenSSL and dkimpy load only where DKIM is configured
+    from mailguard.delivery import dkim  # OpenSSL and dkimpy load only where DKIM is configured
 
     return dkim.settings_from(sec, base)
 

@@ -16,8 +16,9 @@ from typing import Any
 
 import structlog
 
-from mailguard import config, trace
+from mailguard import config
 from mailguard.config import ConfigError, Settings
+from mailguard.delivery import trace
 from mailguard.store.db import prepare_data_dir
 
 log = structlog.get_logger("mailguard.launch")

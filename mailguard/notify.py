@@ -11,8 +11,8 @@ from email.utils import formatdate
 from typing import Any
 
 from mailguard.config import Settings
+from mailguard.delivery.relay import Reply, open_upstream
 from mailguard.model import Finding, Mail
-from mailguard.relay import Reply, open_upstream
 
 WHAT_HAPPENED = {
     "delivered": "It was delivered. A copy is kept for you in the quarantine (status "

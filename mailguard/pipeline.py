@@ -15,11 +15,12 @@ from dataclasses import dataclass
 
 import structlog
 
-from mailguard import metrics, mime, model, notices, notify, parts, policy, trace
+from mailguard import metrics, mime, model, notices, notify, parts, policy
 from mailguard.checks import REGISTRY
 from mailguard.config import Action, Settings
+from mailguard.delivery import trace
+from mailguard.delivery.relay import Reply, Transaction, Upstream
 from mailguard.model import Envelope, Finding, Mail, Verdict
-from mailguard.relay import Reply, Transaction, Upstream
 from mailguard.store.events import Event, EventLog
 from mailguard.store.quarantine import Quarantine
 
@@ -122,7 +123,7 @@ async def outgoing(mail: Mail, settings: Settings, secret: bytes,
         froms = mail.addresses("From")
         signature = b""
         if settings.dkim.keys and len(froms) == 1:
-            from mailguard import dkim  # loaded only where keys are configured (OpenSSL, dkimpy)
+            from mailguard.delivery import dkim  # loaded only where keys are configured (OpenSSL, dkimpy)
 
             signature = dkim.sign(settings.dkim.keys, data, froms[0][1],
                                   settings.dkim.canonicalization)

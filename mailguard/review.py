@@ -15,9 +15,9 @@ import structlog
 from mailguard import notify
 from mailguard.checks import REWRITERS
 from mailguard.config import Settings
+from mailguard.delivery.relay import Reply, open_upstream
 from mailguard.model import Mail
 from mailguard.pipeline import inspect, outgoing
-from mailguard.relay import Reply, open_upstream
 from mailguard.store import audit
 from mailguard.store.quarantine import Held, Quarantine
 from mailguard.store.sealing import SealError

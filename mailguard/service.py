@@ -11,12 +11,13 @@ from pathlib import Path
 
 import structlog
 
-from mailguard import config, notices, retention, trace
+from mailguard import config, notices, retention
 from mailguard.auth import UserDatabase
 from mailguard.config import ConfigError, Settings
+from mailguard.delivery import trace
+from mailguard.delivery.relay import Upstream, open_upstream
 from mailguard.launch import Workers, install_signals, web_task
 from mailguard.pipeline import Pipeline
-from mailguard.relay import Upstream, open_upstream
 from mailguard.smtp import Handler, protocol_factory
 from mailguard.store import db as store_db
 from mailguard.store.events import EventLog

@@ -8,8 +8,9 @@ import trustme
 from conftest import base_config, free_port, run, toml_dump
 from dnsserver import DnsServer
 
-from mailguard import config, dkim
+from mailguard import config
 from mailguard.commands import doctor
+from mailguard.delivery import dkim
 
 
 @pytest.fixture

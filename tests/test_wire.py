@@ -6,7 +6,7 @@ from aiosmtplib.protocol import PERIOD_REGEX, normalize_message_line_endings
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mailguard.relay import wire_format
+from mailguard.delivery.relay import wire_format
 
 
 def aiosmtplib_payload(message: bytes) -> bytes:

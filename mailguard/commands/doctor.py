@@ -11,8 +11,9 @@ import os
 from datetime import UTC, date, datetime
 from typing import Any
 
-from mailguard import certificates, dkim
+from mailguard import certificates
 from mailguard.config import Settings
+from mailguard.delivery import dkim
 
 Finding = tuple[str, str]   # ("ok" | "note" | "fix", what)
 M365_UPSTREAM = "mail.protection.outlook.com"
@@ -110,7 +111,7 @@ async def upstream(settings: Settings) -> list[Finding]:
         ok = os.access(u.path if u.path.exists() else u.path.parent, os.W_OK)
         return [("ok" if ok else "fix", f"upstream {u.url}: the folder is "
                  + ("writable" if ok else "not writable by this user"))]
-    from mailguard.relay import SmtpUpstream
+    from mailguard.delivery.relay import SmtpUpstream
 
     conn = None
     try:

@@ -46,7 +46,8 @@ def cmd_purge(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def cmd_quarantine(args: argparse.Namespace, settings: Settings) -> int:
-    from mailguard import review, trace
+    from mailguard import review
+    from mailguard.delivery import trace
     from mailguard.store import audit
     from mailguard.store.sealing import SealError
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 def cmd_dkim_keygen(args: argparse.Namespace) -> int:
     """Write a new signing key (0600) and print the DNS record and the config lines."""
-    from mailguard import dkim
+    from mailguard.delivery import dkim
 
     folder = Path(args.out)
     path = folder / f"{args.domain}.{args.selector}.key"

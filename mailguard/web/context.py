@@ -16,8 +16,8 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
-from mailguard import trace
 from mailguard.config import Settings
+from mailguard.delivery import trace
 from mailguard.store import audit, reviewers
 from mailguard.store import db as store_db
 from mailguard.store.quarantine import Held, Quarantine
