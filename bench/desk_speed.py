@@ -24,8 +24,13 @@ from conftest import base_config, message, toml_dump  # noqa: E402
 from desk import PASSWORD, csrf_of  # noqa: E402
 
 from mailguard import config  # noqa: E402
-from mailguard.config import Action  # noqa: E402
-from mailguard.model import Client, Envelope, Finding, Mail  # noqa: E402
+from mailguard.model import (  # noqa: E402
+    Action,
+    Client,
+    Envelope,
+    Finding,
+    Mail,
+)
 from mailguard.store import db as store_db  # noqa: E402
 from mailguard.store import reviewers  # noqa: E402
 from mailguard.store.quarantine import Quarantine  # noqa: E402

@@ -52,7 +52,7 @@ def per_message_ms(settings: config.Settings, raw: bytes, sender: str,
         for i in range(count):
             mail = Mail(str(i), Envelope(sender, recipients), Client("127.0.0.1"), raw)
             verdict = await pipeline.assess(mail, settings)
-            await pipeline.outgoing(mail, settings, b"k" * 32, verdict.rewrites)
+            await pipeline.outgoing(mail, settings, b"k" * 32, verdict.plan)
         return (time.perf_counter() - started) * 1000 / count
 
     return min(asyncio.run(run()) for _ in range(3))

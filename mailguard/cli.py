@@ -14,7 +14,8 @@ from pathlib import Path
 
 from mailguard import certificates, config
 from mailguard.commands import common, doctor, review, setup, sources, users, wordlists
-from mailguard.config import Action, ConfigError, Settings
+from mailguard.config import ConfigError, Settings
+from mailguard.model import Action
 from mailguard.store import db as store_db
 
 DEFAULT_CONFIG = "config/mailguard.toml"

@@ -10,13 +10,13 @@ import ssl
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from enum import Enum
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import unquote, urlsplit
 
 from mailguard import sources
 from mailguard.files.limits import Limits
+from mailguard.model import CHOSEN, Action
 
 T = TypeVar("T")
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -24,20 +24,6 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 class ConfigError(Exception):
     """A config problem, worded `file: key: problem`."""
-
-
-class Action(Enum):
-    """What a check's findings do to a message, weakest first."""
-
-    OFF = "off"
-    LOG = "log"
-    NOTIFY = "notify"          # deliver, keep a copy, and tell the safeguarding lead
-    QUARANTINE = "quarantine"
-    REJECT = "reject"
-
-    @property
-    def rank(self) -> int:
-        return list(Action).index(self)
 
 
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([KMG]i?B|B)?\s*$", re.IGNORECASE)
@@ -120,7 +106,7 @@ class Section:
         return value
 
     def action(self, key: str, default: Action) -> Action:
-        return Action(self.choice(key, default.value, tuple(a.value for a in Action)))
+        return Action(self.choice(key, default.value, tuple(a.value for a in CHOSEN)))
 
     def path(self, key: str, base: Path, default: str | None = None) -> Path | None:
         value = self.string(key, default)

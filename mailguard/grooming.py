@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from mailguard.config import Action
 from mailguard.lexicon import Hit, excerpt, readable
-from mailguard.model import Finding, Mail
+from mailguard.model import Action, Finding, Mail
 from mailguard.school.directory import role_of
 from mailguard.school.hours import WorkingHours
 

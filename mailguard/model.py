@@ -1,16 +1,16 @@
-"""Mail (envelope + raw bytes + lazy parsed views), Finding and Verdict: what flows down the pipeline."""
+"""Mail (envelope + raw bytes + lazy parsed views), Finding, Verdict and its Plan: what flows
+down the pipeline. Plain data, no loader: every other layer may import it."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.message import Message
+from enum import Enum
 from functools import cached_property
 from typing import TYPE_CHECKING
 
 from mailguard import mime
-from mailguard.config import Action
 from mailguard.parts import Part, scan
 
 if TYPE_CHECKING:   # read only by type checkers: model imports no reader of its own
@@ -25,19 +25,72 @@ if TYPE_CHECKING:   # read only by type checkers: model imports no reader of its
 INLINE_LIMIT = 512 * 1024
 
 
-class Unavailable(Exception):
-    """A check could not run for a reason that will pass (a scanner is down): defer the
-    message with a 4xx so the sender's server retries, rather than hold or pass it."""
+class Action(Enum):
+    """What a finding does to a message, weakest first: the strongest one found decides."""
+
+    OFF = "off"
+    LOG = "log"
+    NOTIFY = "notify"          # deliver, keep a copy, and tell the safeguarding lead
+    QUARANTINE = "quarantine"
+    REJECT = "reject"
+    # Not now: a check could not run (a scanner is down) or the sender is past their hourly
+    # limit. The sender's server keeps the message and retries (4xx); nothing is decided.
+    DEFER = "defer"
+
+    @property
+    def rank(self) -> int:
+        return list(Action).index(self)
 
 
-class RateLimited(Unavailable):
-    """The sender is past their hourly limit: defer (4xx) and tell IT, since a burst is how a
-    compromised account looks."""
+# What a check may be told to do in its settings (DEFER is the checks' own to say).
+CHOSEN = (Action.OFF, Action.LOG, Action.NOTIFY, Action.QUARANTINE, Action.REJECT)
 
-    def __init__(self, sender: str, sent: int, limit: int) -> None:
-        super().__init__(f"{sender} has sent to {sent} recipients in the last hour; "
-                         f"the limit is {limit}")
-        self.sender, self.sent, self.limit = sender, sent, limit
+
+# The plan: what is to be done to a message that goes out, as plain data, so it can be read,
+# logged and stored with held mail, and carried out (rewrite.carry_out) without the checks.
+@dataclass(frozen=True)
+class TagSubject:
+    """Put the personal tag in front of the subject."""
+
+    tag: str
+
+
+@dataclass(frozen=True)
+class AddDisclaimer:
+    """Add the trust's disclaimer to every displayed body, or, for a signed or encrypted
+    message (`wrap`), wrap it untouched in a multipart with the disclaimer beside it."""
+
+    text: str
+    html: str
+    position: str = "quote"
+    wrap: bool = False
+
+
+@dataclass(frozen=True)
+class HideRecipients:
+    """Take these addresses out of To/Cc (the envelope is untouched: each still gets it)."""
+
+    hidden: tuple[str, ...]
+    to: str     # what To says when nobody visible is left in it
+    note: str   # the X-Mailguard-Bcc header's text
+
+
+@dataclass(frozen=True)
+class SplitPerRecipient:
+    """Send each recipient a copy addressed to them alone (bcc mode "split"); a copy held or
+    released later goes as HideRecipients says."""
+
+
+@dataclass(frozen=True)
+class Sign:
+    """DKIM-sign the message as it leaves, with the key for this From address's domain."""
+
+    address: str
+
+
+Step = TagSubject | AddDisclaimer | HideRecipients | SplitPerRecipient | Sign
+STEPS: tuple[type[Step], ...] = (TagSubject, AddDisclaimer, HideRecipients, SplitPerRecipient,
+                                 Sign)   # the policy's order: signing last, after every change
 
 
 @dataclass(frozen=True)
@@ -126,39 +179,44 @@ class Finding:
     severity: str = "high"
     alert: bool = False   # tell the safeguarding lead, whatever happens to the message
     heading: str = ""     # the safeguarding heading (UKSIC's "appropriate monitoring" ones)
-    rewrite: Callable[[bytes], bytes] | None = field(default=None, compare=False, repr=False)
-    # Set when each recipient must get a copy addressed to them alone (bcc mode "split").
-    per_recipient: Callable[[bytes, str], bytes] | None = field(default=None, compare=False,
-                                                                 repr=False)
+    steps: tuple[Step, ...] = ()   # what this finding asks be done to the message if it goes
 
     @property
     def rule_id(self) -> str:
         return f"{self.check}.{self.rule}"
 
 
+UNAVAILABLE_CLAUSE = "mailguard: mail it could not check is never passed unchecked"
+
+
+def unavailable(check: str, problem: str) -> Finding:
+    """A check that could not run for a reason that will pass (a scanner is down): the
+    message is deferred (4xx) so the sender's server retries, rather than held or passed."""
+    return Finding(check=check, rule="unavailable", action=Action.DEFER,
+                   clause=UNAVAILABLE_CLAUSE, severity="info",
+                   message=f"the {check} check could not run: {problem}",
+                   advice="nothing: your mail server will try again")
+
+
 @dataclass(frozen=True)
 class Verdict:
-    """The one decision for a message, with every reason that led to it."""
+    """The one decision for a message, with every reason that led to it and the plan for
+    it if it goes out (kept with held mail, so a release carries out exactly this)."""
 
     action: Action
     findings: tuple[Finding, ...] = ()
     reason: str = ""
+    plan: tuple[Step, ...] = ()
 
     @property
     def rule_ids(self) -> tuple[str, ...]:
         return tuple(f.rule_id for f in self.findings)
 
     @property
-    def rewrites(self) -> tuple[Callable[[bytes], bytes], ...]:
-        """Changes to make to a message that is delivered, in check order."""
-        if self.action in (Action.QUARANTINE, Action.REJECT):
-            return ()
-        return tuple(f.rewrite for f in self.findings
-                     if f.rewrite is not None and f.per_recipient is None)
+    def split(self) -> bool:
+        return any(isinstance(s, SplitPerRecipient) for s in self.plan)
 
     @property
-    def split(self) -> Callable[[bytes, str], bytes] | None:
-        """How to address each recipient's own copy, when the message is to be split."""
-        if self.action in (Action.QUARANTINE, Action.REJECT):
-            return None
-        return next((f.per_recipient for f in self.findings if f.per_recipient), None)
+    def deferring(self) -> Finding | None:
+        """The finding that put the message off, when the verdict is DEFER."""
+        return next((f for f in self.findings if f.action is Action.DEFER), None)

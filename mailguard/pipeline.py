@@ -10,24 +10,24 @@ import asyncio
 import dataclasses
 import textwrap
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import structlog
 
 from mailguard import metrics, mime, model, notices, notify, parts, policy
 from mailguard.checks import REGISTRY
-from mailguard.config import Action, Settings
+from mailguard.config import Settings
 from mailguard.delivery import trace
 from mailguard.delivery.relay import Reply, Transaction, Upstream
-from mailguard.model import Envelope, Finding, Mail, Verdict
+from mailguard.model import Action, AddDisclaimer, Envelope, Finding, Mail, Sign, Step, Verdict
+from mailguard.rewrite import recipients
+from mailguard.rewrite.plan import carry_out, each_copy
 from mailguard.store.events import Event, EventLog
 from mailguard.store.quarantine import Quarantine
 
 log = structlog.get_logger("mailguard.pipeline")
 
 CHECK_TIMEOUT = 60.0
-RATE_CLAUSE = "soke 'general guidance'; bourne section 5b(ii)"
 UNPARSEABLE_CLAUSE = "mailguard: mail it cannot read is never passed unchecked"
 
 
@@ -51,8 +51,10 @@ def smtp_reply(code: int, status: str, lines: list[str]) -> str:
     return "\r\n".join([*head, f"{code} {status} {wrapped[-1]}"])
 
 
-async def inspect(mail: Mail, settings: Settings) -> tuple[Finding, ...] | str | model.Unavailable:
-    """Every enabled check's findings, or why the message could not be read."""
+async def inspect(mail: Mail, settings: Settings) -> tuple[Finding, ...] | str:
+    """Every enabled check's findings, or why the message could not be read. A check that
+    defers the message (it could not run, or the sender is past their limit) ends the
+    inspection: nothing else is decided until the message comes again."""
     block = mail.raw[: mail.header_end]
     problem = mime.header_problem(mail.headers, block)
     enabled = [(name, s) for name, s in settings.checks.items() if s.action is not Action.OFF]
@@ -65,71 +67,77 @@ async def inspect(mail: Mail, settings: Settings) -> tuple[Finding, ...] | str |
         try:
             async with asyncio.timeout(CHECK_TIMEOUT):
                 found = await REGISTRY[name].inspect(mail, check_settings)
-            if clause := settings.clauses.get(name):   # the trust's own policy, from its preset
-                found = [dataclasses.replace(f, clause=clause) for f in found]
-            findings.extend(found)
-        except model.RateLimited as e:
-            return e
-        except model.Unavailable as e:
-            log.warning("check_unavailable", check=name, id=mail.id, error=str(e))
-            return model.Unavailable(f"the {name} check could not run: {e}")
         except Exception as e:  # a broken check must hold the mail, not wave it through
             log.error("check_failed", check=name, id=mail.id, error=repr(e))
             return f"the {name} check failed ({type(e).__name__})"
+        if clause := settings.clauses.get(name):   # the trust's own policy, from its preset
+            found = [dataclasses.replace(f, clause=clause) for f in found]
+        if deferring := next((f for f in found if f.action is Action.DEFER), None):
+            log.warning("check_deferred", check=name, id=mail.id, rule=deferring.rule_id)
+            return (deferring,)
+        findings.extend(found)
     return tuple(findings)
 
 
 def unreadable(problem: str, settings: Settings) -> Verdict:
     """Mail we cannot read is held (or, if configured, deferred), never passed unchecked."""
-    action = Action.QUARANTINE if settings.server.unparseable == "quarantine" else Action.OFF
+    action = Action.QUARANTINE if settings.server.unparseable == "quarantine" else Action.DEFER
     finding = Finding(check="mime", rule="unparseable", action=action, clause=UNPARSEABLE_CLAUSE,
                       message=problem, advice="ask IT to look at it in the quarantine")
     return Verdict(action, (finding,), "unparseable")
 
 
+def signer(mail: Mail, settings: Settings) -> Sign | None:
+    """The DKIM step, where keys are configured and the message has one From to sign for."""
+    froms = mail.addresses("From")
+    return Sign(froms[0][1]) if settings.dkim.keys and len(froms) == 1 else None
+
+
 async def assess(mail: Mail, settings: Settings) -> Verdict:
     """The verdict for a message, from its findings or from why it could not be read."""
     inspected = await inspect(mail, settings)
-    if isinstance(inspected, model.RateLimited):
-        finding = Finding(check="limits", rule="rate", action=Action.OFF,
-                          clause=settings.clauses.get("limits", RATE_CLAUSE),
-                          message=str(inspected), advice="your mail server will try again later")
-        return Verdict(Action.OFF, (finding,), "rate_limited")
-    if isinstance(inspected, model.Unavailable):
-        finding = Finding(check="mailguard", rule="unavailable", action=Action.OFF,
-                          clause=UNPARSEABLE_CLAUSE, message=str(inspected),
-                          advice="nothing: your mail server will try again")
-        return Verdict(Action.OFF, (finding,), "unavailable")
     if isinstance(inspected, str):
         return unreadable(inspected, settings)
-    return policy.decide(inspected)
-
-
+    return policy.decide(inspected, signer(mail, settings))
 
 
 async def outgoing(mail: Mail, settings: Settings, secret: bytes,
-                   rewrites: tuple[Callable[[bytes], bytes], ...]) -> bytes:
-    """The bytes to hand upstream: rewritten, given a Message-ID if it had none, DKIM-signed,
-    and stamped with our trace headers on top. CPU work leaves the event loop when large."""
+                   plan: tuple[Step, ...]) -> bytes:
+    """The bytes to hand upstream: the plan carried out, a Message-ID if it had none, the DKIM
+    signature, and our trace headers on top. CPU work leaves the event loop when large."""
     host = settings.server.hostname
 
     def build() -> bytes:
-        data = mail.raw
-        for change in rewrites:
-            data = change(data)
+        reuse = any(isinstance(s, AddDisclaimer) for s in plan)
+        data = carry_out(mail.raw, plan, (mail.raw, mail.parts) if reuse else None)
         message_id = trace.missing_message_id(mail, host)
         if message_id:
             data = message_id + data
-        froms = mail.addresses("From")
+        sign = next((s for s in plan if isinstance(s, Sign)), None)
         signature = b""
-        if settings.dkim.keys and len(froms) == 1:
+        if sign is not None and settings.dkim.keys:
             from mailguard.delivery import dkim  # loaded only where keys are configured (OpenSSL, dkimpy)
 
-            signature = dkim.sign(settings.dkim.keys, data, froms[0][1],
+            signature = dkim.sign(settings.dkim.keys, data, sign.address,
                                   settings.dkim.canonicalization)
         return b"".join((trace.headers_for(mail, host, secret), signature, data))
 
     return build() if len(mail.raw) <= model.INLINE_LIMIT else await asyncio.to_thread(build)
+
+
+def deferral_reply(finding: Finding) -> str:
+    """The 4xx for a message put off: why, and that the sender's server will try again."""
+    if finding.rule_id == "limits.rate":
+        return smtp_reply(451, "4.7.1", [
+            f"Not sent yet: {finding.message} (policy: {finding.clause}).",
+            "Your mail server will try again later. If you need to write to this many "
+            "people, ask the office to use the school's bulk mail; IT has been told."])
+    unread = finding.rule_id == "mime.unparseable"
+    what = ("mailguard could not read this message" if unread
+            else "mailguard could not check this message just now")
+    return smtp_reply(451, "4.6.0" if unread else "4.3.0", [
+        f"{what}: {finding.message}.",
+        "It was not sent; your mail server will retry. If this persists, ask IT."])
 
 
 class Pipeline:
@@ -145,24 +153,14 @@ class Pipeline:
     async def process(self, mail: Mail, txn: Transaction, refused: int = 0) -> Outcome:
         started = time.monotonic()
         stamped = trace.has_valid_stamp(mail, self.secret)
-        verdict = Verdict(Action.OFF) if stamped else await assess(mail, self.settings)
-        if verdict.reason == "rate_limited":
-            await txn.abort()
-            reply = smtp_reply(451, "4.7.1", [
-                f"Not sent yet: {verdict.findings[0].message} "
-                f"(policy: {verdict.findings[0].clause}).",
-                "Your mail server will try again later. If you need to write to this many "
-                "people, ask the office to use the school's bulk mail; IT has been told."])
-            self._tell_it(mail, verdict.findings[0].message)
-            return self._finish(mail, "tempfailed", reply, verdict, started, refused, stamped)
-        if verdict.reason in ("unparseable", "unavailable") and verdict.action is Action.OFF:
+        verdict = (policy.decide((), signer(mail, self.settings)) if stamped
+                   else await assess(mail, self.settings))
+        if (deferring := verdict.deferring) is not None:
             await txn.abort()   # "tempfail": the sender's server keeps the message and retries
-            what = ("mailguard could not read this message" if verdict.reason == "unparseable"
-                    else "mailguard could not check this message just now")
-            reply = smtp_reply(451, "4.6.0" if verdict.reason == "unparseable" else "4.3.0", [
-                f"{what}: {verdict.findings[0].message}.",
-                "It was not sent; your mail server will retry. If this persists, ask IT."])
-            return self._finish(mail, "tempfailed", reply, verdict, started, refused, stamped)
+            if deferring.rule_id == "limits.rate":
+                self._tell_it(mail, deferring.message)
+            return self._finish(mail, "tempfailed", deferral_reply(deferring), verdict,
+                                started, refused, stamped)
         for f in verdict.findings:
             metrics.FINDINGS.labels(f.rule_id).inc()
 
@@ -174,7 +172,7 @@ class Pipeline:
         if verdict.action is Action.QUARANTINE:
             await txn.abort()
             try:
-                await self.quarantine.hold(mail, verdict.findings, verdict.reason)
+                await self.quarantine.hold(mail, verdict.findings, verdict.reason, verdict.plan)
             except Exception as e:  # disk full, permissions: the sender's server must retry
                 log.error("quarantine_write_failed", id=mail.id, error=repr(e))
                 reply = smtp_reply(451, "4.3.0", [
@@ -187,12 +185,12 @@ class Pipeline:
             return self._finish(mail, "quarantined", reply, verdict, started, refused, stamped,
                                 quarantine_id=mail.id)
 
-        if verdict.split is not None:
+        if verdict.split:
             await txn.abort()
             outcome, reply, upstream = await self._split(mail, verdict)
             return self._finish(mail, outcome, reply, verdict, started, refused, stamped,
                                 upstream=upstream)
-        data = await outgoing(mail, self.settings, self.secret, verdict.rewrites)
+        data = await outgoing(mail, self.settings, self.secret, verdict.plan)
         upstream = await txn.send(data)
         return self._finish(mail, *self._relayed(mail, upstream), verdict, started, refused,
                             stamped, upstream=upstream)
@@ -200,20 +198,20 @@ class Pipeline:
     async def _split(self, mail: Mail, verdict: Verdict) -> tuple[str, str, Reply]:
         """One copy per recipient, each addressed to them alone. A copy the upstream will not
         take now is held in quarantine, so the 250 still means nothing is lost."""
-        assert verdict.split is not None
+        plan = each_copy(verdict.plan)
         options = [o for o in mail.envelope.mail_options if o in ("BODY=8BITMIME", "SMTPUTF8")]
         delivered, held = 0, 0
         for n, rcpt in enumerate(mail.envelope.recipients, 1):
             copy = Mail(id=f"{mail.id}-{n}", envelope=Envelope(
                 mail.envelope.sender, (rcpt,), mail.envelope.mail_options),
-                client=mail.client, raw=verdict.split(mail.raw, rcpt))
-            reply = await self._deliver_one(copy, options, verdict)
+                client=mail.client, raw=recipients.only_to(mail.raw, rcpt))
+            reply = await self._deliver_one(copy, options, plan)
             if reply.ok:
                 delivered += 1
                 continue
             try:
                 await self.quarantine.hold(copy, verdict.findings,
-                                           f"split copy not accepted upstream: {reply}")
+                                           f"split copy not accepted upstream: {reply}", plan)
             except Exception as e:
                 log.error("quarantine_write_failed", id=copy.id, error=repr(e))
                 return "tempfailed", smtp_reply(451, "4.3.0", [
@@ -226,7 +224,8 @@ class Pipeline:
             f"Ok: {mail.id} sent as {delivered} separate copies"
             + (f"; {held} held for review" if held else "")]), summary
 
-    async def _deliver_one(self, copy: Mail, options: list[str], verdict: Verdict) -> Reply:
+    async def _deliver_one(self, copy: Mail, options: list[str], plan: tuple[Step, ...]
+                           ) -> Reply:
         txn = await self.upstream.begin(copy.envelope.sender, options)
         if isinstance(txn, Reply):
             return txn
@@ -234,7 +233,7 @@ class Pipeline:
         if not reply.ok:
             await txn.abort()
             return reply
-        return await txn.send(await outgoing(copy, self.settings, self.secret, verdict.rewrites))
+        return await txn.send(await outgoing(copy, self.settings, self.secret, plan))
 
     @staticmethod
     def _relayed(mail: Mail, upstream: Reply) -> tuple[str, str]:

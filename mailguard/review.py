@@ -7,17 +7,16 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any
 
 import aiosqlite
 import structlog
 
-from mailguard import notify
+from mailguard import notify, policy
 from mailguard.checks import REWRITERS
 from mailguard.config import Settings
 from mailguard.delivery.relay import Reply, open_upstream
-from mailguard.model import Mail
-from mailguard.pipeline import inspect, outgoing
+from mailguard.model import Mail, Step
+from mailguard.pipeline import inspect, outgoing, signer
 from mailguard.store import audit
 from mailguard.store.quarantine import Held, Quarantine
 from mailguard.store.sealing import SealError
@@ -25,12 +24,15 @@ from mailguard.store.sealing import SealError
 log = structlog.get_logger("mailguard.review")
 
 
-async def release_rewrites(mail: Mail, settings: Settings) -> tuple[Any, ...]:
-    """The changes a released message gets (disclaimer, BCC): the reviewer has already
-    overruled whatever held it, so only the rewrites are taken from the checks."""
+async def release_plan(held: Held, mail: Mail, settings: Settings) -> tuple[Step, ...]:
+    """What a released message gets done to it: the plan decided when it was held (the
+    reviewer has overruled whatever held it, not the disclaimer or the BCC). Mail held before
+    plans were kept gets one from the rewriting checks, run again on it alone."""
+    if held.plan is not None:
+        return held.plan
     only = {n: s for n, s in settings.checks.items() if n in REWRITERS}
     found = await inspect(mail, dataclasses.replace(settings, checks=only))
-    return tuple(f.rewrite for f in found if f.rewrite) if isinstance(found, tuple) else ()
+    return policy.plan_of(found if isinstance(found, tuple) else (), signer(mail, settings))
 
 
 class ReviewError(Exception):
@@ -99,8 +101,8 @@ async def release(settings: Settings, quarantine: Quarantine, db: aiosqlite.Conn
                     result.refused[rcpt] = str(reply)
             if result.delivered:
                 # The stamp means a copy looping back through the gateway is not held again.
-                sent = await txn.send(await outgoing(mail, settings, secret,
-                                                     await release_rewrites(mail, settings)))
+                plan = await release_plan(held, mail, settings)
+                sent = await txn.send(await outgoing(mail, settings, secret, plan))
                 result.reply = str(sent)
                 if not sent.ok:
                     result.refused.update({r: str(sent) for r in result.delivered})

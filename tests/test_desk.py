@@ -335,8 +335,7 @@ async def test_bad_form_input_gets_a_message_not_a_trace(desk):
 
 async def test_the_queue_pages_through_many(desk):
     from mailguard import config
-    from mailguard.config import Action
-    from mailguard.model import Client, Envelope, Finding, Mail
+    from mailguard.model import Action, Client, Envelope, Finding, Mail
     from mailguard.store.quarantine import Quarantine
 
     app, dpo = await signed_in(desk, "dpo")

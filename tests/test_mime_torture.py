@@ -158,7 +158,7 @@ def test_a_message_read_otherwise_by_the_standard_library_goes_unchanged_and_say
                 client=Client(ip="127.0.0.1"), raw=raw)
     found = asyncio.run(disclaimer_check.inspect(mail, settings.checks["disclaimer"]))
     assert [f.rule_id for f in found] == ["disclaimer.skipped"]
-    assert found[0].rewrite is None and found[0].evidence == problem
+    assert found[0].steps == () and found[0].evidence == problem
 
 
 MESSAGES = sorted((CORPUS / "mime").rglob("*.eml")) if (CORPUS / "mime").is_dir() else []

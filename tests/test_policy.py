@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 from mailguard import policy
-from mailguard.config import Action
-from mailguard.model import Finding
+from mailguard.model import Action, Finding
 
 
 def finding(rule: str, action: Action, message: str = "m") -> Finding:

@@ -23,9 +23,8 @@ from mailguard.checks import (
     personal,
 )
 
-# Order matters for rewrites, which are applied in this order: the personal check's subject
-# rewrite comes before the disclaimer's (which then re-reads the tree; only for that mail).
-# Whether mail is personal is one shared reading (checks.personal.reading), not check order.
+# The order checks run in (cheap envelope checks first). It decides nothing else: the plan's
+# steps are ordered by the policy, and whether mail is personal is one shared reading.
 REGISTRY: dict[str, ModuleType] = {
     identity.NAME: identity,
     limits.NAME: limits,
@@ -40,6 +39,6 @@ REGISTRY: dict[str, ModuleType] = {
     bcc.NAME: bcc,
 }
 
-# The checks whose findings may carry a rewrite: a release from quarantine re-runs only these
-# (the reviewer has overruled the rest, and a release is not a new send for the hourly count).
+# The checks whose findings may carry plan steps: mail held before plans were stored gets its
+# plan on release from these alone (the reviewer has overruled the rest).
 REWRITERS = (personal.NAME, disclaimer.NAME, bcc.NAME)

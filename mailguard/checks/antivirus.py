@@ -12,9 +12,9 @@ import asyncio
 import struct
 from dataclasses import dataclass
 
-from mailguard.config import Action, Section, Shared
+from mailguard.config import Section, Shared
 from mailguard.files.report import attachment_parts, body_bytes, filename
-from mailguard.model import Finding, Mail, Unavailable
+from mailguard.model import Action, Finding, Mail, unavailable
 
 NAME = "antivirus"
 READS_BODY = True
@@ -76,7 +76,7 @@ async def inspect(mail: Mail, settings: Settings) -> list[Finding]:
         except (OSError, TimeoutError, asyncio.IncompleteReadError, ValueError) as e:
             problem = f"clamd at {settings.clamd} could not be reached ({type(e).__name__})"
             if settings.unreachable == "tempfail":
-                raise Unavailable(problem) from None
+                return [unavailable(NAME, problem)]
             verdict = f"{problem} ERROR"
         if verdict.endswith(" FOUND"):
             found.append(Finding(

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mailguard.config import Action, Section, Shared
+from mailguard.config import Section, Shared
 from mailguard.files import filetype, report
 from mailguard.files.limits import Limits
-from mailguard.model import Finding, Mail
+from mailguard.model import Action, Finding, Mail
 
 NAME = "attachments"
 READS_BODY = True

@@ -7,12 +7,10 @@ addresses are hidden. The ICO reports education as the sector that most often fa
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
-from mailguard.config import Action, OrganisationSettings, Section, Shared
-from mailguard.model import Finding, Mail
-from mailguard.rewrite import recipients
+from mailguard.config import OrganisationSettings, Section, Shared
+from mailguard.model import Action, Finding, HideRecipients, Mail, SplitPerRecipient
 from mailguard.school.directory import role_of
 
 NAME = "bcc"
@@ -67,9 +65,9 @@ async def inspect(mail: Mail, settings: Settings) -> list[Finding]:
     froms = [a for _, a in mail.addresses("From")]
     to = froms[0] if settings.to == "sender" and froms else "undisclosed-recipients:;"
     note = f"{len(hidden)} recipients moved from To/Cc to Bcc by mailguard ({CLAUSE})"
-    rewrite = partial(recipients.hide, hidden=hidden, to=to, note=note,
-                      pairs={f: mail.addresses(f) for f in ("To", "Cc")})
+    hide = HideRecipients(tuple(sorted(hidden)), to, note)
     split = settings.mode == "split" and settings.rewrite
+    steps = (hide, SplitPerRecipient()) if split else (hide,)
     return [Finding(
         check=NAME, rule="split" if split else ("moved" if settings.rewrite else "exposed"),
         action=settings.action, clause=CLAUSE, severity="high",
@@ -77,5 +75,4 @@ async def inspect(mail: Mail, settings: Settings) -> list[Finding]:
         advice="put parents and other outside recipients in Bcc, or use the school's "
                "messaging system for whole-class mail",
         evidence=f"{parents} parent, {external} external; {len(hidden)} hidden",
-        rewrite=rewrite if settings.rewrite else None,
-        per_recipient=recipients.only_to if split else None)]
+        steps=steps if settings.rewrite else ())]

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from mailguard import pupildata
-from mailguard.config import Action, OrganisationSettings, Section, Shared
+from mailguard.config import OrganisationSettings, Section, Shared
 from mailguard.files import report
 from mailguard.files.limits import Limits
-from mailguard.model import Finding, Mail
+from mailguard.model import Action, Finding, Mail
 from mailguard.school.directory import role_of
 from mailguard.textviews import views
 

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 import hyperscan
 
-from mailguard.config import Action, OrganisationSettings, Section, Shared
+from mailguard.config import OrganisationSettings, Section, Shared
 from mailguard.files import report
 from mailguard.files.limits import Limits
-from mailguard.model import Finding, Mail
+from mailguard.model import Action, Finding, Mail
 from mailguard.phrases import Present
 from mailguard.textviews import views
 

@@ -10,16 +10,14 @@ import functools
 import html
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 
 import structlog
 
 from mailguard import partcheck
 from mailguard.checks import personal as personal_check
-from mailguard.config import Action, OrganisationSettings, Section, Shared
-from mailguard.model import Finding, Mail
-from mailguard.parts import scan
+from mailguard.config import OrganisationSettings, Section, Shared
+from mailguard.model import Action, AddDisclaimer, Finding, Mail
 from mailguard.rewrite import disclaimer as rewrite
 
 log = structlog.get_logger("mailguard.disclaimer")
@@ -135,6 +133,10 @@ def disclaimer_for(mail: Mail, settings: Settings) -> tuple[rewrite.Disclaimer, 
     return None if found is None else (found, personal)
 
 
+def _step(d: rewrite.Disclaimer, wrap: bool = False) -> AddDisclaimer:
+    return AddDisclaimer(d.text, d.html, d.position, wrap)
+
+
 def _finding(settings: Settings, rule: str, message: str, action: Action = Action.LOG,
              clause: str = CLAUSE, **kw: object) -> Finding:
     return Finding(check=NAME, rule=rule, action=action, clause=clause, message=message,
@@ -162,8 +164,7 @@ async def inspect(mail: Mail, settings: Settings) -> list[Finding]:
                                  clause=PERSONAL_CLAUSE))
     if not rewrite.is_signed(mail.raw, tree):
         return [*findings, _finding(settings, "added", "trust disclaimer added",
-                                    rewrite=partial(rewrite.apply, d=d,
-                                                    parsed=(mail.raw, tree)))]
+                                    steps=(_step(d),))]
     if settings.signed == "reject":
         return [Finding(
             check=NAME, rule="signed", action=Action.REJECT, clause=CLAUSE,
@@ -175,4 +176,4 @@ async def inspect(mail: Mail, settings: Settings) -> list[Finding]:
                          "signed or encrypted message sent without the disclaimer")]
     return [*findings, _finding(settings, "wrapped",
                                 "signed or encrypted message wrapped with the disclaimer",
-                                rewrite=lambda raw: rewrite.wrap(raw, scan(raw), d))]
+                                steps=(_step(d, wrap=True),))]

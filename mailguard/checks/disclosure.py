@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from mailguard.config import Action, OrganisationSettings, Section, Shared
+from mailguard.config import OrganisationSettings, Section, Shared
 from mailguard.files.report import attachment_parts
-from mailguard.model import Finding, Mail
+from mailguard.model import Action, Finding, Mail
 from mailguard.school.directory import role_of
 from mailguard.textviews import views
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from mailguard.config import Action, OrganisationSettings, Section, Shared, parse_domain
-from mailguard.model import Finding, Mail
+from mailguard.config import OrganisationSettings, Section, Shared, parse_domain
+from mailguard.model import Action, Finding, Mail
 
 NAME = "identity"
 READS_BODY = False

@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import Any
 
 from mailguard import grooming, lexicon, rules
-from mailguard.config import Action, Section, Shared
+from mailguard.config import Section, Shared
 from mailguard.files import report
 from mailguard.files.limits import Limits
-from mailguard.model import INLINE_LIMIT, Finding, Mail
+from mailguard.model import INLINE_LIMIT, Action, Finding, Mail
 from mailguard.school import hours as working
 from mailguard.school.directory import role_of
 from mailguard.textviews import views

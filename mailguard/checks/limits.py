@@ -13,9 +13,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from mailguard.config import Action, Section, Shared
-from mailguard.model import Finding, Mail, RateLimited
-from mailguard.store.rates import Rates
+from mailguard.config import Section, Shared
+from mailguard.model import Action, Finding, Mail, unavailable
+from mailguard.store.rates import CountUnreadable, Rates
 
 NAME = "limits"
 READS_BODY = False
@@ -60,9 +60,17 @@ async def inspect(mail: Mail, settings: Settings) -> list[Finding]:
     if sender in settings.bulk_senders:
         return []
     if settings.rates and sender:
-        sent = settings.rates.admit(sender, count, settings.hourly, time.time())
+        try:
+            sent = settings.rates.admit(sender, count, settings.hourly, time.time())
+        except CountUnreadable as e:
+            return [unavailable(NAME, str(e))]
         if sent is not None:
-            raise RateLimited(sender, sent, settings.hourly)
+            return [Finding(
+                check=NAME, rule="rate", action=Action.DEFER, clause=CLAUSE, severity="medium",
+                evidence=f"{sent} recipients this hour, limit {settings.hourly}",
+                message=f"{sender} has sent to {sent} recipients in the last hour; "
+                        f"the limit is {settings.hourly}",
+                advice="your mail server will try again later")]
     if count <= settings.max_recipients:
         return []
     return [Finding(

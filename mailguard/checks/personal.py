@@ -10,13 +10,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from functools import partial
 from typing import Any
 
-from mailguard.config import Action, OrganisationSettings, Section, Shared
-from mailguard.model import Finding, Mail
+from mailguard.config import OrganisationSettings, Section, Shared
+from mailguard.model import Action, Finding, Mail, TagSubject
 from mailguard.phrases import Phrases, Words
-from mailguard.rewrite import subject
 from mailguard.school import hours
 from mailguard.school.directory import role_of
 from mailguard.textviews import views
@@ -136,7 +134,7 @@ async def inspect(mail: Mail, settings: Settings) -> list[Finding]:
                         severity="low", evidence=evidence,
                         message=f"personal mail without the tag: '{settings.prefix}' was added",
                         advice="label personal mail 'personal' in the subject yourself",
-                        rewrite=partial(subject.tagged, tag=settings.prefix))]
+                        steps=(TagSubject(settings.prefix),))]
     action = settings.in_hours if in_hours and settings.in_hours else settings.action
     return [Finding(
         check=NAME, rule="untagged", action=action, clause=CLAUSE, severity="medium",

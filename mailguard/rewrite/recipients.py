@@ -36,15 +36,11 @@ def _pairs(block: bytes, field: str) -> list[tuple[str, str]]:
     return [(n, a) for n, a in getaddresses([str(v) for v in parsed.get_all(field, [])]) if a]
 
 
-def hide(raw: bytes, hidden: frozenset[str], to: str, note: str,
-         pairs: dict[str, list[tuple[str, str]]] | None = None) -> bytes:
-    """To/Cc without the `hidden` addresses; To falls back to `to` when nobody is left in it.
-
-    `pairs` are To/Cc as the checks already parsed them (other rewrites never change them).
-    """
+def hide(raw: bytes, hidden: frozenset[str], to: str, note: str) -> bytes:
+    """To/Cc without the `hidden` addresses; To falls back to `to` when nobody is left in it."""
     end = mime.header_end(raw)
     block, eol = raw[:end], headers.linesep(raw).decode()
-    pairs = pairs or {f: _pairs(block, f) for f in ("To", "Cc")}
+    pairs = {f: _pairs(block, f) for f in ("To", "Cc")}
     kept = {f: [(n, a) for n, a in pairs[f] if a.lower() not in hidden] for f in ("To", "Cc")}
     to_field = _field("To", kept["To"], eol) if kept["To"] else f"To: {to}{eol}".encode()
     block = headers.replace(block, b"to", [to_field])

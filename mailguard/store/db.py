@@ -61,10 +61,11 @@ CREATE INDEX IF NOT EXISTS notices_pending ON notices(claimed, recipient);
 # Columns added after a store was first made: (table, column, type). Added at connect.
 COLUMNS = (("quarantine", "subject", "TEXT"), ("quarantine", "assigned_to", "TEXT"),
            ("quarantine", "safeguarding", "INTEGER NOT NULL DEFAULT 0"),
-           ("audit", "address", "TEXT"), ("events", "source", "TEXT"))
+           ("audit", "address", "TEXT"), ("events", "source", "TEXT"),
+           ("quarantine", "plan", "TEXT"))
 
 
-VERSION = 2   # PRAGMA user_version of a store brought up to date
+VERSION = 3   # PRAGMA user_version of a store brought up to date
 
 
 async def _migrate(db: aiosqlite.Connection) -> None:

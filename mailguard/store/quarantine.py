@@ -19,7 +19,7 @@ from typing import Any
 
 import aiosqlite
 
-from mailguard.model import Client, Envelope, Finding, Mail
+from mailguard.model import STEPS, Client, Envelope, Finding, Mail, Step
 from mailguard.store import audit
 from mailguard.store.sealing import Sealer, SealError
 
@@ -52,6 +52,8 @@ class Held:
     subject: str | None = None
     assigned_to: str | None = None
     safeguarding: int = 0
+    # What was decided would be done to it if it goes (None: held before plans were kept).
+    plan: tuple[Step, ...] | None = None
 
     @classmethod
     def from_row(cls, row: aiosqlite.Row) -> Held:
@@ -59,6 +61,7 @@ class Held:
         d.pop("subject_hint", None)
         for key in ("recipients", "held_recipients", "findings"):
             d[key] = json.loads(d[key])
+        d["plan"] = None if d.get("plan") is None else plan_from_json(d["plan"])
         return cls(**d)
 
     def mail(self, raw: bytes, recipients: list[str] | None = None) -> Mail:
@@ -78,6 +81,23 @@ def _finding_dict(f: Finding) -> dict[str, Any]:
     return {"rule": f.rule_id, "action": f.action.value, "clause": f.clause,
             "message": f.message, "advice": f.advice, "evidence": f.evidence,
             "severity": f.severity, "alert": f.alert, "heading": f.heading}
+
+
+_STEP_NAMES = {cls.__name__: cls for cls in STEPS}
+
+
+def plan_to_json(plan: tuple[Step, ...]) -> str:
+    """A plan as stored: each step's kind and its fields."""
+    return json.dumps([{"step": type(s).__name__, **dataclasses.asdict(s)} for s in plan])
+
+
+def plan_from_json(text: str) -> tuple[Step, ...]:
+    """The stored plan back as steps (lists become the tuples the steps hold)."""
+    steps = []
+    for item in json.loads(text):
+        cls = _STEP_NAMES[item.pop("step")]
+        steps.append(cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in item.items()}))
+    return tuple(steps)
 
 
 def _write_durably(folder: Path, name: str, data: bytes) -> None:
@@ -104,20 +124,21 @@ class Quarantine:
         self.folder.mkdir(parents=True, exist_ok=True)
         os.chmod(self.folder, 0o700)
 
-    async def hold(self, mail: Mail, findings: tuple[Finding, ...], reason: str) -> str:
+    async def hold(self, mail: Mail, findings: tuple[Finding, ...], reason: str,
+                   plan: tuple[Step, ...] = ()) -> str:
         name = f"{mail.id}.eml"
         sealed = await asyncio.to_thread(self.sealer.seal, mail.raw, mail.id)
         await asyncio.to_thread(_write_durably, self.folder, name, sealed)
         recipients = json.dumps(list(mail.envelope.recipients))
         await self.db.execute(
             "INSERT INTO quarantine (id, ts, status, reason, sender, recipients, held_recipients,"
-            " client, auth_user, size, findings, file, updated, subject, safeguarding) VALUES"
-            " (?, ?, 'held', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " client, auth_user, size, findings, file, updated, subject, safeguarding, plan)"
+            " VALUES (?, ?, 'held', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (mail.id, mail.received_at, reason, mail.envelope.sender, recipients, recipients,
              mail.client.ip, mail.client.auth_user, len(mail.raw),
              json.dumps([_finding_dict(f) for f in findings]), name, time.time(),
              self.sealer.seal_text(mail.subject[:300], mail.id),
-             any(map(is_safeguarding, findings))))
+             any(map(is_safeguarding, findings)), plan_to_json(plan)))
         await self.db.executemany(
             "INSERT OR IGNORE INTO held_rules (qid, check_name, rule) VALUES (?, ?, ?)",
             [(mail.id, f.check, f.rule_id) for f in findings])

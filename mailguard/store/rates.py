@@ -12,7 +12,6 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from mailguard.model import Unavailable
 from mailguard.store.counterfile import CounterFile
 
 TABLES = """
@@ -22,6 +21,10 @@ CREATE TABLE IF NOT EXISTS sent (
 CREATE TABLE IF NOT EXISTS told (sender TEXT PRIMARY KEY, at REAL NOT NULL) WITHOUT ROWID;
 """
 HOUR = 3600
+
+
+class CountUnreadable(Exception):
+    """The shared hourly count could not be read: the limits check defers the message."""
 
 
 class Rates(CounterFile):
@@ -56,7 +59,7 @@ class Rates(CounterFile):
                 finally:
                     db.execute("COMMIT")
             except sqlite3.Error as e:
-                raise Unavailable(f"the hourly count in {self.path} could not be read: {e}"
+                raise CountUnreadable(f"the hourly count in {self.path} could not be read: {e}"
                                   ) from None
 
     def first_notice(self, sender: str, now: float) -> bool:
