@@ -48,7 +48,7 @@ def scores(predicted: list[bool], truth: list[bool]) -> dict[str, float]:
 
 def mailguard_filter(categories: set[str] = HATE) -> Callable[[list[str]], list[bool]]:
     sys.path.insert(0, str(ROOT))
-    from mailguard import lexicon, rules
+    from mailguard.text import lexicon, rules
 
     lists = lexicon.load(ROOT / "wordlists")
     joined = rules.load(ROOT / "wordlists" / "rules")

@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 import mailtext  # noqa: E402
 
-from mailguard import lexicon, matcher  # noqa: E402
+from mailguard.text import lexicon, matcher  # noqa: E402
 
 TERMS = 10_000
 SIZE = 1_000_000
@@ -98,7 +98,7 @@ from pathlib import Path
 sys.path.insert(0, '.')
 def rss():
     return int(open('/proc/self/statm').read().split()[1]) * 4096 / 2**20
-from mailguard import lexicon
+from mailguard.text import lexicon
 async def reload():
     gaps, done = [], False
     async def tick():
@@ -132,7 +132,7 @@ import json, shutil, sys, time
 from pathlib import Path
 sys.path.insert(0, '.')
 import hyperscan
-from mailguard import lexicon
+from mailguard.text import lexicon
 def rss():
     return int(open('/proc/self/statm').read().split()[1]) * 4096 / 2**20
 folder, text = Path({folder!r}), Path({text!r}).read_bytes()
@@ -197,7 +197,7 @@ def measure(count: int = TERMS) -> dict:
         result: dict = {"terms": total, "text_mb": round(mb, 2), "mailguard_found": len(found)}
         result["mailguard_mb_s"] = mb / best_of(lambda: lists.scan(text), 7)
         # The shipped rules (wordlists/rules) beside them: the language check runs both.
-        from mailguard import rules
+        from mailguard.text import rules
 
         joined = rules.load(ROOT / "wordlists" / "rules")
         result["rules_mb_s"] = mb / best_of(lambda: joined.scan(text), 5)

@@ -12,10 +12,11 @@ import sqlite3
 import sys
 from pathlib import Path
 
-from mailguard import certificates, config
+from mailguard import config
 from mailguard.commands import common, doctor, review, setup, sources, users, wordlists
 from mailguard.config import ConfigError, Settings
 from mailguard.model import Action
+from mailguard.server import certificates
 from mailguard.store import db as store_db
 
 DEFAULT_CONFIG = "config/mailguard.toml"
@@ -103,6 +104,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = command("serve", "run the gateway")
     s.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     command("check-config", "validate the config file (exit 2 on problems)")
+    k = command("keys", "print every config key, its default and meaning (from the schema)")
+    k.add_argument("--write", metavar="README", help="bring the README's key table up to date")
     c = command("check", "run the checks over a saved message")
     c.add_argument("file")
     c.add_argument("--sender")
@@ -203,6 +206,15 @@ def main(argv: list[str] | None = None) -> int:
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
     if args.preset:   # through the environment, so worker processes and reloads use it too
         os.environ[config.PRESET_ENV] = args.preset
+    if args.command == "keys":
+        from mailguard.settings import keys
+
+        if args.write:
+            print(f"{args.write}: " + ("updated" if keys.write(Path(args.write))
+                                       else "already up to date"))
+        else:
+            print(keys.table())
+        return 0
     if args.command == "passwd":
         return setup.cmd_passwd(args)
     if args.command == "dkim":
@@ -210,14 +222,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "directory":
         return setup.cmd_directory_import(args)
     if args.command == "serve":
-        from mailguard.launch import serve
+        from mailguard.server.launch import serve
 
         return serve(Path(args.config), worker=args.worker)
     # Commands that only read the stores do not need the checks' lists or the DKIM keys.
     store_only = args.command in ("events", "purge", "users", "sources") or (
         args.command == "quarantine" and args.action in ("list", "show", "delete", "rekey"))
     try:
-        settings = config.load(args.config, checks=not store_only)
+        # check-config builds everything a start would, and writes nothing (no key made).
+        settings = config.load(args.config, checks=not store_only,
+                               create=args.command != "check-config")
     except ConfigError as e:
         print(f"mailguard: {e}", file=sys.stderr)
         return 2

@@ -11,14 +11,14 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 from mailguard import mime
-from mailguard.parts import Part, scan
+from mailguard.mime.parts import Part, scan
 
 if TYPE_CHECKING:   # read only by type checkers: model imports no reader of its own
     import asyncio
 
     from mailguard.checks.personal import Reading
     from mailguard.files.report import MailFiles
-    from mailguard.textviews import TextViews
+    from mailguard.mime.views import TextViews
 
 # Work on a message bigger than this (rewriting, scanning text) goes to a thread, so that one
 # large message does not hold up every other session on the event loop.

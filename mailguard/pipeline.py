@@ -14,12 +14,14 @@ from dataclasses import dataclass
 
 import structlog
 
-from mailguard import metrics, mime, model, notices, notify, parts, policy
-from mailguard.checks import REGISTRY
+from mailguard import metrics, mime, model, policy
+from mailguard.checks.registry import REGISTRY
 from mailguard.config import Settings
 from mailguard.delivery import trace
 from mailguard.delivery.relay import Reply, Transaction, Upstream
+from mailguard.mime import parts
 from mailguard.model import Action, AddDisclaimer, Envelope, Finding, Mail, Sign, Step, Verdict
+from mailguard.notices import notify, outbox
 from mailguard.rewrite import recipients
 from mailguard.rewrite.plan import carry_out, each_copy
 from mailguard.store.events import Event, EventLog
@@ -275,7 +277,7 @@ class Pipeline:
         """Queue the hold's notices (DPO, safeguarding lead, sender); the mail is already
         safe on disk, so a failure here is logged and the sender still gets 250."""
         try:
-            await notices.enqueue(self.quarantine.db, self.settings, mail.id,
+            await outbox.enqueue(self.quarantine.db, self.settings, mail.id,
                                   mail.envelope.sender, findings)
         except Exception as e:
             log.error("notice_queue_failed", id=mail.id, error=repr(e))

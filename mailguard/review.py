@@ -11,11 +11,12 @@ from dataclasses import dataclass, field
 import aiosqlite
 import structlog
 
-from mailguard import notify, policy
-from mailguard.checks import REWRITERS
+from mailguard import policy
+from mailguard.checks.registry import REWRITERS
 from mailguard.config import Settings
 from mailguard.delivery.relay import Reply, open_upstream
 from mailguard.model import Mail, Step
+from mailguard.notices import notify
 from mailguard.pipeline import inspect, outgoing, signer
 from mailguard.store import audit
 from mailguard.store.quarantine import Held, Quarantine

@@ -8,7 +8,7 @@ import sys
 
 from conftest import ROOT, message
 
-from mailguard.auth import UserDatabase
+from mailguard.server.auth import UserDatabase
 
 
 def mailguard(*args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:

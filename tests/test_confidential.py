@@ -11,7 +11,7 @@ import pytest
 from conftest import CORPUS, ROOT
 from test_files import smime_enveloped
 
-from mailguard import pupildata
+from mailguard.text import identifiers
 
 CONFIDENTIAL = {"checks": {"confidential": {"action": "quarantine"}}}
 
@@ -137,24 +137,24 @@ def test_attachment_text_is_read_by_the_language_check(make_gateway):
     ("A313207810015", True), ("A999999609170", False),  # MTC fixtures: mostly invalid letters
     ("X801200001002", True), ("I801200001001", False)])
 def test_upn_check_letters(upn, valid):
-    assert pupildata.upn_valid(upn) is valid
+    assert identifiers.upn_valid(upn) is valid
 
 
 def test_uln_nhs_and_national_insurance_rules():
     # 10x1 + 9x2 + ... + 2x9 = 210; 210 mod 11 = 1; 10 - 1 = 9
-    assert pupildata.uln_valid("1234567899") and not pupildata.uln_valid("1234567898")
-    assert pupildata.nhs_valid("9434765919") and not pupildata.nhs_valid("9434765918")
-    found = pupildata.Signals()
-    pupildata.scan_text("Order 9434765919 for the NI: AB123456C; specimen QQ123456C, "
+    assert identifiers.uln_valid("1234567899") and not identifiers.uln_valid("1234567898")
+    assert identifiers.nhs_valid("9434765919") and not identifiers.nhs_valid("9434765918")
+    found = identifiers.Signals()
+    identifiers.scan_text("Order 9434765919 for the NI: AB123456C; specimen QQ123456C, "
                         "unallocated GB123456A, AO123456B; NHS 943 476 5919, ULN: 1234567899",
                         found)
     assert found.identifiers == {"National Insurance number": 1, "NHS number": 1, "ULN": 1}
 
 
 def test_markings_in_running_text_count_only_in_capitals():
-    lower, upper = pupildata.Signals(), pupildata.Signals()
-    pupildata.scan_text("This email is confidential and meant for you.", lower)
-    pupildata.scan_text("OFFICIAL-SENSITIVE\nReview meeting", upper)
+    lower, upper = identifiers.Signals(), identifiers.Signals()
+    identifiers.scan_text("This email is confidential and meant for you.", lower)
+    identifiers.scan_text("OFFICIAL-SENSITIVE\nReview meeting", upper)
     assert not lower and upper.markings == {"OFFICIAL-SENSITIVE"}
 
 

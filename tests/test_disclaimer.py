@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import ROOT, message
 
-from mailguard.parts import scan
+from mailguard.mime.parts import scan
 from mailguard.rewrite.disclaimer import Disclaimer, apply, html_fragment
 
 TEXT = "Ashby Trust: this email is confidential and may be monitored."

@@ -29,9 +29,10 @@ from conftest import CORPUS, ROOT
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mailguard import config, mime, partcheck
+from mailguard import config, mime
+from mailguard.mime import partcheck
+from mailguard.mime.parts import Part, scan, structure_problem
 from mailguard.model import Client, Envelope, Mail
-from mailguard.parts import Part, scan, structure_problem
 from mailguard.pipeline import assess
 from mailguard.rewrite.disclaimer import Disclaimer, apply, displayed, html_fragment, is_signed
 

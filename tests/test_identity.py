@@ -8,8 +8,8 @@ import pytest
 from conftest import message
 
 from mailguard.checks import identity
-from mailguard.config import OrganisationSettings
 from mailguard.model import Action, Client, Envelope, Mail
+from mailguard.settings.shared import OrganisationSettings
 
 ORG = OrganisationSettings(name="Trust", domains=("example.sch.uk",), postmaster="pm@example.sch.uk")
 SETTINGS = identity.Settings(action=Action.REJECT, organisation=ORG, allow_subdomains=True,

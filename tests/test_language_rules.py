@@ -10,10 +10,10 @@ import language_suite
 import pytest
 from conftest import ROOT, message
 
-from mailguard import lexicon, rules
 from mailguard.checks.language import findings
 from mailguard.config import load
 from mailguard.model import Client, Envelope, Mail
+from mailguard.text import lexicon, rules
 
 LANGUAGE = {"checks": {"language": {"action": "log", "folder": str(ROOT / "wordlists"),
                                     "categories": {"discriminatory": {"high": "quarantine"},

@@ -10,7 +10,7 @@ from conftest import ROOT
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mailguard import lexicon
+from mailguard.text import lexicon
 
 LISTS = lexicon.load(ROOT / "wordlists")
 
@@ -86,7 +86,7 @@ DENSE = "".join(f"{n % 10}XXXXXXXXXXXXXXXXXXXXXXXX 7B 10C\n" for n in range(400)
     ("\u0455hit", "shit", "unicode"), ("f.u.c.k off", "fuck*", "spaced"),
     ("f*ck off", "fuck*", "masked")])
 def test_obfuscations_are_seen_through_in_dense_text(planted, term, how):
-    from mailguard import matcher
+    from mailguard.text import matcher
 
     text = DENSE[: len(DENSE) // 2] + f" {planted} " + DENSE[len(DENSE) // 2:]
     assert text.count("XXX") > matcher.BULK and text.count("7B") > matcher.BULK
@@ -233,7 +233,7 @@ def test_any_text_scans_without_error_and_a_listed_word_in_it_is_found(before: s
 def test_long_text_is_read_in_pieces_without_losing_or_inventing_words():
     """Past a megabyte the scan goes in pieces: a word at every seam is found, offsets
     still point at it, and no word is cut into a rude fragment ("ass" of "assessment")."""
-    from mailguard.matcher import CHUNK
+    from mailguard.text.matcher import CHUNK
     filler = "assessment of the reading records for class\n" * (3 * CHUNK // 45)
     text = filler[: CHUNK - 3] + " shit " + filler + "you bastard " + filler
     hits = {h.term.text: h for h in LISTS.scan(text)}

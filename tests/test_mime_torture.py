@@ -16,10 +16,11 @@ import pytest
 from conftest import CORPUS, ROOT
 from test_disclaimer_properties import NEEDLE, D, flat, holds_the_rules
 
-from mailguard import config, mime, partcheck
+from mailguard import config, mime
 from mailguard.checks import disclaimer as disclaimer_check
+from mailguard.mime import partcheck
+from mailguard.mime.parts import displayed, gunzip64, scan, structure_problem, text_of
 from mailguard.model import Client, Envelope, Mail
-from mailguard.parts import displayed, gunzip64, scan, structure_problem, text_of
 from mailguard.rewrite.disclaimer import apply
 
 HEAD = ("From: teacher@example.sch.uk\r\nTo: parent@gmail.com\r\nSubject: torture\r\n"

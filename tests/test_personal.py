@@ -12,8 +12,8 @@ import pytest
 from conftest import base_config, message, toml_dump
 
 from mailguard import config
-from mailguard.config import Section
-from mailguard.school.hours import WorkingHours, from_section
+from mailguard.school import hours as working
+from mailguard.school.hours import WorkingHours
 
 LOVE = "Can't wait for dinner tonight, love you xx\r\n"
 EXCALIBUR = {"checks": {"personal": {"action": "reject", "tagged": "log"}}}
@@ -136,7 +136,7 @@ def test_bourne_holds_even_tagged_mail_and_vale_flags_sends_in_hours(make_gatewa
 
 
 def hours(table: dict) -> WorkingHours:
-    return from_section(Section("t.toml", "checks.personal.hours", table))
+    return working.build(working.Options.model_validate(table))
 
 
 def at(text: str) -> float:
@@ -180,7 +180,7 @@ def test_a_terse_note_to_an_unlisted_gmail_is_not_taken_for_personal_mail(make_g
 
 
 def test_personal_words_are_whole_words_or_phrases_whatever_surrounds_them():
-    from mailguard.phrases import Phrases
+    from mailguard.text.phrases import Phrases
 
     words = Phrases(["love you", "can't wait", "xx", "pub"])
     assert words.found("I LOVE YOU! Can't wait, xx") == {"love you", "can't wait", "xx"}

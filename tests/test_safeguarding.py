@@ -14,11 +14,11 @@ from zoneinfo import ZoneInfo
 import pytest
 from conftest import ROOT, message
 
-from mailguard import lexicon
 from mailguard.checks.language import findings
 from mailguard.config import load
 from mailguard.model import Client, Envelope, Mail
 from mailguard.school.directory import Directory
+from mailguard.text import lexicon
 
 DSL = "dsl@example.sch.uk"
 PUPIL = "pupil7@example.sch.uk"

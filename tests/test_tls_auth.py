@@ -24,7 +24,7 @@ def tls_gateway(make_gateway, ca, tmp_path, sink):
     users = tmp_path / "users"
     lines = []
     for user, password in (("teacher@example.sch.uk", "correct horse"), ("jbloggs", "s3cret!")):
-        from mailguard.auth import hash_password
+        from mailguard.server.auth import hash_password
         lines.append(f"{user}:{hash_password(password)}")
     users.write_text("\n".join(lines) + "\n")
     return make_gateway({
@@ -154,7 +154,7 @@ def test_a_password_guesser_is_stopped_across_workers_and_the_owner_gets_back_in
     import json
     import time
 
-    from mailguard.auth import hash_password
+    from mailguard.server.auth import hash_password
 
     cert = ca.issue_cert("mailguard.test", "127.0.0.1")
     cert.private_key_and_cert_chain_pem.write_to_path(str(tmp_path / "tls.pem"))

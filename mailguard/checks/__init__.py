@@ -1,44 +1,9 @@
-"""The checks: one module per policy concern, listed explicitly (no import scanning).
+"""The checks: one module per policy concern; `registry.py` lists them (no import scanning).
 
-Each module exposes NAME, `settings_from(section, shared) -> Settings` (its [checks.NAME]
-table, which has at least `action`; `shared` holds the organisation and directory), `READS_BODY` and
+Each module exposes NAME; `Options`, its `[checks.NAME]` table as a schema (settings/schema);
+`build(options, shared) -> Settings`, which makes what the check needs to run (lists,
+templates; `shared` holds the organisation and directory); `READS_BODY`; and
 `async def inspect(mail, settings) -> list[Finding]`. Checks never change the message.
 """
 
 from __future__ import annotations
-
-from types import ModuleType
-
-from mailguard.checks import (
-    antivirus,
-    attachments,
-    bcc,
-    confidential,
-    credentials,
-    disclaimer,
-    disclosure,
-    identity,
-    language,
-    limits,
-    personal,
-)
-
-# The order checks run in (cheap envelope checks first). It decides nothing else: the plan's
-# steps are ordered by the policy, and whether mail is personal is one shared reading.
-REGISTRY: dict[str, ModuleType] = {
-    identity.NAME: identity,
-    limits.NAME: limits,
-    attachments.NAME: attachments,
-    antivirus.NAME: antivirus,
-    confidential.NAME: confidential,
-    credentials.NAME: credentials,
-    disclosure.NAME: disclosure,
-    language.NAME: language,
-    personal.NAME: personal,
-    disclaimer.NAME: disclaimer,
-    bcc.NAME: bcc,
-}
-
-# The checks whose findings may carry plan steps: mail held before plans were stored gets its
-# plan on release from these alone (the reviewer has overruled the rest).
-REWRITERS = (personal.NAME, disclaimer.NAME, bcc.NAME)

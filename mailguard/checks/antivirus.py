@@ -11,10 +11,14 @@ from __future__ import annotations
 import asyncio
 import struct
 from dataclasses import dataclass
+from typing import Literal
 
-from mailguard.config import Section, Shared
+from pydantic import Field, model_validator
+
 from mailguard.files.report import attachment_parts, body_bytes, filename
 from mailguard.model import Action, Finding, Mail, unavailable
+from mailguard.settings.schema import CheckOptions, Chosen, KeyProblem, Number, Text
+from mailguard.settings.shared import Shared
 
 NAME = "antivirus"
 READS_BODY = True
@@ -30,13 +34,29 @@ class Settings:
     timeout: float
 
 
-def settings_from(sec: Section, shared: Shared) -> Settings:
-    clamd = sec.string("clamd", "")
-    action = sec.action("action", Action.REJECT if clamd else Action.OFF)
-    if action is not Action.OFF and not clamd:
-        raise sec.error("clamd", 'set the clamd socket ("/run/clamav/clamd.ctl") or host:port')
-    return Settings(action=action, clamd=clamd, timeout=sec.number("timeout", 30.0, minimum=1),
-                    unreachable=sec.choice("unreachable", "tempfail", ("tempfail", "deliver")))
+class Options(CheckOptions):
+    """`[checks.antivirus]`: attachments scanned by ClamAV."""
+
+    action: Chosen | None = None
+    """A virus found (default: reject when clamd is set, else off)."""
+    clamd: Text = ""
+    """clamd's Unix socket ("/run/clamav/clamd.ctl") or host:port."""
+    timeout: Number = Field(30.0, ge=1)
+    """Seconds per scan."""
+    unreachable: Literal["tempfail", "deliver"] = "tempfail"
+    """clamd down: defer the mail (451), or deliver it with the attachment noted unscanned."""
+
+    @model_validator(mode="after")
+    def _socket(self) -> Options:
+        if self.action not in (None, Action.OFF) and not self.clamd:
+            raise KeyProblem("clamd", 'set the clamd socket ("/run/clamav/clamd.ctl") or '
+                             "host:port")
+        return self
+
+
+def build(o: Options, shared: Shared) -> Settings:
+    action = o.action if o.action is not None else (Action.REJECT if o.clamd else Action.OFF)
+    return Settings(action=action, clamd=o.clamd, timeout=o.timeout, unreachable=o.unreachable)
 
 
 async def _connect(address: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:

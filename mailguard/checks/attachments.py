@@ -9,10 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mailguard.config import Section, Shared
+from pydantic import field_validator
+
 from mailguard.files import filetype, report
 from mailguard.files.limits import Limits
 from mailguard.model import Action, Finding, Mail
+from mailguard.settings.schema import CheckOptions, Chosen, Texts
+from mailguard.settings.shared import Shared
 
 NAME = "attachments"
 READS_BODY = True
@@ -45,15 +48,44 @@ class Settings:
     allow_extensions: frozenset[str] = frozenset()   # names not refused as scripts
 
 
-def settings_from(sec: Section, shared: Shared) -> Settings:
-    action = sec.action("action", Action.REJECT if sec.table else Action.OFF)
-    actions = {rule: sec.action(rule, default) for rule, (default, _, _) in RULES.items()}
-    names = {key: frozenset(e.strip().lstrip(".").lower() for e in sec.strings(key, []))
-             for key in ("block_extensions", "allow_extensions")}
-    for key, found in names.items():
+class Options(CheckOptions):
+    """`[checks.attachments]`: what an attachment's bytes say it is."""
+
+    action: Chosen | None = None
+    """The check as a whole (default: on, with the actions below, when the table is there)."""
+    executable: Chosen = Action.REJECT
+    """A program."""
+    script: Chosen = Action.REJECT
+    """A script or shortcut that runs when opened."""
+    macros: Chosen = Action.QUARANTINE
+    """Office macros."""
+    disguised: Chosen = Action.REJECT
+    """A file whose name says another type than its bytes."""
+    bomb: Chosen = Action.QUARANTINE
+    """An archive that could not be unpacked safely."""
+    partial: Chosen = Action.QUARANTINE
+    """Too large to read in full ([inspection] limits)."""
+    uninspectable: Chosen = Action.QUARANTINE
+    """A file that could not be read."""
+    block_extensions: Texts = ()
+    """More names refused as scripts ("iso", "one")."""
+    allow_extensions: Texts = ()
+    """Names not to refuse as scripts (a program's bytes are refused whatever its name)."""
+
+    @field_validator("block_extensions", "allow_extensions")
+    @classmethod
+    def _extensions(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        found = [e.strip().lstrip(".").lower() for e in value]
         if any(not e or not e.isalnum() for e in found):
-            raise sec.error(key, 'must list extensions such as "iso" or "one"')
-    return Settings(action=action, actions=actions, limits=shared.inspection, **names)
+            raise ValueError('must list extensions such as "iso" or "one"')
+        return tuple(found)
+
+
+def build(o: Options, shared: Shared) -> Settings:
+    return Settings(action=o.chosen("action", Action.REJECT),
+                    actions={rule: getattr(o, rule) for rule in RULES},
+                    limits=shared.inspection, block_extensions=frozenset(o.block_extensions),
+                    allow_extensions=frozenset(o.allow_extensions))
 
 
 def kind(file: report.FileReport, settings: Settings) -> str | None:

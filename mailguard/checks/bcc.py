@@ -7,11 +7,14 @@ addresses are hidden. The ICO reports education as the sector that most often fa
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
-from mailguard.config import OrganisationSettings, Section, Shared
+from pydantic import Field
+
 from mailguard.model import Action, Finding, HideRecipients, Mail, SplitPerRecipient
 from mailguard.school.directory import role_of
+from mailguard.settings.schema import CheckOptions, Whole
+from mailguard.settings.shared import OrganisationSettings, Shared
 
 NAME = "bcc"
 READS_BODY = False
@@ -31,14 +34,23 @@ class Settings:
     directory: Any
 
 
-def settings_from(sec: Section, shared: Shared) -> Settings:
-    chosen = sec.choice("action", "rewrite", tuple(ACTIONS))
-    return Settings(
-        action=ACTIONS[chosen], rewrite=chosen == "rewrite",
-        threshold=sec.integer("threshold", 2, minimum=2),
-        mode=sec.choice("mode", "bcc", ("bcc", "split")),
-        to=sec.choice("to", "sender", ("sender", "undisclosed")),
-        organisation=shared.organisation, directory=shared.directory)
+class Options(CheckOptions):
+    """`[checks.bcc]`: bulk mail that shows parents' or outsiders' addresses."""
+
+    action: Literal["rewrite", "log", "quarantine", "reject", "off"] = "rewrite"
+    """"rewrite": move the exposed addresses to Bcc and deliver; or log, quarantine, reject."""
+    threshold: Whole = Field(2, ge=2)
+    """Parents (or outside mailboxes) shown in To/Cc that make it bulk mail."""
+    mode: Literal["bcc", "split"] = "bcc"
+    """"bcc": one message, exposed addresses out of To/Cc; "split": a copy each."""
+    to: Literal["sender", "undisclosed"] = "sender"
+    """What To says when nobody visible is left in it."""
+
+
+def build(o: Options, shared: Shared) -> Settings:
+    return Settings(action=ACTIONS[o.action], rewrite=o.action == "rewrite",
+                    threshold=o.threshold, mode=o.mode, to=o.to,
+                    organisation=shared.organisation, directory=shared.directory)
 
 
 def exposed(mail: Mail, settings: Settings) -> tuple[frozenset[str], int, int]:

@@ -13,13 +13,16 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from mailguard import pupildata
-from mailguard.config import OrganisationSettings, Section, Shared
+from pydantic import Field
+
 from mailguard.files import report
 from mailguard.files.limits import Limits
+from mailguard.mime.views import views
 from mailguard.model import Action, Finding, Mail
 from mailguard.school.directory import role_of
-from mailguard.textviews import views
+from mailguard.settings.schema import CheckOptions, Chosen, Whole
+from mailguard.settings.shared import OrganisationSettings, Shared
+from mailguard.text import identifiers
 
 NAME = "confidential"
 READS_BODY = True
@@ -42,23 +45,38 @@ class Settings:
     limits: Limits
 
 
-def settings_from(sec: Section, shared: Shared) -> Settings:
-    action = sec.action("action", Action.QUARANTINE if sec.table else Action.OFF)
+class Options(CheckOptions):
+    """`[checks.confidential]`: pupil data and other confidential attachments."""
+
+    action: Chosen | None = None
+    """Confidential, not encrypted, leaving the trust (default: quarantine when the table is
+    there)."""
+    encrypted: Chosen = Action.LOG
+    """Confidential and encrypted."""
+    freemail: Chosen = Action.QUARANTINE
+    """Confidential data to a personal (free-mail) account, encrypted or not."""
+    in_body: Chosen | None = None
+    """Identifiers typed into the message body itself (default: as action)."""
+    min_rows: Whole = Field(5, ge=1)
+    """Rows of pupil data that make a spreadsheet confidential."""
+
+
+def build(o: Options, shared: Shared) -> Settings:
+    action = o.chosen("action", Action.QUARANTINE)
     return Settings(
-        action=action, encrypted=sec.action("encrypted", Action.LOG),
-        freemail=sec.action("freemail", Action.QUARANTINE),
-        in_body=sec.action("in_body", action),
-        min_rows=sec.integer("min_rows", 5, minimum=1),
+        action=action, encrypted=o.encrypted, freemail=o.freemail,
+        in_body=o.in_body if o.in_body is not None else action, min_rows=o.min_rows,
         organisation=shared.organisation, directory=shared.directory, limits=shared.inspection)
 
 
-def file_signals(file: report.FileReport, min_rows: int) -> pupildata.Signals:
-    signals = pupildata.Signals()
-    pupildata.scan_text(file.name, signals, capitals_only=False)
-    pupildata.scan_text(file.extracted.properties, signals, capitals_only=False)
-    pupildata.scan_text(file.extracted.text, signals)
+
+def file_signals(file: report.FileReport, min_rows: int) -> identifiers.Signals:
+    signals = identifiers.Signals()
+    identifiers.scan_text(file.name, signals, capitals_only=False)
+    identifiers.scan_text(file.extracted.properties, signals, capitals_only=False)
+    identifiers.scan_text(file.extracted.text, signals)
     for table in file.extracted.tables:
-        pupildata.scan_table(table.headers, table.rows, f"{file.name} {table.where}".strip(),
+        identifiers.scan_table(table.headers, table.rows, f"{file.name} {table.where}".strip(),
                              signals, min_rows=min_rows)
     return signals
 
@@ -74,9 +92,9 @@ def judge(mail: Mail, files: report.MailFiles, settings: Settings) -> list[Findi
     if not outside or files.encrypted_message:
         return []
     text = views(mail)
-    subject = pupildata.Signals()
-    pupildata.scan_text(mail.subject, subject, capitals_only=False)
-    pupildata.scan_text(text.own, subject)
+    subject = identifiers.Signals()
+    identifiers.scan_text(mail.subject, subject, capitals_only=False)
+    identifiers.scan_text(text.own, subject)
     found: list[Finding] = []
     for file in files.walk():
         # An archive is judged by its files, and by what its own name says of them: a zip
@@ -109,8 +127,8 @@ def judge(mail: Mail, files: report.MailFiles, settings: Settings) -> list[Findi
             advice="nothing to do" if file.encrypted else ENCRYPT_ADVICE))
     # In the text itself only validated numbers count: "born on 3/10/2026" in staff news
     # is not a pupil record.
-    body = pupildata.Signals(identifiers=Counter(
-        {kind: n for kind, n in subject.identifiers.items() if kind != pupildata.DOB_LABEL}))
+    body = identifiers.Signals(identifiers=Counter(
+        {kind: n for kind, n in subject.identifiers.items() if kind != identifiers.DOB_LABEL}))
     if body:
         found.append(Finding(
             check=NAME, rule="in_body", action=settings.in_body, clause=CLAUSE, severity="medium",

@@ -12,12 +12,13 @@ from dataclasses import dataclass
 
 import hyperscan
 
-from mailguard.config import OrganisationSettings, Section, Shared
 from mailguard.files import report
 from mailguard.files.limits import Limits
+from mailguard.mime.views import views
 from mailguard.model import Action, Finding, Mail
-from mailguard.phrases import Present
-from mailguard.textviews import views
+from mailguard.settings.schema import CheckOptions, Chosen
+from mailguard.settings.shared import OrganisationSettings, Shared
+from mailguard.text.phrases import Present
 
 NAME = "credentials"
 READS_BODY = True
@@ -45,9 +46,18 @@ class Settings:
     limits: Limits
 
 
-def settings_from(sec: Section, shared: Shared) -> Settings:
-    action = sec.action("action", Action.QUARANTINE if sec.table else Action.OFF)
-    return Settings(action=action, internal=sec.action("internal", action),
+class Options(CheckOptions):
+    """`[checks.credentials]`: passwords written into mail or attachments."""
+
+    action: Chosen | None = None
+    """To anyone outside the trust (default: quarantine when the table is there)."""
+    internal: Chosen | None = None
+    """To colleagues only (default: as action)."""
+
+
+def build(o: Options, shared: Shared) -> Settings:
+    action = o.chosen("action", Action.QUARANTINE)
+    return Settings(action=action, internal=o.internal if o.internal is not None else action,
                     organisation=shared.organisation, limits=shared.inspection)
 
 

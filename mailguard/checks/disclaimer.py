@@ -11,14 +11,17 @@ import html
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 import structlog
+from pydantic import Field, field_validator
 
-from mailguard import partcheck
 from mailguard.checks import personal as personal_check
-from mailguard.config import OrganisationSettings, Section, Shared
+from mailguard.mime import partcheck
 from mailguard.model import Action, AddDisclaimer, Finding, Mail
 from mailguard.rewrite import disclaimer as rewrite
+from mailguard.settings.schema import CheckOptions, KeyProblem, Text
+from mailguard.settings.shared import OrganisationSettings, Shared
 
 log = structlog.get_logger("mailguard.disclaimer")
 
@@ -50,7 +53,7 @@ class Settings:
         return self.templates.get(domain) or self.templates.get("default")
 
 
-def _read(sec: Section, folder: Path, stem: str) -> Template | None:
+def _read(folder: Path, stem: str) -> Template | None:
     text_file, html_file = folder / f"{stem}.txt", folder / f"{stem}.html"
     if not text_file.is_file():
         return None
@@ -62,40 +65,59 @@ def _read(sec: Section, folder: Path, stem: str) -> Template | None:
         try:
             source.format_map(dict.fromkeys(PLACEHOLDERS, ""))
         except (KeyError, ValueError, IndexError) as e:
-            raise sec.error("folder", f"{name}: bad placeholder {e}; use {sorted(PLACEHOLDERS)}"
-                            ) from None
+            raise KeyProblem("folder", f"{name}: bad placeholder {e}; use "
+                             f"{sorted(PLACEHOLDERS)}") from None
     return template
 
 
-def settings_from(sec: Section, shared: Shared) -> Settings:
-    # Present table: on unless turned off. No table at all: this trust has not set one up.
-    action = sec.action("action", Action.LOG if sec.table else Action.OFF)
-    if action not in (Action.OFF, Action.LOG):
-        raise sec.error("action", 'must be "log" (add the disclaimer and record it) or "off"')
+class Options(CheckOptions):
+    """`[checks.disclaimer]`: the trust's disclaimer on every message."""
+
+    action: Literal["log", "off"] | None = None
+    """"log": add the disclaimer and record it (default when the table is there); "off"."""
+    folder: Text = "config/disclaimers"
+    """Templates: DOMAIN.txt/.html, default.txt/.html, personal.txt ({school}, {trust}, {sender})."""
+    position: Literal["quote", "bottom"] = "quote"
+    """Under the newest text, above the quoted thread; or at the very bottom."""
+    signed: Literal["wrap", "skip", "reject"] = "wrap"
+    """Signed or encrypted mail: wrap it (signatures stay valid), send it as it is, or refuse it."""
+    schools: dict[str, Text] = Field(default_factory=dict)
+    """Each domain's school name, for {school}: "example.sch.uk" = "Example Primary"."""
+    personal_subject: Text | None = None
+    """No longer read: the personal tag is set once, as [checks.personal] tag."""
+
+    @field_validator("action", mode="before")
+    @classmethod
+    def _log_or_off(cls, value: object) -> object:
+        if value not in ("log", "off"):
+            raise ValueError('must be "log" (add the disclaimer and record it) or "off"')
+        return value
+
+    @field_validator("personal_subject")
+    @classmethod
+    def _moved(cls, value: object) -> object:
+        raise ValueError("set the personal tag once, as [checks.personal] tag")
+
+
+def build(o: Options, shared: Shared) -> Settings:
+    action = Action(o.action) if o.action else (Action.LOG if o.present else Action.OFF)
     org = shared.organisation
-    folder = sec.path("folder", shared.base, "config/disclaimers")
-    assert folder is not None
+    folder = shared.path(o.folder)
     if action is not Action.OFF and not folder.is_dir():
-        raise sec.error("folder", f"{folder} is not a folder of disclaimer templates")
+        raise KeyProblem("folder", f"{folder} is not a folder of disclaimer templates")
     templates = {}
     if folder.is_dir():
         for stem in ("default", *org.domains):
-            found = _read(sec, folder, stem)
+            found = _read(folder, stem)
             if found:
                 templates[stem] = found
     if action is not Action.OFF and not templates:
-        raise sec.error("folder", f"{folder} has no default.txt nor a <domain>.txt")
-    schools_sec = sec.table_of("schools")
-    schools = {d.lower(): schools_sec.string(d) for d in list(schools_sec.table)}
-    schools_sec.done()
-    if "personal_subject" in sec.table:
-        raise sec.error("personal_subject", "set the personal tag once, as [checks.personal] tag")
+        raise KeyProblem("folder", f"{folder} has no default.txt nor a <domain>.txt")
     return Settings(
         action=action, organisation=org, templates=templates,
-        personal=_read(sec, folder, "personal") if folder.is_dir() else None,
-        schools=schools, position=sec.choice("position", "quote", ("quote", "bottom")),
-        signed=sec.choice("signed", "wrap", ("wrap", "skip", "reject")),
-        personal_check=shared.checks[personal_check.NAME])
+        personal=_read(folder, "personal") if folder.is_dir() else None,
+        schools={d.lower(): name for d, name in o.schools.items()}, position=o.position,
+        signed=o.signed, personal_check=shared.checks[personal_check.NAME])
 
 
 def _render(template: Template, values: dict[str, str]) -> tuple[str, str]:

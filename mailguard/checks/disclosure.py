@@ -13,11 +13,14 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from mailguard.config import OrganisationSettings, Section, Shared
+from pydantic import field_validator
+
 from mailguard.files.report import attachment_parts
+from mailguard.mime.views import views
 from mailguard.model import Action, Finding, Mail
 from mailguard.school.directory import role_of
-from mailguard.textviews import views
+from mailguard.settings.schema import CheckOptions, Chosen, Texts
+from mailguard.settings.shared import OrganisationSettings, Shared
 
 NAME = "disclosure"
 READS_BODY = True
@@ -55,17 +58,37 @@ def digits(number: str) -> str:
     return "0" + raw.lstrip("0")
 
 
-def settings_from(sec: Section, shared: Shared) -> Settings:
-    action = sec.action("action", Action.REJECT if sec.table else Action.OFF)
-    numbers = sec.strings("school_numbers", [])
-    for number in numbers:
-        if not re.fullmatch(r"07\d{9}", digits(number)):
-            raise sec.error("school_numbers", f"{number!r} is not a UK mobile number")
+class Options(CheckOptions):
+    """`[checks.disclosure]`: staff's own contact details given to parents or pupils."""
+
+    action: Chosen | None = None
+    """Personal details given (default: reject when the table is there)."""
+    pupil_personal: Chosen | None = None
+    """A pupil written to at a non-school address (default: as action)."""
+    to_self: Chosen | None = None
+    """Work mail with attachments sent to the sender's own account (default: quarantine)."""
+    school_numbers: Texts = ()
+    """Mobiles the school owns (trip phones): not personal details."""
+    school_handles: Texts = ()
+    """The school's own social accounts."""
+
+    @field_validator("school_numbers")
+    @classmethod
+    def _mobiles(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for number in value:
+            if not re.fullmatch(r"07\d{9}", digits(number)):
+                raise ValueError(f"{number!r} is not a UK mobile number")
+        return value
+
+
+def build(o: Options, shared: Shared) -> Settings:
+    action = o.chosen("action", Action.REJECT)
     return Settings(
-        action=action, pupil_personal=sec.action("pupil_personal", action),
-        to_self=sec.action("to_self", Action.QUARANTINE if sec.table else Action.OFF),
-        school_numbers=frozenset(digits(n) for n in numbers),
-        school_handles=frozenset(h.lstrip("@").lower() for h in sec.strings("school_handles", [])),
+        action=action,
+        pupil_personal=o.pupil_personal if o.pupil_personal is not None else action,
+        to_self=o.chosen("to_self", Action.QUARANTINE),
+        school_numbers=frozenset(digits(n) for n in o.school_numbers),
+        school_handles=frozenset(h.lstrip("@").lower() for h in o.school_handles),
         organisation=shared.organisation, directory=shared.directory)
 
 

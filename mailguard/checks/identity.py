@@ -8,9 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Annotated
 
-from mailguard.config import OrganisationSettings, Section, Shared, parse_domain
+from pydantic import BeforeValidator, Field
+
 from mailguard.model import Action, Finding, Mail
+from mailguard.settings.schema import CheckOptions, Chosen, Flag, Texts, parse_domain
+from mailguard.settings.shared import OrganisationSettings, Shared
 
 NAME = "identity"
 READS_BODY = False
@@ -32,20 +36,30 @@ class Settings:
             domain.endswith("." + d) for d in self.organisation.domains)
 
 
-def settings_from(sec: Section, shared: Shared) -> Settings:
-    action = sec.action("action", Action.REJECT)
-    allow_subdomains = sec.boolean("allow_subdomains", True)
-    table = sec.table_of("delegations")
-    delegations: dict[str, frozenset[str]] = {}
-    for mailbox in list(table.table):
-        users = table.strings(mailbox, [])
-        if "@" not in mailbox:
-            raise table.error(mailbox, "must be a mailbox address such as office@school.sch.uk")
-        parse_domain(table, mailbox, mailbox.rpartition("@")[2])
-        delegations[mailbox.lower()] = frozenset(u.lower() for u in users)
-    table.done()
-    return Settings(action=action, organisation=shared.organisation, delegations=delegations,
-                    allow_subdomains=allow_subdomains)
+def _mailbox(value: object) -> str:
+    if not isinstance(value, str) or "@" not in value:
+        raise ValueError("must be a mailbox address such as office@school.sch.uk")
+    parse_domain(value.rpartition("@")[2])
+    return value.lower()
+
+
+class Options(CheckOptions):
+    """`[checks.identity]`: the From header is the sender's own."""
+
+    action: Chosen = Action.REJECT
+    """A From the sender may not use."""
+    allow_subdomains: Flag = True
+    """A From in a subdomain of the trust's (head@pri.example.sch.uk) is the trust's."""
+    delegations: dict[Annotated[str, BeforeValidator(_mailbox)], Texts] = Field(
+        default_factory=dict)
+    """Shared mailboxes and who may send as them: "office@school.sch.uk" = ["a@…", "b@…"]."""
+
+
+def build(o: Options, shared: Shared) -> Settings:
+    return Settings(action=o.action, organisation=shared.organisation,
+                    delegations={box: frozenset(u.lower() for u in users)
+                                 for box, users in o.delegations.items()},
+                    allow_subdomains=o.allow_subdomains)
 
 
 def _is_users(address: str, user: str) -> bool:

@@ -9,16 +9,20 @@ import asyncio
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from mailguard import grooming, lexicon, rules
-from mailguard.config import Section, Shared
+from pydantic import Field
+
 from mailguard.files import report
 from mailguard.files.limits import Limits
+from mailguard.mime.views import views
 from mailguard.model import INLINE_LIMIT, Action, Finding, Mail
 from mailguard.school import hours as working
 from mailguard.school.directory import role_of
-from mailguard.textviews import views
+from mailguard.settings.schema import CheckOptions, Chosen, Flag, KeyProblem, Text
+from mailguard.settings.schema import Options as TableOptions
+from mailguard.settings.shared import Shared
+from mailguard.text import grooming, lexicon, rules
 
 NAME = "language"
 READS_BODY = True
@@ -61,45 +65,74 @@ class Settings:
             (category, None)) or self.action
 
 
-def settings_from(sec: Section, shared: Shared) -> Settings:
-    action = sec.action("action", Action.LOG if sec.table else Action.OFF)
-    folder = sec.path("folder", shared.base, "wordlists")
-    assert folder is not None
+class CategoryOptions(TableOptions):
+    """`[checks.language.categories.NAME]`: one wordlist's own actions."""
+
+    action: Chosen | None = None
+    """Every finding of this list (default: the check's action)."""
+    low: Chosen | None = None
+    """Its low-severity terms."""
+    medium: Chosen | None = None
+    """Its medium-severity terms."""
+    high: Chosen | None = None
+    """Its high-severity terms."""
+    alert: Flag = False
+    """Tell the safeguarding lead of every finding, whatever happens to the mail."""
+
+
+class Options(CheckOptions):
+    """`[checks.language]`: abusive, discriminatory and otherwise prohibited language."""
+
+    action: Chosen | None = None
+    """Any finding without an action of its own (default: log when the table is there)."""
+    folder: Text = "wordlists"
+    """The wordlists (NAME.txt) and rules (rules/) IT edits."""
+    quoted: Literal["reduce", "full", "ignore"] = "reduce"
+    """Quoted replies: one severity lower, read in full, or not read."""
+    attachments: Flag = True
+    """Also read the text extracted from attachments."""
+    categories: dict[str, CategoryOptions] = Field(default_factory=dict)
+    """Per-list actions and alerts."""
+    hours: working.Options = Field(default_factory=working.Options)
+    """The working week, for mail to pupils out of hours (`[checks.language.hours]`)."""
+
+
+def build(o: Options, shared: Shared) -> Settings:
+    action = o.chosen("action", Action.LOG)
+    folder = shared.path(o.folder)
     found = lexicon.Lexicon()
     joined = rules.Rules([], lexicon.Lexicon())
-    if action is not Action.OFF or sec.table.get("categories"):
+    if action is not Action.OFF or o.categories:
         if not folder.is_dir():
-            raise sec.error("folder", f"{folder} is not a folder of wordlists")
+            raise KeyProblem("folder", f"{folder} is not a folder of wordlists")
         try:
             joined = rules.load(folder / "rules")
             found = lexicon.load(folder, folded=joined.folded())   # one pass reads both
         except (lexicon.LexiconError, rules.RulesError, OSError, UnicodeDecodeError) as e:
-            raise sec.error("folder", str(e)) from None
+            raise KeyProblem("folder", str(e)) from None
     overrides: dict[tuple[str, str | None], Action] = {}
     alerts: set[str] = set()
-    cats = sec.table_of("categories")
-    for category in list(cats.table):
-        one = cats.table_of(category)
-        if not (Path(folder) / f"{category}.txt").is_file():
-            raise cats.error(category, f"no wordlist {category}.txt in {folder}")
+    for category, one in o.categories.items():
+        if not (folder / f"{category}.txt").is_file():
+            raise KeyProblem(f"categories.{category}", f"no wordlist {category}.txt in {folder}")
         for key in ("action", *lexicon.SEVERITIES):
-            if key in one.table:
-                overrides[(category, None if key == "action" else key)] = one.action(
-                    key, Action.LOG)
-        if one.boolean("alert", False):
+            if getattr(one, key) is not None:
+                overrides[(category, None if key == "action" else key)] = getattr(one, key)
+        if one.alert:
             alerts.add(category)
-        one.done()
-    cats.done()
     notifying = action is Action.NOTIFY or Action.NOTIFY in overrides.values()
     if (alerts or notifying) and not shared.organisation.safeguarding_lead:
-        raise sec.error("categories" if alerts else "action",
-                        "alerts go to the safeguarding lead: set [organisation] "
-                        "safeguarding_lead to their address")
+        raise KeyProblem("categories" if alerts else "action",
+                         "alerts go to the safeguarding lead: set [organisation] "
+                         "safeguarding_lead to their address")
+    try:
+        calendar = working.build(o.hours)
+    except KeyProblem as e:
+        raise e.under("hours") from None
     return Settings(action=action, lexicon=found, folder=folder, overrides=overrides,
-                    quoted=sec.choice("quoted", "reduce", ("reduce", "full", "ignore")),
-                    alerts=frozenset(alerts), attachments=sec.boolean("attachments", True),
+                    quoted=o.quoted, alerts=frozenset(alerts), attachments=o.attachments,
                     limits=shared.inspection, rules=joined, directory=shared.directory,
-                    hours=working.from_section(sec.table_of("hours")))
+                    hours=calendar)
 
 
 async def inspect(mail: Mail, settings: Settings) -> list[Finding]:

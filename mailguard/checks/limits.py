@@ -13,8 +13,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from mailguard.config import Section, Shared
+from pydantic import Field, field_validator
+
 from mailguard.model import Action, Finding, Mail, unavailable
+from mailguard.settings.schema import CheckOptions, Chosen, Texts, Whole
+from mailguard.settings.shared import Shared
 from mailguard.store.rates import CountUnreadable, Rates
 
 NAME = "limits"
@@ -42,16 +45,31 @@ def rates_for(shared: Shared) -> Rates:
     return _RATES.setdefault(path, Rates(path))
 
 
-def settings_from(sec: Section, shared: Shared) -> Settings:
-    senders = sec.strings("bulk_senders", [])
-    for sender in senders:
-        if "@" not in sender:
-            raise sec.error("bulk_senders", f"{sender!r} is not an email address")
-    hourly = sec.integer("hourly", 0)
-    return Settings(action=sec.action("action", Action.REJECT if sec.table else Action.OFF),
-                    max_recipients=sec.integer("max_recipients", 50, minimum=1),
-                    bulk_senders=frozenset(s.lower() for s in senders),
-                    hourly=hourly, rates=rates_for(shared) if hourly else None)
+class Options(CheckOptions):
+    """`[checks.limits]`: recipients per message, and per sender per hour."""
+
+    action: Chosen | None = None
+    """Past max_recipients (default: reject when the table is there, else off)."""
+    max_recipients: Whole = Field(50, ge=1)
+    """Recipients one ordinary message may have."""
+    bulk_senders: Texts = ()
+    """Addresses exempt from both limits (the office, the parent-mail system)."""
+    hourly: Whole = Field(0, ge=0)
+    """Recipients per sender per hour (0: no limit); past it, 451 and IT is told."""
+
+    @field_validator("bulk_senders")
+    @classmethod
+    def _addresses(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for sender in value:
+            if "@" not in sender:
+                raise ValueError(f"{sender!r} is not an email address")
+        return value
+
+
+def build(o: Options, shared: Shared) -> Settings:
+    return Settings(action=o.chosen("action", Action.REJECT), max_recipients=o.max_recipients,
+                    bulk_senders=frozenset(s.lower() for s in o.bulk_senders),
+                    hourly=o.hourly, rates=rates_for(shared) if o.hourly else None)
 
 
 async def inspect(mail: Mail, settings: Settings) -> list[Finding]:

@@ -12,12 +12,16 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from mailguard.config import OrganisationSettings, Section, Shared
+from pydantic import Field, field_validator
+
+from mailguard.mime.views import views
 from mailguard.model import Action, Finding, Mail, TagSubject
-from mailguard.phrases import Phrases, Words
 from mailguard.school import hours
 from mailguard.school.directory import role_of
-from mailguard.textviews import views
+from mailguard.school.hours import Options as HoursOptions
+from mailguard.settings.schema import CheckOptions, Chosen, Flag, KeyProblem, Text, Texts, Whole
+from mailguard.settings.shared import OrganisationSettings, Shared
+from mailguard.text.phrases import Phrases, Words
 
 NAME = "personal"
 READS_BODY = True
@@ -51,23 +55,56 @@ class Settings:
     directory: Any
 
 
-def settings_from(sec: Section, shared: Shared) -> Settings:
-    action = sec.action("action", Action.LOG if sec.table else Action.OFF)
-    pattern = sec.string("tag", TAG)
+class Options(CheckOptions):
+    """`[checks.personal]`: personal mail, and its subject tag."""
+
+    action: Chosen | None = None
+    """Personal mail without the tag (default: log when the table is there)."""
+    tagged: Chosen = Action.LOG
+    """Personal mail with the tag."""
+    in_hours: Chosen | None = None
+    """Either, when sent in working hours (unset: as above)."""
+    auto_tag: Flag = False
+    """Add the tag (prefix) and deliver, instead of applying action."""
+    tag: Text = TAG
+    """The one tag pattern (the disclaimer's personal-views notice uses it too): 'personal' as a
+    label, as in `Personal:`, `[Personal]`, `PERSONAL -`, `(personal)`, and not "Personal
+    development day"."""
+    prefix: Text = "Personal:"
+    """What auto_tag puts in front of the subject."""
+    threshold: Whole = Field(3, ge=1)
+    """The score at which untagged mail reads as personal."""
+    words: Texts = WORDS
+    """Words that make mail read as personal."""
+    school_words: Texts = SCHOOL
+    """Words that make it read as school business."""
+    hours: HoursOptions = Field(default_factory=HoursOptions)
+    """The working week (`[checks.personal.hours]`)."""
+
+    @field_validator("in_hours", mode="before")
+    @classmethod
+    def _unset(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("tag")
+    @classmethod
+    def _pattern(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as e:
+            raise ValueError(f"not a valid regular expression: {e}") from None
+        return value
+
+
+def build(o: Options, shared: Shared) -> Settings:
     try:
-        tag = re.compile(pattern)
-    except re.error as e:
-        raise sec.error("tag", f"not a valid regular expression: {e}") from None
-    in_hours = sec.string("in_hours", "")
+        calendar = hours.build(o.hours)
+    except KeyProblem as e:
+        raise e.under("hours") from None
     return Settings(
-        action=action, tagged=sec.action("tagged", Action.LOG),
-        in_hours=sec.action("in_hours", Action.LOG) if in_hours else None,
-        auto_tag=sec.boolean("auto_tag", False), tag=tag,
-        prefix=sec.string("prefix", "Personal:"),
-        threshold=sec.integer("threshold", 3, minimum=1),
-        words=Phrases(sec.strings("words", list(WORDS))),
-        school=Phrases(sec.strings("school_words", list(SCHOOL))),
-        hours=hours.from_section(sec.table_of("hours")),
+        action=o.chosen("action", Action.LOG), tagged=o.tagged, in_hours=o.in_hours,
+        auto_tag=o.auto_tag, tag=re.compile(o.tag), prefix=o.prefix, threshold=o.threshold,
+        words=Phrases(o.words), school=Phrases(o.school_words), hours=calendar,
         organisation=shared.organisation, directory=shared.directory)
 
 

@@ -11,9 +11,9 @@ import os
 from datetime import UTC, date, datetime
 from typing import Any
 
-from mailguard import certificates
 from mailguard.config import Settings
 from mailguard.delivery import dkim
+from mailguard.server import certificates
 
 Finding = tuple[str, str]   # ("ok" | "note" | "fix", what)
 M365_UPSTREAM = "mail.protection.outlook.com"

@@ -74,7 +74,7 @@ def cmd_directory_import(args: argparse.Namespace) -> int:
 
 
 def cmd_passwd(args: argparse.Namespace) -> int:
-    from mailguard.auth import hash_password
+    from mailguard.server.auth import hash_password
 
     password = sys.stdin.readline().rstrip("\n") if not sys.stdin.isatty() else getpass.getpass(
         f"Password for {args.user}: ")

@@ -25,9 +25,9 @@ def cmd_wordlists_replay(args: argparse.Namespace, settings: Settings) -> int:
     in the quarantine can be replayed."""
     from dataclasses import replace
 
-    from mailguard import lexicon
     from mailguard.checks import language
     from mailguard.store.sealing import SealError
+    from mailguard.text import lexicon
 
     check = settings.checks["language"]
     if args.folder:
@@ -103,7 +103,7 @@ def cmd_wordlists_stats(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_wordlists_lint(args: argparse.Namespace, settings: Settings) -> int:
     """Report list problems (exit 1 when there are any) and rules that fire on neutral
     sentences (warnings), for IT to run before a change."""
-    from mailguard import lexicon, rules
+    from mailguard.text import lexicon, rules
 
     folder = Path(args.folder) if args.folder else None
     try:
@@ -140,11 +140,12 @@ def cmd_wordlists_lint(args: argparse.Namespace, settings: Settings) -> int:
 def cmd_wordlists_test(args: argparse.Namespace, settings: Settings) -> int:
     """Every match in a text or a saved message, and the normalisation that found it, so IT
     can see why a word was (or was not) flagged before changing a list."""
-    from mailguard import lexicon, mime, rules
+    from mailguard import mime
     from mailguard.checks.language import texts
     from mailguard.files.limits import Limits
     from mailguard.files.report import inspect_mail
     from mailguard.model import Client, Envelope, Mail
+    from mailguard.text import lexicon, rules
 
     try:
         lists = (lexicon.load(Path(args.folder)) if args.folder

@@ -19,8 +19,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa, utils
 
 from mailguard import mime
-from mailguard.config import DkimSettings, Section, parse_domain
-from mailguard.rewrite.headers import fields
+from mailguard.settings.schema import KeyProblem
+from mailguard.settings.sections import DkimOptions
+from mailguard.settings.shared import DkimSettings
 
 SIGNED_HEADERS = (b"from", b"from", b"to", b"cc", b"subject", b"date", b"message-id",
                   b"reply-to", b"in-reply-to", b"references", b"mime-version",
@@ -94,7 +95,7 @@ def parse(raw: bytes) -> tuple[list[list[bytes]], bytes] | None:
     if b"\n" in raw.replace(b"\r\n", b"") or not raw[:end].endswith(b"\r\n\r\n"):
         return None
     headers = []
-    for item in fields(raw[:end - 2]):
+    for item in mime.fields(raw[:end - 2]):
         m = _NAME.match(item)
         if m is None or _NOT_CONTINUATION.search(item, 0, len(item) - 2):
             return None  # dkimpy would refuse this header block: let it say so
@@ -161,26 +162,17 @@ def txt_record(selector: str, domain: str, value: str) -> str:
     return f"{selector}._domainkey.{domain}. IN TXT ( {chunks} )"
 
 
-def settings_from(sec: Section, base: Path) -> DkimSettings:
-    """The [dkim] table: canonicalisation and one key per signing domain, loaded now so a bad
-    key is a config error (`file: dkim.domains.D.key: problem`), not a failure at send time."""
-    canon = sec.choice("canonicalization", "relaxed/simple",
-                       ("relaxed/simple", "relaxed/relaxed", "simple/simple", "simple/relaxed"))
-    domains = sec.table_of("domains")
+def build(o: DkimOptions, base: Path) -> DkimSettings:
+    """The [dkim] table's keys, loaded now so a bad key is a config error
+    (`file: dkim.domains.D.key: problem`), not a failure at send time."""
     keys = {}
-    for domain in list(domains.table):
-        one = domains.table_of(domain)
-        name = parse_domain(domains, domain, domain)
-        selector = one.string("selector", required=True)
-        path = one.path("key", base)
-        if path is None:
-            raise one.error("key", "is required: the private key file (mailguard dkim keygen)")
+    for name, one in o.domains.items():
+        path = Path(one.key) if Path(one.key).is_absolute() else base / one.key
+        where = f"domains.{name}.key"
         try:
-            keys[name] = Key.load(name, selector, path)
+            keys[name] = Key.load(name, one.selector, path)
         except FileNotFoundError:
-            raise one.error("key", f"file {path} does not exist") from None
+            raise KeyProblem(where, f"file {path} does not exist") from None
         except (ValueError, TypeError, OSError) as e:
-            raise one.error("key", f"{path} is not a usable private key: {e}") from None
-        one.done()
-    domains.done()
-    return DkimSettings(keys, canon)
+            raise KeyProblem(where, f"{path} is not a usable private key: {e}") from None
+    return DkimSettings(keys, o.canonicalization)

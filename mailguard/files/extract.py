@@ -16,7 +16,7 @@ from striprtf.striprtf import rtf_to_text
 
 from mailguard.files import sheets
 from mailguard.files.limits import Budget, Limits
-from mailguard.textviews import html_to_text
+from mailguard.mime.views import html_to_text
 
 TABLE_ROWS = 5            # header rows searched for column names
 _STRINGS = re.compile(rb"(?:[\x20-\x7e]\x00){4,}|[\x20-\x7e\xa0-\xff]{5,}")

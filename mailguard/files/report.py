@@ -17,8 +17,8 @@ from mailguard.files import archives, encryption, filetype
 from mailguard.files.encryption import YES, Encryption
 from mailguard.files.extract import Extracted, extract
 from mailguard.files.limits import Budget, LimitExceeded, Limits
+from mailguard.mime.parts import SIGNED_TYPES, Part, decode_body, displayed, scan, text_of
 from mailguard.model import INLINE_LIMIT, Mail
-from mailguard.parts import SIGNED_TYPES, Part, decode_body, displayed, scan, text_of
 
 SIGNATURES = ("application/pkcs7-signature", "application/x-pkcs7-signature",
               "application/pgp-signature")

@@ -15,8 +15,18 @@ import re
 import uuid
 from dataclasses import dataclass
 
-from mailguard import quotes
-from mailguard.parts import SIGNED_TYPES, Part, boundary_of, codec_of, decode_body, displayed, gzip64, scan
+from mailguard import mime
+from mailguard.mime import quotes
+from mailguard.mime.parts import (
+    SIGNED_TYPES,
+    Part,
+    boundary_of,
+    codec_of,
+    decode_body,
+    displayed,
+    gzip64,
+    scan,
+)
 from mailguard.rewrite import headers, splice
 
 INLINE_PGP = re.compile(rb"^-----BEGIN PGP (?:SIGNED )?MESSAGE-----", re.M)
@@ -142,8 +152,8 @@ def _rewrite_leaf(raw: bytes, part: Part, d: Disclaimer, eol: str) -> bytes | No
         out = new.encode(codec, "surrogateescape")
     except UnicodeEncodeError:
         out = new.encode("utf-8", "surrogateescape")
-        field = next((f for f in headers.split_block(block)[0]
-                      if headers.name_of(f) == b"content-type"), None)
+        field = next((f for f in mime.split_block(block)[0]
+                      if mime.name_of(f) == b"content-type"), None)
         new_field = (_set_param(field, "charset", "utf-8") if field else
                      f"Content-Type: {part.content_type}; charset=utf-8{eol}".encode())
         block = headers.replace(block, b"content-type", [new_field])
@@ -152,7 +162,7 @@ def _rewrite_leaf(raw: bytes, part: Part, d: Disclaimer, eol: str) -> bytes | No
         block = headers.replace(block, b"content-transfer-encoding",
                                 [f"Content-Transfer-Encoding: quoted-printable{eol}".encode()])
     if part.start == 0 and block != raw[:part.body_start] and b"mime-version" not in [
-            headers.name_of(f) for f in headers.split_block(block)[0]]:
+            mime.name_of(f) for f in mime.split_block(block)[0]]:
         block = headers.replace(block, b"mime-version", [f"MIME-Version: 1.0{eol}".encode()])
     del new
     body = _encode(out, cte, eol)
@@ -167,11 +177,11 @@ def _rewrite_leaf(raw: bytes, part: Part, d: Disclaimer, eol: str) -> bytes | No
 
 def wrap(raw: bytes, tree: Part, d: Disclaimer) -> bytes:
     """New multipart/mixed: the untouched original entity, then the disclaimer as its own part."""
-    eol = headers.linesep(raw).decode()
-    items, _ = headers.split_block(raw[:tree.body_start])
-    content = [f for f in items if headers.name_of(f).startswith(b"content-")]
-    outer = [f for f in items if not headers.name_of(f).startswith(b"content-")]
-    if not any(headers.name_of(f) == b"mime-version" for f in outer):
+    eol = mime.linesep(raw).decode()
+    items, _ = mime.split_block(raw[:tree.body_start])
+    content = [f for f in items if mime.name_of(f).startswith(b"content-")]
+    outer = [f for f in items if not mime.name_of(f).startswith(b"content-")]
+    if not any(mime.name_of(f) == b"mime-version" for f in outer):
         outer.append(f"MIME-Version: 1.0{eol}".encode())
     boundary = f"mailguard-{uuid.uuid4().hex}"
     note = eol.join(d.text.strip("\n").split("\n")).encode("utf-8")
@@ -217,7 +227,7 @@ def apply(raw: bytes, d: Disclaimer, parsed: tuple[bytes, Part] | None = None) -
     `parsed` is (bytes, their tree) from the checks: reused when it is these very bytes.
     """
     tree = parsed[1] if parsed is not None and parsed[0] is raw else scan(raw)
-    eol = headers.linesep(raw).decode()
+    eol = mime.linesep(raw).decode()
     if tree.maintype == "message":
         return raw  # message/partial and external-body: fragments of another message
     bodies = [] if is_signed(raw, tree) else displayed(tree)

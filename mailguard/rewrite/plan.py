@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from mailguard.mime.parts import Part
 from mailguard.model import AddDisclaimer, HideRecipients, SplitPerRecipient, Step, TagSubject
-from mailguard.parts import Part
 from mailguard.rewrite import disclaimer, recipients, subject
 
 

@@ -39,7 +39,7 @@ def _pairs(block: bytes, field: str) -> list[tuple[str, str]]:
 def hide(raw: bytes, hidden: frozenset[str], to: str, note: str) -> bytes:
     """To/Cc without the `hidden` addresses; To falls back to `to` when nobody is left in it."""
     end = mime.header_end(raw)
-    block, eol = raw[:end], headers.linesep(raw).decode()
+    block, eol = raw[:end], mime.linesep(raw).decode()
     pairs = {f: _pairs(block, f) for f in ("To", "Cc")}
     kept = {f: [(n, a) for n, a in pairs[f] if a.lower() not in hidden] for f in ("To", "Cc")}
     to_field = _field("To", kept["To"], eol) if kept["To"] else f"To: {to}{eol}".encode()
@@ -52,7 +52,7 @@ def hide(raw: bytes, hidden: frozenset[str], to: str, note: str) -> bytes:
 def only_to(raw: bytes, recipient: str) -> bytes:
     """A copy addressed to one recipient alone: To is that recipient, Cc is gone."""
     end = mime.header_end(raw)
-    block, eol = raw[:end], headers.linesep(raw).decode()
+    block, eol = raw[:end], mime.linesep(raw).decode()
     named = {a.lower(): n for f in ("To", "Cc") for n, a in _pairs(block, f)}
     block = headers.replace(block, b"to", [_field("To", [(named.get(recipient.lower(), ""),
                                                            recipient)], eol)])

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from mailguard import mime
-from mailguard.rewrite.headers import linesep, name_of, replace, split_block
+from mailguard.mime import linesep, name_of, split_block
+from mailguard.rewrite.headers import replace
 
 
 def tagged(raw: bytes, tag: str) -> bytes:

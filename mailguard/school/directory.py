@@ -11,7 +11,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from mailguard.config import Section
+from mailguard.settings.schema import KeyProblem
+from mailguard.settings.sections import DirectoryOptions
 
 ROLES = ("parent", "pupil", "staff", "supplier", "other")
 COLUMNS = ("email", "role", "name", "pupils")
@@ -122,15 +123,15 @@ def import_mis(text: str, columns: Mapping[str, str], role: str | None,
     return contacts, problems
 
 
-def settings_from(sec: Section, base: Path) -> Directory | None:
+def build(o: DirectoryOptions, base: Path) -> Directory | None:
     """The [directory] table: the contacts file, read now. A file that cannot be used is a
     config error; bad rows are left out and listed in `problems` (logged at start)."""
-    path = sec.path("file", base)
-    if path is None:
+    if not o.file:
         return None
+    path = Path(o.file) if Path(o.file).is_absolute() else base / o.file
     try:
         return Directory.load(path)
     except FileNotFoundError:
-        raise sec.error("file", f"{path} does not exist") from None
+        raise KeyProblem("file", f"{path} does not exist") from None
     except (DirectoryError, UnicodeDecodeError, OSError) as e:
-        raise sec.error("file", str(e)) from None
+        raise KeyProblem("file", str(e)) from None

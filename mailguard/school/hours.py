@@ -7,9 +7,13 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from mailguard.config import Section
+from pydantic import BeforeValidator
+
+from mailguard.settings.schema import KeyProblem, Text
+from mailguard.settings.schema import Options as BaseOptions
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 _SPAN = re.compile(r"^(\d{1,2}):(\d{2})-(\d{1,2}):(\d{2})$")
@@ -34,48 +38,76 @@ class WorkingHours:
         return f"sent {local:%a %d %b %H:%M} {self.zone.key}, {inside} working hours"
 
 
-def _time(sec: Section, key: str, h: str, m: str) -> dt.time:
+def _time(h: str, m: str) -> dt.time:
     if int(h) > 24 or int(m) > 59 or (int(h) == 24 and int(m)):
-        raise sec.error(key, f"{h}:{m} is not a time of day")
+        raise ValueError(f"{h}:{m} is not a time of day")
     return dt.time.max if int(h) == 24 else dt.time(int(h), int(m))
 
 
-def from_section(sec: Section) -> WorkingHours:
-    """[…hours]: timezone, one "08:00-17:30" span (or a list) per day, holidays as dates or
-    "from..to" ranges. Days not given are not working days."""
-    name = sec.string("timezone", "Europe/London")
-    try:
-        zone = ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise sec.error("timezone", f"unknown time zone {name!r}") from None
-    defaults = {d: "08:00-17:30" for d in DAYS[:5]}
-    week = []
-    for day in DAYS:
-        value = sec.table.get(day, defaults.get(day, []))
-        sec.seen.add(day)
-        spans = [value] if isinstance(value, str) else value
-        if not isinstance(spans, list):
-            raise sec.error(day, 'must be a span such as "08:00-17:30" or a list of them')
-        parsed = []
-        for span in spans:
-            m = _SPAN.match(str(span).replace(" ", ""))
-            if not m:
-                raise sec.error(day, f'{span!r} is not a span such as "08:00-17:30"')
-            start, end = _time(sec, day, *m.group(1, 2)), _time(sec, day, *m.group(3, 4))
-            if end <= start:
-                raise sec.error(day, f"{span!r} ends before it starts")
-            parsed.append((start, end))
-        week.append(tuple(parsed))
+def _spans(value: Any) -> tuple[tuple[dt.time, dt.time], ...]:
+    spans = [value] if isinstance(value, str) else value
+    if not isinstance(spans, list | tuple):
+        raise ValueError('must be a span such as "08:00-17:30" or a list of them')
+    parsed = []
+    for span in spans:
+        m = _SPAN.match(str(span).replace(" ", ""))
+        if not m:
+            raise ValueError(f'{span!r} is not a span such as "08:00-17:30"')
+        start, end = _time(*m.group(1, 2)), _time(*m.group(3, 4))
+        if end <= start:
+            raise ValueError(f"{span!r} ends before it starts")
+        parsed.append((start, end))
+    return tuple(parsed)
+
+
+def _holidays(value: Any) -> frozenset[dt.date]:
     holidays: set[dt.date] = set()
-    for item in sec.strings("holidays", []):
-        first, _, last = item.partition("..")
+    for item in value:
+        first, _, last = str(item).partition("..")
         try:
             a = dt.date.fromisoformat(first.strip())
             b = dt.date.fromisoformat(last.strip()) if last else a
         except ValueError:
-            raise sec.error("holidays", f'{item!r} is not a date or "2026-12-19..2027-01-04"') from None
+            raise ValueError(f'{item!r} is not a date or "2026-12-19..2027-01-04"') from None
         holidays.update(a + dt.timedelta(days=n) for n in range((b - a).days + 1))
-    return WorkingHours(zone, tuple(week), frozenset(holidays))
+    return frozenset(holidays)
+
+
+Spans = Annotated[tuple[tuple[dt.time, dt.time], ...], BeforeValidator(_spans)]
+_DAY = ((dt.time(8, 0), dt.time(17, 30)),)
+
+
+class Options(BaseOptions):
+    """`[…hours]`: the working week in the school's time zone. Days not given (Saturday and
+    Sunday, by default) are not working days."""
+
+    timezone: Text = "Europe/London"
+    """The school's time zone."""
+    mon: Spans = _DAY
+    """Working hours on Mondays: "08:00-17:30", or a list of spans."""
+    tue: Spans = _DAY
+    """Tuesdays."""
+    wed: Spans = _DAY
+    """Wednesdays."""
+    thu: Spans = _DAY
+    """Thursdays."""
+    fri: Spans = _DAY
+    """Fridays."""
+    sat: Spans = ()
+    """Saturdays."""
+    sun: Spans = ()
+    """Sundays."""
+    holidays: Annotated[frozenset[dt.date], BeforeValidator(_holidays)] = frozenset()
+    """Dates that are not working days: "2026-12-24", or "2026-12-19..2027-01-04"."""
+
+
+def build(o: Options) -> WorkingHours:
+    """The calendar: its time zone looked up now (a bad name is a config error)."""
+    try:
+        zone = ZoneInfo(o.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise KeyProblem("timezone", f"unknown time zone {o.timezone!r}") from None
+    return WorkingHours(zone, tuple(getattr(o, day) for day in DAYS), o.holidays)
 
 
 def default() -> WorkingHours:

@@ -18,25 +18,27 @@ import functools
 import hashlib
 import ipaddress
 import os
-import re
 import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from mailguard.settings.files import private
+from mailguard.settings.schema import KeyProblem
 from mailguard.sources import proof
+from mailguard.sources.options import (
+    KINDS,
+    CertificateSource,
+    CloudSource,
+    Microsoft365Source,
+    NetworkSource,
+    SourceOptions,
+)
 from mailguard.sources.ranges import Network, Ranges, RangesError
 from mailguard.sources.ranges import load as load_ranges
 
-if TYPE_CHECKING:
-    from mailguard.config import Section
-
-KINDS = ("network", "microsoft365", "google", "certificate", "auth")
 CLOUD = {"microsoft365": "Microsoft 365", "google": "Google Workspace"}
-# Certificates every tenant's connections present: naming one proves nothing about the tenant.
-SHARED_SUBJECTS = ("outlook.com", "office365.com", "google.com", "gmail.com", "googlemail.com")
 SECRET_MIN = 24
-_FIELD_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{1,60}")
 
 
 @dataclass(frozen=True)
@@ -156,145 +158,105 @@ def _address(ip: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     return addr
 
 
-def _networks(sec: Section, key: str, default: list[str] | None = None) -> tuple[Network, ...]:
-    from mailguard.config import _networks as parse  # config imports this module
-
-    return parse(sec, key, default or [])
-
-
-def _no_shared_range(sec: Section, key: str, nets: tuple[Network, ...],
+def _no_shared_range(key: str, nets: tuple[Network, ...],
                      shared: list[tuple[str, Network]]) -> None:
     """Trusting a shared cloud range by address is trusting every tenant of that service."""
     for net in nets:
         for service, other in shared:
             if net.version == other.version and net.overlaps(other):
-                raise sec.error(key, (
+                raise KeyProblem(key, (
                     f"{net} overlaps {other}, an outbound range of {service} that every one "
                     f"of its tenants shares: trusting it would let any other tenant relay "
                     f"through mailguard as you. Use a microsoft365 or google source, which "
                     f"checks the mail is your tenant's (see docs/deploy/)"))
 
 
-def _secret(sec: Section, base: Path) -> str:
+def _secret(o: CloudSource, base: Path) -> str:
     """The shared secret header's value: from a file (not readable by others) or the
     environment; long enough that it cannot be guessed."""
-    env, path = sec.string("secret_env", ""), sec.path("secret_file", base)
-    if bool(env) == (path is not None):
-        raise sec.error("secret_file", "set one of secret_file or secret_env for secret_header")
-    if env:
-        value = os.environ.get(env)
+    if o.secret_env:
+        value = os.environ.get(o.secret_env)
         if value is None:
-            raise sec.error("secret_env", f"the environment variable {env} is not set")
+            raise KeyProblem("secret_env", f"the environment variable {o.secret_env} is not set")
         key = "secret_env"
     else:
-        from mailguard.config import _private_key
-
-        assert path is not None
-        value = _private_key(sec, "secret_file", path, lambda p: p.read_text(encoding="utf-8"))
+        assert o.secret_file is not None
+        path = Path(o.secret_file) if Path(o.secret_file).is_absolute() else base / o.secret_file
+        value = private("secret_file", path, lambda p: p.read_text(encoding="utf-8"))
         key = "secret_file"
     value = value.strip()
     if len(value) < SECRET_MIN or not value.isascii() or not value.isprintable():
-        raise sec.error(key, f"the secret must be at least {SECRET_MIN} printable ASCII "
-                             "characters (make one with `openssl rand -hex 24`)")
+        raise KeyProblem(key, f"the secret must be at least {SECRET_MIN} printable ASCII "
+                              "characters (make one with `openssl rand -hex 24`)")
     return value
 
 
-def _source(sec: Section, name: str, base: Path, ranges: Ranges) -> Source:
-    kind = sec.choice("type", "", KINDS) if "type" in sec.table else None
-    if kind is None:
-        raise sec.error("type", f"is required: one of {', '.join(KINDS)}")
-    common: dict[str, Any] = {"name": name, "kind": kind}
-    if kind == "network":
-        nets = _networks(sec, "networks")
-        if not nets:
-            raise sec.error("networks", "list the mail servers' addresses, e.g. "
-                                        '["192.0.2.10/32"]')
-        _no_shared_range(sec, "networks", nets, ranges.shared())
-        return Source(**common, networks=nets)
-    if kind in CLOUD:
-        service = ranges.services[kind]
+def _source(name: str, o: SourceOptions, base: Path, ranges: Ranges) -> Source:
+    if isinstance(o, NetworkSource):
+        _no_shared_range("networks", o.networks, ranges.shared())
+        return Source(name, "network", networks=o.networks)
+    if isinstance(o, CloudSource):
+        kind = o.type
         # `ranges` replaces the data file's, e.g. for a test rig: the mail must still prove
         # itself, so widening them trusts no one more.
-        nets = _networks(sec, "ranges") or service.ranges
-        header = sec.string("secret_header", "")
-        if header and not _FIELD_NAME.fullmatch(header):
-            raise sec.error("secret_header", f"{header!r} is not a header name such as "
-                                             "X-Mailguard-Connector")
-        if kind == "google" and not header:
-            raise sec.error("secret_header", "is required: Google stamps no tenant id, so the "
-                            "routing rule's secret header is the proof (see "
-                            "docs/deploy/google-workspace.md)")
-        secret = _secret(sec, base) if header else ""
-        tenants: frozenset[str] = frozenset()
-        if kind == "microsoft365":
-            tenants = frozenset(t.strip().lower() for t in sec.strings("tenant_ids", []))
-            if not tenants:
-                raise sec.error("tenant_ids", "is required: the trust's Microsoft 365 tenant "
-                                "id (Entra admin centre → Overview → Tenant ID)")
-            for t in tenants:
-                if not proof.GUID.fullmatch(t):
-                    raise sec.error("tenant_ids", f"{t!r} is not a tenant id such as "
-                                    "6f1c2a3b-4d5e-4f60-8a9b-0c1d2e3f4a5b")
-        return Source(**common, networks=nets, tenant_ids=tenants, secret_header=header,
-                      secret=secret)
-    if kind == "certificate":
-        prints = frozenset(f.lower().removeprefix("sha256:").replace(":", "")
-                           for f in sec.strings("fingerprints", []))
-        for f in prints:
-            if len(f) != 64 or any(c not in "0123456789abcdef" for c in f):
-                raise sec.error("fingerprints", f"{f!r} is not a SHA-256 fingerprint "
-                                "(openssl x509 -noout -fingerprint -sha256 -in cert.pem)")
-        subjects = frozenset(s.lower() for s in sec.strings("subjects", []))
-        for s in subjects:
-            if s.endswith(SHARED_SUBJECTS):
-                raise sec.error("subjects", f"{s} is a certificate every tenant of a cloud "
-                                "service presents; it proves nothing about which tenant")
-        if not prints and not subjects:
-            raise sec.error("fingerprints", "list fingerprints or subjects (or both)")
-        ca = sec.existing_file("ca_file", base)
-        if ca is not None:
+        nets = o.ranges or ranges.services[kind].ranges
+        secret = _secret(o, base) if o.secret_header else ""
+        tenants = frozenset(o.tenant_ids) if isinstance(o, Microsoft365Source) else frozenset()
+        return Source(name, kind, networks=nets, tenant_ids=tenants,
+                      secret_header=o.secret_header, secret=secret)
+    if isinstance(o, CertificateSource):
+        ca = None
+        if o.ca_file is not None:
+            ca = Path(o.ca_file) if Path(o.ca_file).is_absolute() else base / o.ca_file
+            if not ca.is_file():
+                raise KeyProblem("ca_file", f"file {ca} does not exist")
             try:
                 ssl.create_default_context().load_verify_locations(cafile=str(ca))
             except (ssl.SSLError, OSError) as e:
-                raise sec.error("ca_file", f"cannot read {ca} as PEM certificates: {e}") from None
-        return Source(**common, fingerprints=prints, subjects=subjects, ca_file=ca)
-    return Source(**common)
+                raise KeyProblem("ca_file", f"cannot read {ca} as PEM certificates: {e}"
+                                 ) from None
+        return Source(name, "certificate", fingerprints=frozenset(o.fingerprints),
+                      subjects=frozenset(o.subjects), ca_file=ca)
+    return Source(name, "auth")
 
 
-def settings_from(top: Section, server: Section, base: Path, data_dir: Path,
-                  has_tls: bool, has_users: bool) -> Sources:
-    """The named sources, plus `server.trusted_networks` (deprecated) as a network source."""
+def build(tables: dict[str, SourceOptions], server: Any, base: Path, data_dir: Path) -> Sources:
+    """The named sources, plus `server.trusted_networks` (deprecated) as a network source.
+    Problems come back as KeyProblem with the key under `sources.` or `server.`."""
     try:
         ranges = load_ranges(data_dir)
     except RangesError as e:
-        raise top.error("sources", str(e)) from None
-    table = top.table_of("sources")
-    table.name = "sources"
+        raise KeyProblem("sources", str(e)) from None
+    has_tls, has_users = server.tls_cert is not None, server.auth_users_file is not None
     items = []
-    for name in table.table:
-        sec = table.table_of(name)
-        source = _source(sec, name, base, ranges)
-        sec.done()
+    for name, o in tables.items():
+        try:
+            source = _source(name, o, base, ranges)
+        except KeyProblem as e:
+            raise e.under(f"sources.{name}") from None
         if (source.cloud or source.kind in ("certificate", "auth")) and not has_tls:
-            raise sec.error("type", f"a {source.kind} source needs TLS: set server.tls_cert "
-                                    "and server.tls_key")
+            raise KeyProblem(f"sources.{name}.type", f"a {source.kind} source needs TLS: set "
+                             "server.tls_cert and server.tls_key")
         if source.kind == "auth" and not has_users:
-            raise sec.error("type", "an auth source needs server.auth_users_file")
+            raise KeyProblem(f"sources.{name}.type", "an auth source needs "
+                             "server.auth_users_file")
         items.append(source)
-    table.seen.update(table.table)
-    explicit = "trusted_networks" in server.table
+    explicit = server.trusted_networks is not None
     if explicit or not items:
-        default = [] if items else ["127.0.0.0/8", "::1/128"]
-        nets = _networks(server, "trusted_networks", default)
-        _no_shared_range(server, "trusted_networks", nets, ranges.shared())
+        import ipaddress
+
+        nets = server.trusted_networks if explicit else (() if items else tuple(
+            ipaddress.ip_network(n) for n in ("127.0.0.0/8", "::1/128")))
+        try:
+            _no_shared_range("trusted_networks", nets, ranges.shared())
+        except KeyProblem as e:
+            raise e.under("server") from None
         if nets:
             items.insert(0, Source("trusted_networks", "network", networks=nets,
                                    deprecated=explicit))
-    else:
-        server.seen.add("trusted_networks")
     if has_users and not any(s.kind == "auth" for s in items):
-        if table.table:
-            raise server.error("auth_users_file", 'is set, but no source has type = "auth": '
-                               "add [sources.staff] type = \"auth\", or remove the file")
+        if tables:
+            raise KeyProblem("server.auth_users_file", 'is set, but no source has type = '
+                             '"auth": add [sources.staff] type = "auth", or remove the file')
         items.append(Source("auth", "auth"))   # today's behaviour: a users file offers AUTH
     return Sources(tuple(items), ranges)

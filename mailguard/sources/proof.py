@@ -19,9 +19,10 @@ import hmac
 import re
 from dataclasses import dataclass
 
+from mailguard.sources.options import GUID
+
 TENANT_HEADER = "X-MS-Exchange-CrossTenant-Id"
 STAMPED_HEADER = "X-MS-Exchange-Transport-CrossTenantHeadersStamped"
-GUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from mailguard import lexicon, rules
 from mailguard.store import stats
 from mailguard.store.events import EventLog
+from mailguard.text import lexicon, rules
 from mailguard.web import charts
 from mailguard.web.context import Desk, parse_day
 from mailguard.web.security import checked_form

@@ -14,11 +14,11 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from mailguard import review
+from mailguard.mime.views import views
 from mailguard.store import audit, reviewers
 from mailguard.store.quarantine import Held
 from mailguard.store.reviewers import Reviewer
 from mailguard.store.sealing import SealError
-from mailguard.textviews import views
 from mailguard.web import access, render
 from mailguard.web.context import Desk, address, back, flash
 from mailguard.web.security import checked_form

@@ -11,7 +11,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from mailguard import review
-from mailguard.checks import REGISTRY
+from mailguard.checks.registry import REGISTRY
 from mailguard.store import queue
 from mailguard.store.quarantine import STATUSES
 from mailguard.web import access

@@ -18,10 +18,10 @@ import nh3
 from mailguard import mime
 from mailguard.files import filetype, report
 from mailguard.files.limits import Limits
-from mailguard.matcher import readable
+from mailguard.mime.parts import Part, displayed, scan, text_of
+from mailguard.mime.views import html_to_text
 from mailguard.model import Client, Envelope, Mail
-from mailguard.parts import Part, displayed, scan, text_of
-from mailguard.textviews import html_to_text
+from mailguard.text.matcher import readable
 
 MAX_SHOWN = 2 * 1024 * 1024   # of a body: a 40 MB HTML part is shown cut, with a note
 HEADERS_SHOWN = ("From", "Sender", "Reply-To", "To", "Cc", "Subject", "Date", "Message-ID",

@@ -19,7 +19,6 @@ from email.policy import compat32
 from functools import cached_property
 
 from mailguard import mime
-from mailguard.rewrite.headers import fields
 
 MAX_DEPTH = 40
 SIGNED_TYPES = ("multipart/signed", "multipart/encrypted", "application/pkcs7-mime",
@@ -104,7 +103,7 @@ def part_headers(block: bytes) -> Message:
     """A part's header block as compat32 would hold it, without its line-by-line feed parser
     (which costs several times more, for the three fields a part's shape depends on)."""
     msg = Message()
-    for item in fields(block.rstrip(b"\r\n") + b"\n" if block.strip() else b""):
+    for item in mime.fields(block.rstrip(b"\r\n") + b"\n" if block.strip() else b""):
         if b":" not in item:
             continue
         lines = item.decode("ascii", "surrogateescape").splitlines(keepends=True)

@@ -14,9 +14,9 @@ from collections.abc import Callable
 import aiosqlite
 import structlog
 
-from mailguard import notify
 from mailguard.config import Settings
 from mailguard.model import Finding
+from mailguard.notices import notify
 from mailguard.store.quarantine import Quarantine, is_safeguarding
 
 log = structlog.get_logger("mailguard.notices")

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from mailguard.lexicon import Hit, excerpt, readable
 from mailguard.model import Action, Finding, Mail
 from mailguard.school.directory import role_of
 from mailguard.school.hours import WorkingHours
+from mailguard.text.lexicon import Hit, excerpt, readable
 
 CATEGORY = "grooming"
 CLAUSE = ("bourne appendix B item 3 and 'Communication with children' (explicit professional "

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 
-from mailguard.phrases import Present
+from mailguard.text.phrases import Present
 
 # Where the quoted thread starts in replies and forwards (Outlook, Gmail, Apple Mail, Thunderbird).
 TEXT_QUOTE = re.compile(

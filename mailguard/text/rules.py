@@ -17,8 +17,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mailguard import lexicon
-from mailguard.lexicon import SENTENCE_END, Hit, Term
+from mailguard.text import lexicon
+from mailguard.text.lexicon import SENTENCE_END, Hit, Term
 
 RULES_FILE = "rules.conf"
 GAP = 1000   # windows closer than this are read as one (fewer, longer scans)

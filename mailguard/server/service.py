@@ -11,17 +11,19 @@ from pathlib import Path
 
 import structlog
 
-from mailguard import config, notices, retention
-from mailguard.auth import UserDatabase
+from mailguard import config, retention
 from mailguard.config import ConfigError, Settings
 from mailguard.delivery import trace
 from mailguard.delivery.relay import Upstream, open_upstream
-from mailguard.launch import Workers, install_signals, web_task
+from mailguard.notices import outbox
 from mailguard.pipeline import Pipeline
-from mailguard.smtp import Handler, protocol_factory
+from mailguard.server.auth import UserDatabase
+from mailguard.server.smtp import Handler, protocol_factory
+from mailguard.server.workers import Workers, install_signals
 from mailguard.store import db as store_db
 from mailguard.store.events import EventLog
 from mailguard.store.quarantine import Quarantine
+from mailguard.web.serve import web_task
 
 log = structlog.get_logger("mailguard.service")
 
@@ -152,7 +154,7 @@ async def start(config_path: Path, settings: Settings, *, reuse_port: bool = Fal
         raise
     log.info("listening", smtp=f"{host}:{port}", upstream=upstream.describe())
     keeper = asyncio.create_task(retention.run_hourly(lambda: handler.settings, events, quarantine))
-    teller = asyncio.create_task(notices.run(lambda: handler.settings, quarantine))
+    teller = asyncio.create_task(outbox.run(lambda: handler.settings, quarantine))
     return Instance(config_path, settings, handler, upstream, events, server, db, keeper,
                     notices=teller)
 

@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from mailguard.matcher import WORD, Dictionary, Hit, Matcher, Term, normalise, readable
 from mailguard.school.directory import ROLES
+from mailguard.text.matcher import WORD, Dictionary, Hit, Matcher, Term, normalise, readable
 
 __all__ = [
     "Hit",

@@ -14,7 +14,7 @@ import re
 from email.message import Message
 from email.policy import compat32
 
-from mailguard.parts import Part, boundary_of
+from mailguard.mime.parts import Part, boundary_of
 
 # RFC 2046 section 5.1.1: 1 to 70 of these, not ending in a space.
 _BCHARS = re.compile(r"[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]")

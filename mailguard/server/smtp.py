@@ -19,12 +19,12 @@ import structlog
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from mailguard import metrics, mime
-from mailguard.auth import UserDatabase
 from mailguard.config import Settings
 from mailguard.delivery.relay import Reply, Transaction, Upstream
 from mailguard.model import Client, Mail
 from mailguard.model import Envelope as MailEnvelope
 from mailguard.pipeline import Pipeline, smtp_reply
+from mailguard.server.auth import UserDatabase
 from mailguard.sources import CLOUD, Source, proof
 from mailguard.store import audit
 from mailguard.store.attempts import Attempts

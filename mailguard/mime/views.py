@@ -10,9 +10,9 @@ import html
 import re
 from dataclasses import dataclass
 
-from mailguard import quotes
+from mailguard.mime import quotes
+from mailguard.mime.parts import displayed, text_of
 from mailguard.model import Mail
-from mailguard.parts import displayed, text_of
 
 
 @dataclass(frozen=True)

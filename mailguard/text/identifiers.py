@@ -13,7 +13,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from mailguard.phrases import Present
+from mailguard.text.phrases import Present
 
 DOB_LABEL = "labelled date of birth"
 CHECK_LETTERS = "ABCDEFGHJKLMNPQRTUVWXYZ"   # remainder 0..22; I, O and S are never used

@@ -1,9 +1,11 @@
-"""Parsing that keeps bytes the truth: header block bounds, compat32 parses, address views."""
+"""Reading a header block with bytes kept the truth: its bounds and raw fields, compat32 parses,
+address views. The MIME tree (parts), text views and quotes are this package's modules."""
 
 from __future__ import annotations
 
 import contextlib
 import email.utils
+import re
 from email import errors as email_errors
 from email.header import decode_header, make_header
 from email.message import Message
@@ -67,3 +69,45 @@ def decoded(headers: Message, name: str) -> str:
         with contextlib.suppress(ValueError, LookupError, UnicodeError):
             text = str(make_header(decode_header(text)))
     return " ".join(text.split())
+
+
+_NAME = re.compile(rb"[^\s:]+[ \t]*:")
+
+
+def fields(text: bytes) -> list[bytes]:
+    """Header lines grouped into fields, each with its continuation lines and line break.
+
+    A line that is not a header (no name and colon) stays with the field before it.
+    """
+    out: list[bytes] = []
+    pos, size = 0, len(text)
+    while pos < size:
+        nl = text.find(b"\n", pos)
+        end = size if nl < 0 else nl + 1
+        while end < size and text[end:end + 1] in (b" ", b"\t"):  # continuation lines
+            nl = text.find(b"\n", end)
+            end = size if nl < 0 else nl + 1
+        if out and not _NAME.match(text, pos, end):
+            out[-1] += text[pos:end]
+        else:
+            out.append(text[pos:end])
+        pos = end
+    return out
+
+
+def split_block(block: bytes) -> tuple[list[bytes], bytes]:
+    """A header block's fields, and the blank line ending it (b"" for a message with no body)."""
+    for sep in (b"\r\n\r\n", b"\n\n"):
+        if block.endswith(sep):
+            half = len(sep) // 2
+            return fields(block[:-half]), block[-half:]
+    return fields(block), b""
+
+
+def name_of(field: bytes) -> bytes:
+    return field.partition(b":")[0].strip().lower()
+
+
+def linesep(raw: bytes) -> bytes:
+    head = raw[:4096]
+    return b"\r\n" if b"\r\n" in head or b"\n" not in head else b"\n"

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 
 import hyperscan
 
-from mailguard.matcher import ALNUM, byte_table
+from mailguard.text.matcher import ALNUM, byte_table
 
 
 class Present:

@@ -1,0 +1,61 @@
+"""`mailguard serve`: check the config, then run the gateway. With `workers = N` the first
+process is itself a worker (SMTP and the web listener) and keeps N-1 more running; all bind
+the SMTP port with SO_REUSEPORT so every core works, and /metrics adds them all up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import structlog
+
+from mailguard import config
+from mailguard.config import ConfigError
+from mailguard.delivery import trace
+from mailguard.store.db import prepare_data_dir
+
+log = structlog.get_logger("mailguard.launch")
+
+
+def serve(config_path: Path, *, worker: bool = False) -> int:
+    """Entry point for `mailguard serve`: bad config → `file: key: problem`, exit 2."""
+    from mailguard import logs
+    from mailguard.server.auth import UserDatabase
+
+    try:
+        settings = config.load(config_path)
+        if settings.server.auth_users_file:
+            UserDatabase.load(settings.server.auth_users_file)
+        prepare_data_dir(settings.storage.data_dir)
+        trace.load_secret(settings.server.stamp_secret_file)
+    except ConfigError as e:
+        print(f"mailguard: {e}", file=sys.stderr)
+        return 2
+    logs.configure()
+    for problem in settings.directory.problems if settings.directory and not worker else ():
+        log.warning("directory_row_skipped", problem=problem)
+    if not worker:
+        from mailguard.server import certificates
+
+        for warning in certificates.warnings(settings):
+            log.warning("certificate_expiring", detail=warning)
+    multi = settings.server.workers > 1 or worker
+    if multi:
+        metrics_dir = settings.storage.data_dir / "metrics"
+        if not worker:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+            metrics_dir.mkdir(parents=True)
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
+    try:
+        from mailguard.server.service import run_single
+
+        extra = 0 if worker else settings.server.workers - 1
+        asyncio.run(run_single(config_path, settings, worker=worker, extra_workers=extra))
+    except OSError as e:
+        print(f"mailguard: cannot start: {e}", file=sys.stderr)
+        return 1
+    return 0
