@@ -3,6 +3,8 @@ in as a real account and posts forms with the page's own CSRF token."""
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import re
 from typing import Any
 
@@ -16,9 +18,28 @@ ROLES = ("dpo", "dsl", "it", "auditor")
 
 
 def add_accounts(gw: Any) -> None:
-    for role in ROLES:
-        out = gw.cli("users", "add", role, "--role", role, "--password-stdin", input=PASSWORD)
-        assert out.returncode == 0, out.stderr
+    """One account per role, as `mailguard users add NAME --role ROLE` makes them (the
+    command itself is tested in test_desk), straight into the store: no process each."""
+    from mailguard.store import audit, reviewers
+    from mailguard.store import db as store_db
+
+    async def add() -> None:
+        db = await store_db.connect(gw.data_dir)
+        try:
+            for role in ROLES:
+                await reviewers.add(db, role, role, PASSWORD)
+                await audit.record(db, audit.current_actor(), "account", None,
+                                   f"account {role} added as {role}")
+        finally:
+            await db.close()
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        asyncio.run(add())
+        return
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:   # called from an async test
+        pool.submit(asyncio.run, add()).result()
 
 
 def csrf_of(page: str) -> str:

@@ -86,7 +86,7 @@ def test_every_command_says_the_disk_is_full_and_what_to_do(make_gateway, small_
 
 
 async def test_the_desk_says_the_disk_is_full(make_gateway, small_disk):
-    gw = make_gateway({"storage": {"data_dir": str(small_disk / "var")}})
+    gw = make_gateway({"storage": {"data_dir": str(small_disk / "var")}}, process=True)
     out = gw.cli("users", "add", "dpo", "--role", "dpo", "--password-stdin", input=PASSWORD)
     assert out.returncode == 0, out.stderr
     gw.stop()

@@ -12,6 +12,13 @@ import urllib.request
 import pytest
 from conftest import message, toml_dump
 
+# Process life is this module's subject: every gateway here is `mailguard serve` itself.
+
+
+@pytest.fixture
+def gateway(make_gateway):
+    return make_gateway(process=True)
+
 
 def test_sighup_with_broken_config_keeps_running_and_says_why(gateway, sink):
     gateway.write_config("[server\nthis is not toml")
@@ -80,7 +87,7 @@ def test_health_and_metrics(gateway, sink):
 
 
 def test_workers_share_the_port_and_report_metrics_together(make_gateway, sink):
-    gw = make_gateway({"server": {"workers": 2}})
+    gw = make_gateway({"server": {"workers": 2}}, process=True)
     deadline = time.monotonic() + 10
     while gw.log().count('"listening"') < 2 and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -97,8 +104,8 @@ def test_workers_share_the_port_and_report_metrics_together(make_gateway, sink):
 
 
 def test_serve_refuses_a_port_in_use_with_a_message(make_gateway, sink, tmp_path):
-    gw = make_gateway()
-    other = make_gateway(start=False)
+    gw = make_gateway(process=True)
+    other = make_gateway(start=False, process=True)
     other.config["server"]["listen"] = gw.config["server"]["listen"]
     other.config["web"]["listen"] = ""
     other.config_path = tmp_path / "second.toml"
@@ -113,7 +120,7 @@ def test_serve_refuses_a_port_in_use_with_a_message(make_gateway, sink, tmp_path
 @pytest.mark.parametrize("workers", [1, 2])
 def test_health_and_metrics_answer_as_soon_as_smtp_does(make_gateway, workers):
     """A process manager that probes /healthz the moment port 25 answers finds it up."""
-    gw = make_gateway({"server": {"workers": workers}}, start=False)
+    gw = make_gateway({"server": {"workers": workers}}, start=False, process=True)
     gw.start()   # returns as soon as the SMTP port accepts a connection
     base = f"http://127.0.0.1:{gw.web_port}"
     health = json.loads(urllib.request.urlopen(f"{base}/healthz", timeout=5).read())

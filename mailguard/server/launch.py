@@ -14,11 +14,21 @@ from pathlib import Path
 import structlog
 
 from mailguard import config
-from mailguard.config import ConfigError
+from mailguard.config import ConfigError, Settings
 from mailguard.delivery import trace
 from mailguard.store.db import prepare_data_dir
 
 log = structlog.get_logger("mailguard.launch")
+
+
+def announce(settings: Settings) -> None:
+    """What IT should hear of at start: directory rows left out, certificates expiring."""
+    from mailguard.server import certificates
+
+    for problem in settings.directory.problems if settings.directory else ():
+        log.warning("directory_row_skipped", problem=problem)
+    for warning in certificates.warnings(settings):
+        log.warning("certificate_expiring", detail=warning)
 
 
 def serve(config_path: Path, *, worker: bool = False) -> int:
@@ -36,13 +46,8 @@ def serve(config_path: Path, *, worker: bool = False) -> int:
         print(f"mailguard: {e}", file=sys.stderr)
         return 2
     logs.configure()
-    for problem in settings.directory.problems if settings.directory and not worker else ():
-        log.warning("directory_row_skipped", problem=problem)
     if not worker:
-        from mailguard.server import certificates
-
-        for warning in certificates.warnings(settings):
-            log.warning("certificate_expiring", detail=warning)
+        announce(settings)
     multi = settings.server.workers > 1 or worker
     if multi:
         metrics_dir = settings.storage.data_dir / "metrics"

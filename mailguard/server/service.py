@@ -4,6 +4,7 @@ stop on SIGTERM. `mailguard.launch` decides whether this runs alone or as a work
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import time
 from dataclasses import dataclass
@@ -117,9 +118,14 @@ class Instance:
                 getattr(c.session, "txn", None) is not None for c in self.handler.connections)):
             await asyncio.sleep(0.05)
         for conn in list(self.handler.connections):
-            if conn.transport is not None:
-                conn.transport.write(b"421 4.3.2 mailguard is shutting down, try again shortly\r\n")
-                conn.transport.close()
+            transport = conn.transport
+            if transport is None or transport.is_closing():
+                continue
+            # A TLS session the client has already torn down fails the write in asyncio's
+            # SSL transport: nothing to tell, and the events below must still be saved.
+            with contextlib.suppress(OSError, RuntimeError, AttributeError):
+                transport.write(b"421 4.3.2 mailguard is shutting down, try again shortly\r\n")
+            transport.close()
         for task in (self.retention, self.watcher, self.notices):
             if task:
                 task.cancel()
@@ -192,6 +198,6 @@ async def run_single(config_path: Path, settings: Settings, *, worker: bool = Fa
         keeper.cancel()
     await instance.drain(instance.settings.server.shutdown_timeout)
     if web:
-        web.cancel()
+        await web.stop()
     await instance.db.close()  # type: ignore[attr-defined]
     log.info("stopped")
