@@ -160,6 +160,24 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
                           text=True, cwd=ROOT, timeout=60)
 
 
+def run_together(*commands: tuple[str, ...]) -> list[subprocess.CompletedProcess[str]]:
+    """Several `mailguard` commands at once (each its own process), in order of the list."""
+    procs = [subprocess.Popen([sys.executable, "-m", "mailguard", *args], cwd=ROOT, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+             for args in commands]
+    done = []
+    try:
+        for args, proc in zip(commands, procs, strict=True):
+            out, err = proc.communicate(timeout=60)
+            done.append(subprocess.CompletedProcess([*args], proc.returncode, out, err))
+    finally:   # a command that hangs is stopped, and so are the others
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    return done
+
+
 def base_config(data_dir: Path, upstream: str) -> dict[str, Any]:
     return {
         "server": {"listen": f"127.0.0.1:{free_port()}", "hostname": "mailguard.test",

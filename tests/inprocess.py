@@ -12,9 +12,15 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
+import io
+import os
 import signal
+import subprocess
+import sys
 import threading
 import time
+import traceback
 from pathlib import Path
 from typing import Any
 
@@ -106,6 +112,50 @@ class LocalGateway(Gateway):
         except BaseException:
             self.stop()
             raise
+
+    def cli(self, *args: str, input: str | None = None) -> subprocess.CompletedProcess[str]:
+        """`mailguard COMMAND --config FILE …` run by the CLI's own entry point in this
+        process: the same parser, commands and output, without starting an interpreter.
+        From inside an event loop (an async test) the command runs as its own process, as
+        its asyncio.run could not run here. The test process's stdin, environment and
+        SIGPIPE handling are put back afterwards."""
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            pass
+        else:
+            return super().cli(*args, input=input)
+        from mailguard import cli
+
+        argv = [*args[:1], "--config", str(self.config_path), *args[1:]]
+        # Binary underneath, as a process's stdout is: `quarantine show --raw` writes bytes.
+        out_bytes, err_bytes = io.BytesIO(), io.BytesIO()
+        out = io.TextIOWrapper(out_bytes, encoding="utf-8", write_through=True)
+        err = io.TextIOWrapper(err_bytes, encoding="utf-8", write_through=True)
+        stdin, environ = sys.stdin, dict(os.environ)
+        pipe = signal.getsignal(signal.SIGPIPE)
+        sys.stdin = io.StringIO(input or "")
+        try:
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                try:
+                    code = cli.main(argv)
+                except SystemExit as e:   # argparse's usage errors
+                    code = e.code if isinstance(e.code, int) else int(e.code is not None)
+                except Exception:   # what the process would print and exit 1 with
+                    traceback.print_exc()
+                    code = 1
+        finally:
+            sys.stdin = stdin
+            os.environ.clear()
+            os.environ.update(environ)
+            signal.signal(signal.SIGPIPE, pipe)
+        out.flush()
+        err.flush()
+        def text(data: bytes) -> str:   # as subprocess's text mode reads it: universal newlines
+            return data.decode("utf-8", "replace").replace("\r\n", "\n").replace("\r", "\n")
+
+        return subprocess.CompletedProcess(["mailguard", *argv], code,
+                                           text(out_bytes.getvalue()), text(err_bytes.getvalue()))
 
     @property
     def web_port(self) -> int:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from conftest import ROOT, base_config, run, toml_dump
+from conftest import ROOT, base_config, run, run_together, toml_dump
 
 from mailguard import config
 from mailguard.sources import ranges
@@ -64,8 +64,9 @@ def test_bad_config_names_file_key_and_problem(tmp_path, change, expected):
         data[section].update(values)
     path = tmp_path / "bad.toml"
     path.write_text(toml_dump(data))
-    for command in ("check-config", "serve"):
-        out = run(command, "--config", str(path))
+    commands = ("check-config", "serve")
+    for command, out in zip(commands, run_together(*[(c, "--config", str(path))
+                                                     for c in commands]), strict=True):
         assert out.returncode == 2, (command, out.stdout, out.stderr)
         assert f"{path}: {expected}" in out.stderr, out.stderr
 
