@@ -160,6 +160,15 @@ class Document(Options):
     checks: Any = None   # ChecksOptions, made from the registry when first asked for
 
 
+class StoresOnly(Document):
+    """The file as the commands that only read the stores take it: the checks' tables and
+    the DKIM keys are not read, so a wordlist IT is halfway through editing does not lock
+    the DPO out of the quarantine (and the checks are not even imported)."""
+
+    checks: dict[str, Any] = Field(default_factory=dict)
+    dkim: dict[str, Any] = Field(default_factory=dict)   # type: ignore[assignment]
+
+
 _DOCUMENT: list[type[Document]] = []
 
 
@@ -219,9 +228,10 @@ SECTIONS = ("server", "upstream", "organisation", "storage", "web", "notices", "
             "directory", "dkim", "sources", "checks")
 
 
-def parse(path: str | Path) -> Parsed:
+def parse(path: str | Path, *, checks: bool = True) -> Parsed:
     """Read a config file and check it against the schema. Pure: it opens nothing but the
-    file (and its preset), writes nothing, and builds nothing."""
+    file (and its preset), writes nothing, and builds nothing. `checks=False` leaves the
+    checks' tables and DKIM unread (StoresOnly)."""
     path = Path(path)
     file = str(path)
     try:
@@ -248,7 +258,7 @@ def parse(path: str | Path) -> Parsed:
         raise ConfigError(f"{file}: {unknown[0]}: unknown section (check the spelling)")
     raw.setdefault("organisation", {})
     try:
-        document = document_model().model_validate(raw)
+        document = (document_model() if checks else StoresOnly).model_validate(raw)
     except ValidationError as e:
         raise ConfigError(worded(file, e, TAGS)) from None
     return Parsed(file, base, document, str(preset), tuple(overridden))
@@ -394,6 +404,14 @@ def _checks(checks: Any, shared: Shared, clauses: dict[str, str]) -> dict[str, A
     return result
 
 
+def _dkim(o: DkimOptions, base: Path) -> DkimSettings:
+    if not o.domains:   # OpenSSL and dkimpy load only where DKIM is configured
+        return DkimSettings({}, o.canonicalization)
+    from mailguard.delivery import dkim
+
+    return dkim.build(o, base)
+
+
 def _part(table: str, make: Callable[[], T]) -> T:
     try:
         return make()
@@ -406,7 +424,6 @@ def build(parsed: Parsed, *, checks: bool = True, create: bool = True) -> Settin
     certificates and keys loaded. `create=False` (check-config) makes nothing on disk: a
     quarantine key not there yet is reported, not made."""
     from mailguard import sources
-    from mailguard.delivery import dkim
     from mailguard.school import directory
 
     d, base = parsed.document, parsed.base
@@ -434,7 +451,7 @@ def build(parsed: Parsed, *, checks: bool = True, create: bool = True) -> Settin
             checks=_checks(d.checks, shared, clauses) if checks else {},
             clauses=clauses, preset=parsed.preset, preset_overridden=parsed.overridden,
             directory=people,
-            dkim=_part("dkim", lambda: dkim.build(d.dkim, base)) if checks
+            dkim=_part("dkim", lambda: _dkim(d.dkim, base)) if checks
             else DkimSettings({}, ""),
             inspection=limits, notices=d.notices)
     except KeyProblem as e:
@@ -448,4 +465,4 @@ def load(path: str | Path, *, checks: bool = True, create: bool = True) -> Setti
     only read the stores: a wordlist IT is halfway through editing must not lock the DPO
     out of the quarantine.
     """
-    return build(parse(path), checks=checks, create=create)
+    return build(parse(path, checks=checks), checks=checks, create=create)

@@ -160,10 +160,12 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
                           text=True, cwd=ROOT, timeout=60)
 
 
-def run_together(*commands: tuple[str, ...]) -> list[subprocess.CompletedProcess[str]]:
-    """Several `mailguard` commands at once (each its own process), in order of the list."""
+def run_together(*commands: tuple[str, ...], env: dict[str, str] | None = None,
+                 ) -> list[subprocess.CompletedProcess[str]]:
+    """Several `mailguard` commands at once (each its own process, each given `env` as its
+    environment when set), their results in the order of the list."""
     procs = [subprocess.Popen([sys.executable, "-m", "mailguard", *args], cwd=ROOT, text=True,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
              for args in commands]
     done = []
     try:

@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from conftest import ROOT, message
+from conftest import ROOT, message, run_together
 
 from mailguard.server.auth import UserDatabase
 
@@ -67,12 +67,11 @@ def test_config_is_taken_before_or_after_every_command_and_from_the_environment(
     broken = tmp_path / "broken.toml"
     broken.write_text("[organisation]\nname = \"T\"\ndomains = [\"example.sch.uk\"]\n"
                       "[server]\nlisten = 25\n")
-    for words in COMMANDS:
-        after = mailguard(*words, "--config", str(broken))
-        before = mailguard("--config", str(broken), *words)
-        env = subprocess.run([sys.executable, "-m", "mailguard", *words], capture_output=True,
-                             text=True, cwd=ROOT, timeout=60,
-                             env={**os.environ, "MAILGUARD_CONFIG": str(broken)})
+    # Each way of giving the file, for every command, all run side by side.
+    afters = run_together(*[(*words, "--config", str(broken)) for words in COMMANDS])
+    befores = run_together(*[("--config", str(broken), *words) for words in COMMANDS])
+    envs = run_together(*COMMANDS, env={**os.environ, "MAILGUARD_CONFIG": str(broken)})
+    for words, after, before, env in zip(COMMANDS, afters, befores, envs, strict=True):
         for how, out in (("after", after), ("before", before), ("environment", env)):
             assert out.returncode == 2, (words, how, out.stderr)
             assert f"{broken}: server.listen:" in out.stderr, (words, how, out.stderr)

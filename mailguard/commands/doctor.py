@@ -12,7 +12,6 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from mailguard.config import Settings
-from mailguard.delivery import dkim
 from mailguard.server import certificates
 
 Finding = tuple[str, str]   # ("ok" | "note" | "fix", what)
@@ -173,6 +172,8 @@ def _normal(value: str) -> str:
 
 
 def dns_records(settings: Settings, resolver: Any) -> list[Finding]:
+    from mailguard.delivery import dkim  # OpenSSL and dkimpy: only for the DKIM keys' records
+
     out: list[Finding] = []
     for domain, key in settings.dkim.keys.items():
         name = f"{key.selector}._domainkey.{domain}"

@@ -31,12 +31,10 @@ class KeyProblem(ValueError):
 class Options(BaseModel):
     """One TOML table: strict values, no unknown keys (typos), frozen once read."""
 
+    # defer_build: a table's validator is made when it is first used, so a command that
+    # reads only the stores does not pay for the checks' tables at start.
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True,
-                              use_attribute_docstrings=True)
-
-    def given(self, key: str) -> bool:
-        """Whether the file set this key (rather than its default applying)."""
-        return key in self.model_fields_set
+                              use_attribute_docstrings=True, defer_build=True)
 
 
 Whole = Annotated[int, Strict()]
