@@ -432,7 +432,7 @@ def build(parsed: Parsed, *, checks: bool = True, create: bool = True) -> Settin
         organisation = _organisation(d.organisation)
         people = _part("directory", lambda: directory.build(d.directory, base))
         limits = d.inspection.limits()
-        shared = Shared(organisation, people, base, limits, storage.data_dir, create=create)
+        shared = Shared(organisation, people, base, limits, storage.data_dir)
         server = _part("server", lambda: _server(d.server, base, storage.data_dir))
         relay_sources = _part("", lambda: sources.build(d.sources, d.server, base,
                                                         storage.data_dir))

@@ -39,7 +39,6 @@ class Shared:
     # Settings of the checks built so far, in registry order: the disclaimer asks the
     # personal check's reading whether mail is personal, under that check's own settings.
     checks: dict[str, Any] = field(default_factory=dict)
-    create: bool = True   # False for check-config: build reads, and writes nothing
 
     def path(self, value: str) -> Path:
         """A path from the config: relative ones are relative to `base`."""
