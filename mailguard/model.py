@@ -128,7 +128,7 @@ class Mail:
     client: Client
     raw: bytes
     received_at: float = field(default_factory=time.time)
-    # Worked out once per message by the modules that read them (textviews.views,
+    # Worked out once per message by the modules that read them (mime.views.views,
     # files.report.of, Mail.addresses, checks.personal.reading): declared, so the cache is
     # typed, not a bag of keys; no check sets anything else on a message.
     views_cache: TextViews | None = field(default=None, init=False, repr=False, compare=False)

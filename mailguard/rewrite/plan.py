@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from mailguard.mime.parts import Part
+from mailguard.mime.parts import Part, scan
 from mailguard.model import AddDisclaimer, HideRecipients, SplitPerRecipient, Step, TagSubject
 from mailguard.rewrite import disclaimer, recipients, subject
 
@@ -22,7 +22,7 @@ def carry_out(raw: bytes, steps: Iterable[Step], parsed: tuple[bytes, Part] | No
             d = disclaimer.Disclaimer(step.text, step.html, step.position)
             if step.wrap:
                 tree = parsed[1] if parsed is not None and parsed[0] is data else None
-                data = disclaimer.wrap(data, tree or disclaimer.scan(data), d)
+                data = disclaimer.wrap(data, tree or scan(data), d)
             else:
                 data = disclaimer.apply(data, d, parsed)
         elif isinstance(step, HideRecipients):
