@@ -103,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = command("serve", "run the gateway")
     s.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    command("milter", "run the gateway as a milter inside the school's own Postfix or Sendmail")
     command("check-config", "validate the config file (exit 2 on problems)")
     k = command("keys", "print every config key, its default and meaning (from the schema)")
     k.add_argument("--write", metavar="README", help="bring the README's key table up to date")
@@ -200,7 +201,7 @@ def _everywhere(parser: argparse.ArgumentParser, *, top: bool = False) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     args.config = args.config or os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG
-    if args.command != "serve" and hasattr(signal, "SIGPIPE"):
+    if args.command not in ("serve", "milter") and hasattr(signal, "SIGPIPE"):
         # `mailguard events | head` ends quietly, as other commands do. Not for serve, where
         # a peer closing its socket must be an error to handle, not the end of the process.
         signal.signal(signal.SIGPIPE, signal.SIG_DFL)
@@ -225,6 +226,10 @@ def main(argv: list[str] | None = None) -> int:
         from mailguard.server.launch import serve
 
         return serve(Path(args.config), worker=args.worker)
+    if args.command == "milter":
+        from mailguard.server.launch import serve
+
+        return serve(Path(args.config), milter=True)
     # Commands that only read the stores do not need the checks' lists or the DKIM keys.
     store_only = args.command in ("events", "purge", "users", "sources") or (
         args.command == "quarantine" and args.action in ("list", "show", "delete", "rekey"))

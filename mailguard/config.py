@@ -25,6 +25,7 @@ from mailguard.settings.sections import (
     DirectoryOptions,
     DkimOptions,
     InspectionOptions,
+    MilterOptions,
     NoticesOptions,
     OrganisationOptions,
     ServerOptions,
@@ -120,6 +121,7 @@ class Settings:
     dkim: DkimSettings = field(default_factory=lambda: DkimSettings({}, "relaxed/simple"))
     inspection: Limits = field(default_factory=Limits)   # bounds on reading attachments
     notices: NoticesOptions = field(default_factory=NoticesOptions)
+    milter: MilterOptions = field(default_factory=MilterOptions)   # `mailguard milter`
     sources: Any = None   # mailguard.sources.Sources: who may relay, and how they prove it
 
 
@@ -153,6 +155,7 @@ class Document(Options):
     storage: StorageOptions = Field(default_factory=StorageOptions)
     web: WebOptions = Field(default_factory=WebOptions)
     notices: NoticesOptions = Field(default_factory=NoticesOptions)
+    milter: MilterOptions = Field(default_factory=MilterOptions)
     inspection: InspectionOptions = Field(default_factory=InspectionOptions)
     directory: DirectoryOptions = Field(default_factory=DirectoryOptions)
     dkim: DkimOptions = Field(default_factory=DkimOptions)
@@ -224,8 +227,8 @@ def with_preset(raw: dict[str, Any], name: Any, file: str) -> dict[str, Any]:
     return merged
 
 
-SECTIONS = ("server", "upstream", "organisation", "storage", "web", "notices", "inspection",
-            "directory", "dkim", "sources", "checks")
+SECTIONS = ("server", "upstream", "organisation", "storage", "web", "notices", "milter",
+            "inspection", "directory", "dkim", "sources", "checks")
 
 
 def parse(path: str | Path, *, checks: bool = True) -> Parsed:
@@ -453,7 +456,7 @@ def build(parsed: Parsed, *, checks: bool = True, create: bool = True) -> Settin
             directory=people,
             dkim=_part("dkim", lambda: _dkim(d.dkim, base)) if checks
             else DkimSettings({}, ""),
-            inspection=limits, notices=d.notices)
+            inspection=limits, notices=d.notices, milter=d.milter)
     except KeyProblem as e:
         raise ConfigError(f"{parsed.file}: {e.key}: {e.problem}") from None
 

@@ -20,7 +20,17 @@ from mailguard.config import Settings
 from mailguard.delivery import trace
 from mailguard.delivery.relay import Reply, Transaction, Upstream
 from mailguard.mime import parts
-from mailguard.model import Action, AddDisclaimer, Envelope, Finding, Mail, Sign, Step, Verdict
+from mailguard.model import (
+    Action,
+    AddDisclaimer,
+    Envelope,
+    Finding,
+    Mail,
+    Sign,
+    SplitPerRecipient,
+    Step,
+    Verdict,
+)
 from mailguard.notices import notify, outbox
 from mailguard.rewrite import recipients
 from mailguard.rewrite.plan import carry_out, each_copy
@@ -104,9 +114,10 @@ async def assess(mail: Mail, settings: Settings) -> Verdict:
 
 
 async def outgoing(mail: Mail, settings: Settings, secret: bytes,
-                   plan: tuple[Step, ...]) -> bytes:
+                   plan: tuple[Step, ...], *, hop: bool = True) -> bytes:
     """The bytes to hand upstream: the plan carried out, a Message-ID if it had none, the DKIM
-    signature, and our trace headers on top. CPU work leaves the event loop when large."""
+    signature, and our trace headers on top (Received only where mailguard is a `hop` of its
+    own). CPU work leaves the event loop when large."""
     host = settings.server.hostname
 
     def build() -> bytes:
@@ -122,7 +133,7 @@ async def outgoing(mail: Mail, settings: Settings, secret: bytes,
 
             signature = dkim.sign(settings.dkim.keys, data, sign.address,
                                   settings.dkim.canonicalization)
-        return b"".join((trace.headers_for(mail, host, secret), signature, data))
+        return b"".join((trace.headers_for(mail, host, secret, hop=hop), signature, data))
 
     return build() if len(mail.raw) <= model.INLINE_LIMIT else await asyncio.to_thread(build)
 
@@ -144,7 +155,8 @@ def deferral_reply(finding: Finding) -> str:
 
 class Pipeline:
     def __init__(self, settings: Settings, events: EventLog, quarantine: Quarantine,
-                 secret: bytes, upstream: Upstream) -> None:
+                 secret: bytes, upstream: Upstream, *, milter: bool = False) -> None:
+        self.milter = milter   # inside the MTA's own hop: no Received of ours, no split copies
         self.settings = settings
         self.events = events
         self.quarantine = quarantine
@@ -157,6 +169,9 @@ class Pipeline:
         stamped = trace.has_valid_stamp(mail, self.secret)
         verdict = (policy.decide((), signer(mail, self.settings)) if stamped
                    else await assess(mail, self.settings))
+        if self.milter and verdict.split:   # one message in the MTA's queue: hide, as bcc does
+            verdict = dataclasses.replace(verdict, plan=tuple(
+                s for s in verdict.plan if not isinstance(s, SplitPerRecipient)))
         if (deferring := verdict.deferring) is not None:
             await txn.abort()   # "tempfail": the sender's server keeps the message and retries
             if deferring.rule_id == "limits.rate":
@@ -192,7 +207,8 @@ class Pipeline:
             outcome, reply, upstream = await self._split(mail, verdict)
             return self._finish(mail, outcome, reply, verdict, started, refused, stamped,
                                 upstream=upstream)
-        data = await outgoing(mail, self.settings, self.secret, verdict.plan)
+        data = await outgoing(mail, self.settings, self.secret, verdict.plan,
+                              hop=not self.milter)
         upstream = await txn.send(data)
         return self._finish(mail, *self._relayed(mail, upstream), verdict, started, refused,
                             stamped, upstream=upstream)

@@ -347,6 +347,27 @@ def make_gateway(tmp_path: Path, sink: Sink) -> Iterator[Any]:
 
 
 @pytest.fixture
+def make_milter(tmp_path: Path, sink: Sink) -> Iterator[Any]:
+    """`mailguard milter` processes, each inside its own private Postfix (tests/milter.py)
+    that relays to the sink; `send` and `client` talk to that Postfix."""
+    from milter import MilterGateway
+
+    started: list[Any] = []
+
+    def make(extra: dict[str, Any] | None = None) -> Any:
+        config = deep_update(base_config(tmp_path / "var", f"smtp://127.0.0.1:{sink.port}"),
+                             extra or {})
+        gw = MilterGateway(tmp_path, config, sink.port)
+        started.append(gw)
+        gw.start()
+        return gw
+
+    yield make
+    for gw in started:
+        gw.close()
+
+
+@pytest.fixture
 def gateway(make_gateway: Any) -> Any:
     return make_gateway()
 

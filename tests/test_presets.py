@@ -82,10 +82,15 @@ EXPECTED = {
 }
 
 
+@pytest.mark.parametrize("front", ["relay", "milter"])
 @pytest.mark.parametrize("preset", sorted(EXPECTED))
-def test_each_rule_of_the_preset_and_a_clean_message(make_gateway, sink, tmp_path, preset):
+def test_each_rule_of_the_preset_and_a_clean_message(make_gateway, make_milter, sink, tmp_path,
+                                                     preset, front):
+    """The same table both ways: mailguard as the smarthost (relay), and inside a real Postfix
+    as its milter, where Postfix gives the client mailguard's reply."""
     (tmp_path / "directory.csv").write_text(DIRECTORY)
-    gw = make_gateway({"preset": preset,
+    make = make_milter if front == "milter" else make_gateway
+    gw = make({"preset": preset,
                        "organisation": {"safeguarding_lead": "dsl@example.sch.uk"},
                        "directory": {"file": str(tmp_path / "directory.csv")},
                        "checks": {"identity": {}, "language": {"folder": str(ROOT / "wordlists")}}})

@@ -90,12 +90,17 @@ def missing_message_id(mail: Mail, hostname: str) -> bytes:
     return f"Message-ID: {message_id(mail, hostname)}\r\n".encode()
 
 
-def headers_for(mail: Mail, hostname: str, secret: bytes, *, now: float | None = None) -> bytes:
-    """The trace block to put on top of the message: the stamp and Received."""
+def headers_for(mail: Mail, hostname: str, secret: bytes, *, now: float | None = None,
+                hop: bool = True) -> bytes:
+    """The trace block to put on top of the message: the stamp and, where mailguard is a hop
+    of its own (the relay, not the milter inside the MTA's hop), Received."""
     now = time.time() if now is None else now
     stamped_at = int(now)
     mac = _mac(secret, stamped_at, message_id(mail, hostname), _from(mail))
-    return (f"X-Mailguard: v=1; i={mail.id}; t={stamped_at}; s={mac}\r\n"
+    stamp = f"X-Mailguard: v=1; i={mail.id}; t={stamped_at}; s={mac}\r\n"
+    if not hop:
+        return stamp.encode("utf-8", "surrogateescape")
+    return (stamp +
             f"Received: from {_fold(mail.client.helo) or 'unknown'} ([{mail.client.ip}])\r\n"
             f"\tby {hostname} (mailguard) with {_protocol(mail)} id {mail.id}\r\n"
             f"\t(envelope-from <{_fold(mail.envelope.sender)}>);\r\n"

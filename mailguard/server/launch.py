@@ -31,8 +31,9 @@ def announce(settings: Settings) -> None:
         log.warning("certificate_expiring", detail=warning)
 
 
-def serve(config_path: Path, *, worker: bool = False) -> int:
-    """Entry point for `mailguard serve`: bad config → `file: key: problem`, exit 2."""
+def serve(config_path: Path, *, worker: bool = False, milter: bool = False) -> int:
+    """Entry point for `mailguard serve` (and `mailguard milter`, one process: libmilter
+    gives each MTA connection its own thread): bad config → `file: key: problem`, exit 2."""
     from mailguard import logs
     from mailguard.server.auth import UserDatabase
 
@@ -48,7 +49,7 @@ def serve(config_path: Path, *, worker: bool = False) -> int:
     logs.configure()
     if not worker:
         announce(settings)
-    multi = settings.server.workers > 1 or worker
+    multi = (settings.server.workers > 1 or worker) and not milter
     if multi:
         metrics_dir = settings.storage.data_dir / "metrics"
         if not worker:
@@ -58,8 +59,9 @@ def serve(config_path: Path, *, worker: bool = False) -> int:
     try:
         from mailguard.server.service import run_single
 
-        extra = 0 if worker else settings.server.workers - 1
-        asyncio.run(run_single(config_path, settings, worker=worker, extra_workers=extra))
+        extra = 0 if worker or milter else settings.server.workers - 1
+        asyncio.run(run_single(config_path, settings, worker=worker, extra_workers=extra,
+                               milter=milter))
     except OSError as e:
         print(f"mailguard: cannot start: {e}", file=sys.stderr)
         return 1

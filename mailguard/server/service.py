@@ -4,11 +4,11 @@ stop on SIGTERM. `mailguard.launch` decides whether this runs alone or as a work
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol
 
 import structlog
 
@@ -34,16 +34,33 @@ def load_users(settings: Settings) -> UserDatabase | None:
     return UserDatabase.load(path) if path else None
 
 
+class Front(Protocol):
+    """What an Instance drives: the SMTP `Handler`, or the milter's `MilterFront`."""
+
+    settings: Settings
+    pipeline: Pipeline
+    upstream: Upstream
+    users: UserDatabase | None
+    busy: int
+    closing: bool
+    connections: Any
+
+    def refresh_tls(self) -> None: ...
+    def background(self, coro: Any) -> None: ...
+    def idle(self) -> bool: ...
+    def hang_up(self) -> None: ...
+
+
 @dataclass
 class Instance:
     """One running gateway process: its stores, upstream, handler and listening socket."""
 
     config_path: Path
     settings: Settings
-    handler: Handler
+    handler: Front
     upstream: Upstream
     events: EventLog
-    server: asyncio.Server
+    server: Any   # asyncio.Server, or the milter's Listener
     db: object
     retention: asyncio.Task[None] | None = None
     watcher: asyncio.Task[None] | None = None
@@ -57,10 +74,10 @@ class Instance:
             log.error("reload_failed_keeping_old_config", error=str(e))
             return
         old = self.settings
-        if (new.server.listen, new.server.workers, new.storage.data_dir) != (
-                old.server.listen, old.server.workers, old.storage.data_dir):
-            log.warning("reload_needs_restart",
-                        detail="server.listen, server.workers and storage.data_dir apply on restart")
+        if (new.server.listen, new.server.workers, new.storage.data_dir, new.milter) != (
+                old.server.listen, old.server.workers, old.storage.data_dir, old.milter):
+            log.warning("reload_needs_restart", detail="server.listen, server.workers, "
+                        "storage.data_dir and [milter] apply on restart")
         if new.upstream != old.upstream:
             retired, self.upstream = self.upstream, open_upstream(new.upstream, new.server.hostname)
             self.handler.upstream = self.handler.pipeline.upstream = self.upstream
@@ -114,18 +131,9 @@ class Instance:
         self.handler.closing = True
         self.server.close()
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and (self.handler.busy or any(
-                getattr(c.session, "txn", None) is not None for c in self.handler.connections)):
+        while time.monotonic() < deadline and not self.handler.idle():
             await asyncio.sleep(0.05)
-        for conn in list(self.handler.connections):
-            transport = conn.transport
-            if transport is None or transport.is_closing():
-                continue
-            # A TLS session the client has already torn down fails the write in asyncio's
-            # SSL transport: nothing to tell, and the events below must still be saved.
-            with contextlib.suppress(OSError, RuntimeError, AttributeError):
-                transport.write(b"421 4.3.2 mailguard is shutting down, try again shortly\r\n")
-            transport.close()
+        self.handler.hang_up()
         for task in (self.retention, self.watcher, self.notices):
             if task:
                 task.cancel()
@@ -137,9 +145,10 @@ class Instance:
 
 
 async def start(config_path: Path, settings: Settings, *, reuse_port: bool = False,
-                serving: bool = True) -> Instance:
-    """The gateway's stores, upstream and SMTP socket; with `serving` false the port is bound
-    but answers nothing until `server.start_serving()`, so the web listener can come first."""
+                serving: bool = True, milter: bool = False) -> Instance:
+    """The gateway's stores, upstream and SMTP socket (or, for `milter`, libmilter's); with
+    `serving` false nothing answers until `server.start_serving()`, so the web listener can
+    come first (libmilter's socket opens only then)."""
     db = await store_db.connect(settings.storage.data_dir)
     events = EventLog(db)
     events.start()
@@ -147,18 +156,27 @@ async def start(config_path: Path, settings: Settings, *, reuse_port: bool = Fal
                             settings.storage.quarantine_old_keys)
     secret = trace.load_secret(settings.server.stamp_secret_file)
     upstream = open_upstream(settings.upstream, settings.server.hostname)
-    pipeline = Pipeline(settings, events, quarantine, secret, upstream)
-    handler = Handler(settings, pipeline, upstream, events, load_users(settings))
-    host, port = settings.server.listen
-    try:
-        server = await asyncio.get_running_loop().create_server(
-            protocol_factory(handler), host, port, reuse_port=reuse_port or None, backlog=1024,
-            start_serving=serving)
-    except OSError:
-        await events.stop()
-        await db.close()
-        raise
-    log.info("listening", smtp=f"{host}:{port}", upstream=upstream.describe())
+    pipeline = Pipeline(settings, events, quarantine, secret, upstream, milter=milter)
+    handler: Front
+    server: Any
+    if milter:
+        from mailguard.server.milter import MilterFront  # libmilter loads only for this
+
+        handler = MilterFront(settings, pipeline, upstream)
+        server = handler.listener
+        log.info("milter", listen=settings.milter.listen, upstream=upstream.describe())
+    else:
+        handler = Handler(settings, pipeline, upstream, events, load_users(settings))
+        host, port = settings.server.listen
+        try:
+            server = await asyncio.get_running_loop().create_server(
+                protocol_factory(handler), host, port, reuse_port=reuse_port or None,
+                backlog=1024, start_serving=serving)
+        except OSError:
+            await events.stop()
+            await db.close()
+            raise
+        log.info("listening", smtp=f"{host}:{port}", upstream=upstream.describe())
     keeper = asyncio.create_task(retention.run_hourly(lambda: handler.settings, events, quarantine))
     teller = asyncio.create_task(outbox.run(lambda: handler.settings, quarantine))
     return Instance(config_path, settings, handler, upstream, events, server, db, keeper,
@@ -166,7 +184,7 @@ async def start(config_path: Path, settings: Settings, *, reuse_port: bool = Fal
 
 
 async def run_single(config_path: Path, settings: Settings, *, worker: bool = False,
-                     extra_workers: int = 0) -> None:
+                     extra_workers: int = 0, milter: bool = False) -> None:
     """One gateway process; the primary (not `worker`) also serves the web listener and keeps
     `extra_workers` more processes running beside it."""
     # Signal handlers go in before the port opens: a SIGHUP that arrives as soon as the
@@ -183,7 +201,7 @@ async def run_single(config_path: Path, settings: Settings, *, worker: bool = Fa
 
     install_signals(stop, reload)
     instance = await start(config_path, settings, reuse_port=worker or bool(others),
-                           serving=False)
+                           serving=False, milter=milter)
     running.append(instance)
     instance.watcher = asyncio.create_task(instance.watch_files())
     # /healthz and /metrics answer before port 25 does: a process manager or load balancer

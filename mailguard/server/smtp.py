@@ -235,6 +235,23 @@ class Handler:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
+    def idle(self) -> bool:
+        """No message being judged and no client between MAIL and the end of DATA."""
+        return not self.busy and not any(getattr(c.session, "txn", None) is not None
+                                         for c in self.connections)
+
+    def hang_up(self) -> None:
+        """421 to every client still connected, and close."""
+        for conn in list(self.connections):
+            transport = conn.transport
+            if transport is None or transport.is_closing():
+                continue
+            # A TLS session the client has already torn down fails the write in asyncio's
+            # SSL transport: nothing to tell, and the events must still be saved.
+            with contextlib.suppress(OSError, RuntimeError, AttributeError):
+                transport.write(b"421 4.3.2 mailguard is shutting down, try again shortly\r\n")
+            transport.close()
+
     def admit(self, session: Session) -> Source | None:
         """The source this client satisfies: by sign-in, client certificate or address."""
         tls = session.ssl or {}

@@ -282,6 +282,51 @@ class NoticesOptions(Options):
     """Seconds between sends of what is due."""
 
 
+def milter_socket(value: str) -> str:
+    """libmilter's own spelling of a listen address: Postfix writes `inet:host:port`,
+    libmilter `inet:port@host`; a UNIX socket is `unix:/path` in both."""
+    kind, _, rest = value.partition(":")
+    if kind in ("unix", "local") and rest.startswith("/"):
+        return f"unix:{rest}"
+    if kind in ("inet", "inet6"):
+        port, at, host = rest.partition("@")
+        if not at:
+            host, _, port = rest.rpartition(":")
+            host = host.strip("[]")
+        if host and port.isdigit() and 0 < int(port) < 65536:
+            return f"{kind}:{port}@{host}"
+    raise ValueError('must be "inet:HOST:PORT" such as "inet:127.0.0.1:8891", or '
+                     f'"unix:/run/mailguard/milter.sock"; got {value!r}')
+
+
+class MilterOptions(Options):
+    """`[milter]`: `mailguard milter`, the same policy inside the school's own Postfix or
+    Sendmail (`smtpd_milters`), instead of as its smarthost."""
+
+    listen: Text = "inet:127.0.0.1:8891"
+    """Where the MTA reaches mailguard: `inet:HOST:PORT` or `unix:/PATH` (keep it on loopback
+    or a socket only the MTA can open: whatever connects here can have mail checked)."""
+    timeout: Whole = Field(7210, ge=10)
+    """Seconds libmilter waits on a silent MTA before dropping the connection."""
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        milter_socket(value)
+        return value
+
+    @property
+    def socket(self) -> str:
+        return milter_socket(self.listen)
+
+    @property
+    def loopback(self) -> bool:
+        """Only this machine (or, for a UNIX socket, whoever the file lets in) can connect."""
+        kind, _, rest = self.socket.partition(":")
+        host = rest.partition("@")[2]
+        return kind == "unix" or host in ("127.0.0.1", "::1", "localhost")
+
+
 _LIMITS = Limits()
 
 

@@ -1,0 +1,75 @@
+"""`mailguard milter` as its own process, inside a private real Postfix: the school's own mail
+server with mailguard in its `smtpd_milters`, relaying to the test's sink.
+
+Mail is sent to Postfix, as a teacher's mail client would; what Postfix answers, what reaches
+the sink and what mailguard recorded are what the tests look at.
+"""
+
+from __future__ import annotations
+
+import smtplib
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from conftest import ROOT, Gateway
+from postfix import Postfix, free_port, wait_for_port
+
+
+def milter_postfix(relayhost: str, milter_port: int, **extra: str) -> Postfix:
+    """Postfix as a school would set it up for mailguard (docs/milter.md): mailguard's
+    verdict at end of message, and a tempfail (never a pass) when mailguard does not answer."""
+    return Postfix(relayhost, extra={
+        "smtpd_milters": f"inet:127.0.0.1:{milter_port}",
+        "non_smtpd_milters": "",
+        "milter_protocol": "6",
+        "milter_default_action": "tempfail",
+        "milter_connect_timeout": "5s",
+        **extra})
+
+
+class MilterGateway(Gateway):
+    """mailguard as a milter process, with the Postfix that calls it."""
+
+    def __init__(self, folder: Path, config: dict[str, Any], sink_port: int) -> None:
+        self.milter_port = free_port()
+        config.setdefault("milter", {})["listen"] = f"inet:127.0.0.1:{self.milter_port}"
+        super().__init__(folder, config)
+        self.postfix = milter_postfix(f"[127.0.0.1]:{sink_port}", self.milter_port)
+
+    def start(self) -> None:
+        log = self.log_path.open("ab")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "mailguard", "milter", "--config", str(self.config_path)],
+            stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
+        try:
+            wait_for_port(self.milter_port)
+        except TimeoutError:
+            self.stop()
+            raise AssertionError("mailguard milter did not start:\n" + self.log()) from None
+        if not self.postfix_running:
+            self.postfix.start()
+            self.postfix_running = True
+
+    postfix_running = False
+
+    def close(self) -> None:
+        """Stop mailguard and Postfix both."""
+        self.stop()
+        if self.postfix_running:
+            self.postfix.stop()
+            self.postfix_running = False
+
+    def client(self) -> smtplib.SMTP:
+        c = smtplib.SMTP("127.0.0.1", self.postfix.port, timeout=60)
+        c.ehlo("client.example.sch.uk")
+        return c
+
+    def wait_in_log(self, text: str, timeout: float = 20) -> str:
+        """Postfix's log, once it says `text`."""
+        deadline = time.monotonic() + timeout
+        while text not in (log := self.postfix.log()) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        return log

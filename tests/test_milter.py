@@ -1,0 +1,197 @@
+"""Milter mode: `mailguard milter` inside a private real Postfix (`smtpd_milters`), mail sent
+to Postfix as a teacher's client would, and the sink as the outside world."""
+
+from __future__ import annotations
+
+import contextlib
+import email
+import os
+import signal
+import smtplib
+import threading
+import time
+from email.policy import default as default_policy
+from email.utils import getaddresses
+
+import pytest
+from conftest import ROOT, message
+from milter import MilterGateway
+from postfix import available, free_port
+from test_bcc import DIRECTORY, PARENTS, bulk
+from test_dkim import keygen, verify
+
+pytestmark = pytest.mark.skipif(not available() and not os.environ.get("CI"),
+                                reason="postfix is not installed (make test installs it)")
+
+
+def body_text(raw: bytes) -> str:
+    msg = email.message_from_bytes(raw, policy=default_policy)
+    return "\n".join(p.get_content() for p in msg.walk() if p.get_content_type() == "text/plain")
+
+
+def shown(raw: bytes) -> set[str]:
+    msg = email.message_from_bytes(raw, policy=default_policy)
+    return {a.lower() for _, a in getaddresses(msg.get_all("To", []) + msg.get_all("Cc", []))
+            if a}
+
+
+def test_disclaimer_bcc_and_signature_arrive_intact_through_postfix(make_milter, sink, tmp_path):
+    (tmp_path / "directory.csv").write_text(DIRECTORY)
+    record = keygen(tmp_path, "example.sch.uk", "mg")
+    gw = make_milter({
+        "directory": {"file": str(tmp_path / "directory.csv")},
+        "dkim": {"domains": {"example.sch.uk": {
+            "selector": "mg", "key": str(tmp_path / "dkim/example.sch.uk.mg.key")}}},
+        "checks": {"bcc": {"action": "rewrite"},
+                   "disclaimer": {"action": "log", "folder": str(ROOT / "config/disclaimers")}}})
+    raw = bulk(PARENTS[:5])
+    code, _ = gw.send(raw, recipients=tuple(PARENTS[:5]))
+    assert code == 250
+    [got] = sink.wait_for(1)
+    assert sorted(got.recipients) == sorted(PARENTS[:5])   # the envelope is untouched
+    assert shown(got.data) == {"teacher@example.sch.uk"}   # nobody sees the parents
+    assert b"X-Mailguard-Bcc: " in got.data
+    assert "Test Academy Trust" in body_text(got.data)     # the disclaimer, under the text
+    assert body_text(got.data).index("Coaches leave at 9.") < body_text(got.data).index(
+        "Test Academy Trust")
+    # Postfix's own Received stays; mailguard adds none of its own, only its stamp.
+    assert b"by mx.example.sch.uk (Postfix)" in got.data
+    assert b"(mailguard)" not in got.data and b"X-Mailguard: v=1;" in got.data
+    assert verify(got.data, {"mg._domainkey.example.sch.uk": record})
+    [event] = gw.events()
+    assert event["verdict"] == "delivered" and "bcc.moved" in event["checks"]
+    assert "queue" in event["upstream"]
+
+
+def test_a_rejection_reaches_the_client_with_the_clause(make_milter, sink):
+    gw = make_milter()
+    with pytest.raises(smtplib.SMTPDataError) as refused, gw.client() as c:
+        c.sendmail("impostor@gmail.com", ["parent@gmail.com"],
+                   message(from_="impostor@gmail.com"))
+    assert refused.value.smtp_code == 550
+    assert b"Not sent: the From address is not in Test Academy Trust's" in refused.value.smtp_error
+    [event] = gw.events()
+    assert event["verdict"] == "rejected"
+    time.sleep(1)
+    assert sink.messages == []
+
+
+def test_several_messages_on_one_connection_each_get_their_own_changes(make_milter, sink,
+                                                                        tmp_path):
+    folder = tmp_path / "disclaimers"
+    folder.mkdir()
+    (folder / "default.txt").write_text("{trust}: monitored mail from {sender}.\n")
+    gw = make_milter({"checks": {"disclaimer": {"action": "log", "folder": str(folder)}}})
+    senders = [f"teacher{i}@example.sch.uk" for i in range(3)]
+    with gw.client() as c:
+        for i, sender in enumerate(senders):
+            c.sendmail(sender, ["parent@gmail.com"],
+                       message(from_=sender, subject=f"Note {i}", body=f"Message number {i}.\r\n"))
+    got = sorted(sink.wait_for(3), key=lambda m: m.sender)
+    for i, m in enumerate(got):
+        text = body_text(m.data)
+        assert f"Message number {i}." in text
+        assert f"monitored mail from teacher{i}@example.sch.uk" in text
+        assert text.count("monitored mail") == 1
+
+
+def test_a_held_message_is_kept_and_never_delivered(make_milter, sink):
+    gw = make_milter({"checks": {"language": {"action": "quarantine",
+                                              "folder": str(ROOT / "wordlists")}}})
+    code, _ = gw.send(message(body="If you do that again I will kill you.\r\n"))
+    assert code == 250   # Postfix took it; mailguard held it, then Postfix discarded its copy
+    [held] = gw.held()
+    assert held["status"] == "held" and "language.threats" in str(held["findings"])
+    log = gw.wait_in_log("discard")
+    assert "milter-discard" in log or "discard" in log
+    time.sleep(1)
+    assert sink.messages == [] and gw.postfix.queue_size() == 0
+
+
+def test_mailguard_down_makes_postfix_defer_then_deliver_checked(make_milter, sink):
+    gw = make_milter({"checks": {"disclaimer": {"action": "log",
+                                               "folder": str(ROOT / "config/disclaimers")}}})
+    gw.signal(signal.SIGKILL)
+    gw.proc.wait()
+    with pytest.raises((smtplib.SMTPSenderRefused, smtplib.SMTPDataError)) as deferred, gw.client() as c:
+        c.sendmail("teacher@example.sch.uk", ["parent@gmail.com"], message())
+    assert 400 <= deferred.value.smtp_code < 500   # the client keeps it and tries again
+    time.sleep(1)
+    assert sink.messages == []
+    gw.start()
+    assert gw.send(message())[0] == 250
+    [got] = sink.wait_for(1)
+    assert "Test Academy Trust" in body_text(got.data)
+
+
+def test_a_check_that_cannot_run_makes_postfix_tempfail(make_milter, sink):
+    import filemaker as fm
+
+    gw = make_milter({"checks": {"antivirus": {"clamd": f"127.0.0.1:{free_port()}"}}})
+    with pytest.raises(smtplib.SMTPDataError) as deferred, gw.client() as c:
+        c.sendmail("teacher@example.sch.uk", ["parent@gmail.com"],
+                   fm.mail_with({"report.pdf": b"%PDF-1.4 report"}))
+    assert deferred.value.smtp_code == 451
+    assert b"mailguard could not check this message just now" in deferred.value.smtp_error
+    [event] = gw.events()
+    assert event["verdict"] == "tempfailed" and event["checks"] == ["antivirus.unavailable"]
+    time.sleep(1)
+    assert sink.messages == []
+
+
+def _send_until_taken(gw: MilterGateway, numbers: list[int], taken: dict[int, int]) -> None:
+    """One client's share, several messages per connection; a 4xx (mailguard restarting) is
+    retried as a mail server would, on a new connection."""
+    queue = list(numbers)
+    c: smtplib.SMTP | None = None
+    while queue:
+        n = queue[0]
+        try:
+            if c is None:
+                c = gw.client()
+            c.sendmail("teacher@example.sch.uk", ["parent@gmail.com"],
+                       message(subject=f"Number {n}", body=f"Message number {n}.\r\n"))
+            taken[n] = taken.get(n, 0) + 1
+            queue.pop(0)
+        except (smtplib.SMTPException, OSError) as e:
+            code = getattr(e, "smtp_code", 421)
+            assert 400 <= code < 500, f"message {n}: {e}"   # deferred, never refused or lost
+            with contextlib.suppress(smtplib.SMTPException, OSError):
+                if c is not None:
+                    c.close()
+            c = None
+            time.sleep(0.1)
+    if c is not None:
+        with contextlib.suppress(smtplib.SMTPException, OSError):
+            c.quit()
+
+
+def test_two_thousand_messages_with_mailguard_restarted_mid_run_lose_none(make_milter, sink):
+    gw = make_milter({"checks": {"disclaimer": {"action": "log",
+                                               "folder": str(ROOT / "config/disclaimers")}}})
+    total, clients = 2000, 8
+    taken: dict[int, int] = {}
+    threads = [threading.Thread(target=_send_until_taken,
+                                args=(gw, list(range(i, total, clients)), taken))
+               for i in range(clients)]
+    for t in threads:
+        t.start()
+    while len(taken) < total // 3:
+        time.sleep(0.05)
+    gw.stop()                 # a graceful restart (SIGTERM) a third of the way in
+    gw.start()
+    while len(taken) < 2 * total // 3:
+        time.sleep(0.05)
+    gw.signal(signal.SIGKILL)   # and a crash two thirds of the way in
+    gw.proc.wait()
+    gw.start()
+    for t in threads:
+        t.join(300)
+    assert len(taken) == total and set(taken.values()) == {1}
+    got = sink.wait_for(total, timeout=300)
+    time.sleep(2)
+    numbers = sorted(int(m.data.split(b"Subject: Number ")[1].split(b"\r\n")[0]) for m in got)
+    assert numbers == list(range(total))   # every one arrived, once
+    # ... and every one was checked: mailguard's stamp and the disclaimer are on each.
+    assert all(b"X-Mailguard: v=1;" in m.data and b"Test Academy Trust" in m.data for m in got)
+    assert gw.postfix.queue_size() == 0
