@@ -17,6 +17,8 @@
             STARTTLS, and the check alone (source_speed.py)
   desk      the review desk's queue, search and dashboard with 10,000 held messages
             (desk_speed.py)
+  milter    behind the school's own Postfix: Postfix alone, with the mailguard milter, and
+            relaying to mailguard, the shipped policy in full (milter_speed.py)
 
 Throughput counts until the sink has every message. Added latency is measured at half the
 Postfix rate (the target's load) and at half of mailguard's own, with a small asyncio client,
@@ -39,6 +41,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
@@ -236,6 +239,18 @@ def headline(args: argparse.Namespace, sink: SmtpSink, postfix: Postfix, shipped
     return 0
 
 
+def milter_rows(args: argparse.Namespace, sink: SmtpSink, postfix: Postfix,
+                results: dict[str, Any]) -> int:
+    """Postfix alone, with the mailguard milter, and relaying to mailguard (milter_speed.py)."""
+    import milter_speed
+
+    results["milter"] = milter_speed.measure(
+        sink, postfix, args.messages, args.sessions,
+        [int(x) for x in args.sizes.split(",")], args.workers)
+    print(milter_speed.report(results["milter"]), flush=True)
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--messages", type=int, default=5000)
@@ -245,6 +260,8 @@ def main() -> int:
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--headline", action="store_true",
                         help="only the shipped policy against Postfix (for profiling)")
+    parser.add_argument("--milter", action="store_true",
+                        help="only Postfix alone, + the milter, and → the relay")
     args = parser.parse_args()
     for tool in ("smtp-source", "smtp-sink", "postfix"):
         if not shutil.which(tool):
@@ -255,8 +272,10 @@ def main() -> int:
     postfix = Postfix(f"[127.0.0.1]:{sink.port}",
                       extra={"smtpd_client_connection_count_limit": "0"})
     postfix.start()
-    results: dict[str, dict[str, float]] = {}
+    results: dict[str, Any] = {}
     try:
+        if args.milter:
+            return milter_rows(args, sink, postfix, results)
         shipped = Mailguard(folder / "shipped", sink.port, args.workers, shipped=True)
         if args.headline:
             return headline(args, sink, postfix, shipped)
@@ -326,6 +345,7 @@ def main() -> int:
                   f"all processes {total:.0f} MB", flush=True)
         for mg in [*mailguards.values(), rewriting, shipped]:
             mg.stop()
+        milter_rows(args, sink, postfix, results)
         from rewrites import measure
 
         cost = measure()

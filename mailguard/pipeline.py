@@ -58,7 +58,10 @@ def smtp_reply(code: int, status: str, lines: list[str]) -> str:
     wrapped: list[str] = []
     for line in lines:
         text = line.translate(_ASCII).encode("ascii", "replace").decode()
-        wrapped.extend(textwrap.wrap(text, 400) or [""])
+        # textwrap only for a long line: the usual reply is one short line, every message
+        plain = len(text) <= 400 and text == text.strip() and not any(
+            c in text for c in "\t\v\f")
+        wrapped.extend([text] if plain else (textwrap.wrap(text, 400) or [""]))
     head = [f"{code}-{status} {w}" for w in wrapped[:-1]]
     return "\r\n".join([*head, f"{code} {status} {wrapped[-1]}"])
 

@@ -7,9 +7,6 @@ python3 -m venv "$probe/v" >/dev/null 2>&1 || want+=(python3-venv)   # Debian sp
 rm -rf "$probe"
 [ -e /usr/lib/x86_64-linux-gnu/libmagic.so.1 ] || [ -e /usr/lib/aarch64-linux-gnu/libmagic.so.1 ] \
   || ldconfig -p 2>/dev/null | grep -q libmagic.so.1 || want+=(libmagic1)
-# pymilter (milter mode) builds against Sendmail's libmilter, with gcc and the Python headers
-[ -e /usr/include/libmilter/mfapi.h ] || want+=(libmilter-dev)
-command -v gcc >/dev/null || want+=(gcc)
 command -v 7zz >/dev/null || command -v 7z >/dev/null || want+=(7zip)   # RAR attachments (rarfile)
 if [ "${1:-run}" = test ]; then
   command -v qpdf >/dev/null || want+=(qpdf)   # the attachment tests make encrypted files with

@@ -354,10 +354,10 @@ def make_milter(tmp_path: Path, sink: Sink) -> Iterator[Any]:
 
     started: list[Any] = []
 
-    def make(extra: dict[str, Any] | None = None) -> Any:
+    def make(extra: dict[str, Any] | None = None, socket: Path | None = None) -> Any:
         config = deep_update(base_config(tmp_path / "var", f"smtp://127.0.0.1:{sink.port}"),
                              extra or {})
-        gw = MilterGateway(tmp_path, config, sink.port)
+        gw = MilterGateway(tmp_path, config, sink.port, socket)
         started.append(gw)
         gw.start()
         return gw

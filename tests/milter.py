@@ -18,11 +18,13 @@ from conftest import ROOT, Gateway
 from postfix import Postfix, free_port, wait_for_port
 
 
-def milter_postfix(relayhost: str, milter_port: int, **extra: str) -> Postfix:
+def milter_postfix(relayhost: str, milter: int | Path, **extra: str) -> Postfix:
     """Postfix as a school would set it up for mailguard (docs/milter.md): mailguard's
-    verdict at end of message, and a tempfail (never a pass) when mailguard does not answer."""
+    verdict at end of message, and a tempfail (never a pass) when mailguard does not answer.
+    `milter` is mailguard's port on loopback, or its UNIX socket."""
+    where = f"unix:{milter}" if isinstance(milter, Path) else f"inet:127.0.0.1:{milter}"
     return Postfix(relayhost, extra={
-        "smtpd_milters": f"inet:127.0.0.1:{milter_port}",
+        "smtpd_milters": where,
         "non_smtpd_milters": "",
         "milter_protocol": "6",
         "milter_default_action": "tempfail",
@@ -30,14 +32,34 @@ def milter_postfix(relayhost: str, milter_port: int, **extra: str) -> Postfix:
         **extra})
 
 
+def wait_for_socket(path: Path, proc: subprocess.Popen[bytes], timeout: float = 15) -> None:
+    """Until mailguard's UNIX socket answers (made, and given its group and mode)."""
+    import socket
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        if path.exists() and path.stat().st_mode & 0o070:
+            with socket.socket(socket.AF_UNIX) as s:
+                try:
+                    s.connect(str(path))
+                    return
+                except OSError:
+                    pass
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listening on {path}")
+
+
 class MilterGateway(Gateway):
     """mailguard as a milter process, with the Postfix that calls it."""
 
-    def __init__(self, folder: Path, config: dict[str, Any], sink_port: int) -> None:
+    def __init__(self, folder: Path, config: dict[str, Any], sink_port: int,
+                 socket: Path | None = None) -> None:
         self.milter_port = free_port()
-        config.setdefault("milter", {})["listen"] = f"inet:127.0.0.1:{self.milter_port}"
+        self.socket = socket
+        listen = f"unix:{socket}" if socket else f"inet:127.0.0.1:{self.milter_port}"
+        config.setdefault("milter", {})["listen"] = listen
         super().__init__(folder, config)
-        self.postfix = milter_postfix(f"[127.0.0.1]:{sink_port}", self.milter_port)
+        self.postfix = milter_postfix(f"[127.0.0.1]:{sink_port}", socket or self.milter_port)
 
     def start(self) -> None:
         log = self.log_path.open("ab")
@@ -45,7 +67,10 @@ class MilterGateway(Gateway):
             [sys.executable, "-m", "mailguard", "milter", "--config", str(self.config_path)],
             stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
         try:
-            wait_for_port(self.milter_port)
+            if self.socket is None:
+                wait_for_port(self.milter_port)
+            else:
+                wait_for_socket(self.socket, self.proc)
         except TimeoutError:
             self.stop()
             raise AssertionError("mailguard milter did not start:\n" + self.log()) from None

@@ -5,13 +5,18 @@ from __future__ import annotations
 
 import contextlib
 import email
+import grp
 import os
+import shutil
 import signal
 import smtplib
+import stat
+import tempfile
 import threading
 import time
 from email.policy import default as default_policy
 from email.utils import getaddresses
+from pathlib import Path
 
 import pytest
 from conftest import ROOT, message
@@ -195,3 +200,19 @@ def test_two_thousand_messages_with_mailguard_restarted_mid_run_lose_none(make_m
     # ... and every one was checked: mailguard's stamp and the disclaimer are on each.
     assert all(b"X-Mailguard: v=1;" in m.data and b"Test Academy Trust" in m.data for m in got)
     assert gw.postfix.queue_size() == 0
+
+
+def test_over_a_unix_socket_only_the_mta_group_may_connect(make_milter, sink):
+    """The socket is the MTA's group's (0660), made in a folder mailguard creates."""
+    folder = Path(tempfile.mkdtemp(prefix="mailguard-milter-"))
+    folder.chmod(0o755)   # Postfix's daemons (user postfix) must reach the socket
+    try:
+        path = folder / "run" / "milter.sock"
+        gw = make_milter({"milter": {"group": "postfix"}}, socket=path)
+        st = path.stat()
+        assert stat.S_IMODE(st.st_mode) == 0o660 and grp.getgrgid(st.st_gid).gr_name == "postfix"
+        assert gw.send(message())[0] == 250
+        [got] = sink.wait_for(1)
+        assert b"X-Mailguard: v=1;" in got.data
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

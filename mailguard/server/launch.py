@@ -32,8 +32,8 @@ def announce(settings: Settings) -> None:
 
 
 def serve(config_path: Path, *, worker: bool = False, milter: bool = False) -> int:
-    """Entry point for `mailguard serve` (and `mailguard milter`, one process: libmilter
-    gives each MTA connection its own thread): bad config → `file: key: problem`, exit 2."""
+    """Entry point for `mailguard serve` (and `mailguard milter`, one process): bad config →
+    `file: key: problem`, exit 2."""
     from mailguard import logs
     from mailguard.server.auth import UserDatabase
 

@@ -146,9 +146,9 @@ class Instance:
 
 async def start(config_path: Path, settings: Settings, *, reuse_port: bool = False,
                 serving: bool = True, milter: bool = False) -> Instance:
-    """The gateway's stores, upstream and SMTP socket (or, for `milter`, libmilter's); with
+    """The gateway's stores, upstream and SMTP socket (or, for `milter`, the milter socket); with
     `serving` false nothing answers until `server.start_serving()`, so the web listener can
-    come first (libmilter's socket opens only then)."""
+    come first (the milter's socket opens only then)."""
     db = await store_db.connect(settings.storage.data_dir)
     events = EventLog(db)
     events.start()
@@ -160,7 +160,7 @@ async def start(config_path: Path, settings: Settings, *, reuse_port: bool = Fal
     handler: Front
     server: Any
     if milter:
-        from mailguard.server.milter import MilterFront  # libmilter loads only for this
+        from mailguard.server.milter import MilterFront
 
         handler = MilterFront(settings, pipeline, upstream)
         server = handler.listener
@@ -207,7 +207,14 @@ async def run_single(config_path: Path, settings: Settings, *, worker: bool = Fa
     # /healthz and /metrics answer before port 25 does: a process manager or load balancer
     # that probes as soon as SMTP answers never finds the web listener missing.
     web = None if worker else await web_task(settings, instance)
-    await instance.server.start_serving()
+    try:
+        await instance.server.start_serving()
+    except OSError:   # the milter socket could not be made: close the stores, then say why
+        await instance.drain(0)
+        if web:
+            await web.stop()
+        await instance.db.close()  # type: ignore[attr-defined]
+        raise
     keeper = asyncio.create_task(others.run()) if others else None
     await stop.wait()
     log.info("stopping", in_flight=instance.handler.busy)

@@ -3,6 +3,7 @@ and the relay sources, beside them): what each key takes, its default, and why."
 
 from __future__ import annotations
 
+import grp
 import re
 from typing import Literal
 from urllib.parse import urlsplit
@@ -306,6 +307,9 @@ class MilterOptions(Options):
     listen: Text = "inet:127.0.0.1:8891"
     """Where the MTA reaches mailguard: `inet:HOST:PORT` or `unix:/PATH` (keep it on loopback
     or a socket only the MTA can open: whatever connects here can have mail checked)."""
+    group: Text = ""
+    """For a UNIX socket: the group given it (mode 0660), the MTA's own (`postfix`), so the
+    MTA can connect and nobody else can; default mailguard's own group."""
     timeout: Whole = Field(7210, ge=10)
     """Seconds libmilter waits on a silent MTA before dropping the connection."""
 
@@ -313,6 +317,16 @@ class MilterOptions(Options):
     @classmethod
     def _listen(cls, value: str) -> str:
         milter_socket(value)
+        return value
+
+    @field_validator("group")
+    @classmethod
+    def _group(cls, value: str) -> str:
+        if value:
+            try:
+                grp.getgrnam(value)
+            except KeyError:
+                raise ValueError(f"no group {value!r} on this machine") from None
         return value
 
     @property

@@ -1,0 +1,122 @@
+"""Milter mode against the relay, both behind the school's own Postfix, with the shipped policy
+in full: smtp-source → Postfix → smtp-sink, three ways, interleaved in one run.
+
+  alone     stock Postfix, relayhost the sink
+  milter    the same Postfix with `smtpd_milters` = mailguard milter (the shipped config),
+            on a UNIX socket (as docs/milter.md advises) and on loopback TCP
+  relay     Postfix with mailguard (the shipped config, as `mailguard serve`) as its relayhost
+
+The target (issue 17): Postfix with the milter keeps at least two thirds of stock Postfix's
+throughput. Each row is the median of three interleaved runs, as a ratio to `alone`.
+"""
+
+from __future__ import annotations
+
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+from milter import milter_postfix, wait_for_socket  # noqa: E402
+from postfix import Postfix, free_port, wait_for_port  # noqa: E402
+
+
+class MilterProcess:
+    """`mailguard milter` with config/mailguard.toml as shipped (bench/run.py's changes), on
+    a UNIX socket given to Postfix's group (docs/milter.md's advice) or on loopback TCP."""
+
+    def __init__(self, folder: Path, upstream_port: int, unix: bool) -> None:
+        from run import shipped_config
+
+        folder.mkdir(parents=True)
+        folder.chmod(0o755)   # Postfix's daemons reach the socket in it
+        self.port = free_port()
+        self.socket = folder / "milter.sock" if unix else None
+        listen = (f'"unix:{self.socket}"\ngroup = "postfix"' if self.socket
+                  else f'"inet:127.0.0.1:{self.port}"')
+        config = folder / "mailguard.toml"
+        config.write_text(shipped_config(free_port(), upstream_port, 1, folder / "var")
+                          + f"\n[milter]\nlisten = {listen}\n")
+        self.log = (folder / "mailguard.log").open("wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "mailguard", "milter", "--config", str(config)],
+            stdout=self.log, stderr=subprocess.STDOUT, cwd=ROOT)
+        if self.socket:
+            wait_for_socket(self.socket, self.proc)
+        else:
+            wait_for_port(self.port)
+
+    @property
+    def where(self) -> int | Path:
+        return self.socket or self.port
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(30)
+
+
+def measure(sink: Any, alone: Postfix, messages: int, sessions: int, sizes: list[int],
+            workers: int) -> dict[str, Any]:
+    from run import Mailguard, throughput
+
+    folder = Path(tempfile.mkdtemp(prefix="mailguard-milter-bench-"))
+    folder.chmod(0o755)
+    milters = {"unix": MilterProcess(folder / "unix", sink.port, True),
+               "inet": MilterProcess(folder / "inet", sink.port, False)}
+    relay = Mailguard(folder / "relay", sink.port, workers, shipped=True)
+    paths = {"postfix": alone.port}
+    started: list[Postfix] = []
+    results: dict[str, Any] = {}
+    try:
+        for name, m in milters.items():
+            pf = milter_postfix(f"[127.0.0.1]:{sink.port}", m.where,
+                                smtpd_client_connection_count_limit="0")
+            pf.start()
+            started.append(pf)
+            paths[f"milter_{name}"] = pf.port
+        pf = Postfix(f"[127.0.0.1]:{relay.port}",
+                     extra={"smtpd_client_connection_count_limit": "0"})
+        pf.start()
+        started.append(pf)
+        paths["relay"] = pf.port
+        time.sleep(1)
+        for size in sizes:
+            runs = [{name: throughput(port, sink, messages, size, sessions)
+                     for name, port in paths.items()} for _ in range(3)]
+            row: dict[str, Any] = {}
+            for name in paths:
+                row[f"{name}_msg_s"] = statistics.median(r[name] for r in runs)
+                if name != "postfix":
+                    ratios = sorted(r[name] / r["postfix"] for r in runs)
+                    row[f"{name}_ratio"] = ratios[1]
+                    row[f"{name}_ratio_range"] = [ratios[0], ratios[2]]
+            results[f"{size // 1024}KB"] = row
+    finally:
+        for pf in started:
+            pf.stop()
+        for m in milters.values():
+            m.stop()
+        relay.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+    return results
+
+
+def report(results: dict[str, Any]) -> str:
+    lines = ["behind the school's own Postfix, the shipped policy in full (median of 3 "
+             "interleaved runs, ratio to Postfix alone):"]
+    names = {"milter_unix": "+ mailguard milter (UNIX socket)",
+             "milter_inet": "+ mailguard milter (loopback TCP)", "relay": "→ mailguard relay"}
+    for size, row in results.items():
+        parts = [f"Postfix alone {row['postfix_msg_s']:.0f}/s"]
+        for key, label in names.items():
+            lo, hi = row[f"{key}_ratio_range"]
+            parts.append(f"{label} {row[f'{key}_msg_s']:.0f}/s = {row[f'{key}_ratio']:.2f}x "
+                         f"({lo:.2f} to {hi:.2f})")
+        lines.append(f"  {size}: " + "; ".join(parts))
+    return "\n".join(lines)
