@@ -39,6 +39,8 @@ def cmd_check_config(args: argparse.Namespace, settings: Settings) -> int:
         print(f"warning: {warning}")
     for warning in _language_warnings(settings):
         print(f"warning: {warning}")
+    for warning in _milter_warnings(settings):
+        print(f"warning: {warning}")
     print("who may relay:")
     for source in settings.sources.items:
         print(f"  {source.explain(settings.organisation.name)}")
@@ -49,6 +51,21 @@ def cmd_check_config(args: argparse.Namespace, settings: Settings) -> int:
         print(f"preset {settings.preset}; this file overrides its "
               + (", ".join(settings.preset_overridden) or "nothing"))
     return 0
+
+
+def _milter_warnings(settings: Settings) -> list[str]:
+    """What `mailguard milter` does otherwise than `mailguard serve` with this config."""
+    out = []
+    bcc = settings.checks.get("bcc")
+    if getattr(bcc, "rewrite", False) and getattr(bcc, "mode", "") == "split":
+        out.append("checks.bcc.mode = \"split\" is not possible in milter mode (the MTA queues "
+                   "one message for all its recipients): `mailguard milter` hides the parents' "
+                   "addresses as mode \"bcc\" does; `mailguard serve` sends a copy each")
+    if not settings.milter.loopback:
+        out.append(f"milter.listen = {settings.milter.listen!r} is reachable from other "
+                   "machines, and whatever connects there can have mail checked and held: "
+                   "listen on loopback or a UNIX socket")
+    return out
 
 
 def _language_warnings(settings: Settings) -> list[str]:

@@ -10,6 +10,7 @@ import os
 import shutil
 import signal
 import smtplib
+import socket
 import stat
 import tempfile
 import threading
@@ -209,10 +210,63 @@ def test_over_a_unix_socket_only_the_mta_group_may_connect(make_milter, sink):
     try:
         path = folder / "run" / "milter.sock"
         gw = make_milter({"milter": {"group": "postfix"}}, socket=path)
-        st = path.stat()
+        st, made = path.stat(), path.parent.stat()
         assert stat.S_IMODE(st.st_mode) == 0o660 and grp.getgrgid(st.st_gid).gr_name == "postfix"
+        assert stat.S_IMODE(made.st_mode) == 0o750   # the folder it made, for Postfix to enter
+        assert grp.getgrgid(made.st_gid).gr_name == "postfix"
         assert gw.send(message())[0] == 250
         [got] = sink.wait_for(1)
         assert b"X-Mailguard: v=1;" in got.data
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_check_config_says_what_milter_mode_does_otherwise(make_gateway):
+    gw = make_gateway({"checks": {"bcc": {"action": "rewrite", "mode": "split"}},
+                       "milter": {"listen": "inet:0.0.0.0:8891"}}, start=False)
+    out = gw.cli("check-config")
+    assert out.returncode == 0, out.stderr
+    assert 'checks.bcc.mode = "split" is not possible in milter mode' in out.stdout
+    assert "hides the parents' addresses as mode \"bcc\" does" in out.stdout
+    assert "milter.listen = 'inet:0.0.0.0:8891' is reachable from other machines" in out.stdout
+    bad = make_gateway({"milter": {"listen": "127.0.0.1:8891"}}, start=False).cli("check-config")
+    assert bad.returncode == 2
+    assert bad.stderr.strip().endswith('milter.listen: must be "inet:HOST:PORT" such as '
+                                       '"inet:127.0.0.1:8891", or "unix:/run/mailguard/'
+                                       'milter.sock"; got \'127.0.0.1:8891\'')
+
+
+def test_split_mode_falls_back_to_bcc_in_the_mtas_queue(make_milter, sink, tmp_path):
+    (tmp_path / "directory.csv").write_text(DIRECTORY)
+    gw = make_milter({"directory": {"file": str(tmp_path / "directory.csv")},
+                      "checks": {"bcc": {"action": "rewrite", "mode": "split"}}})
+    assert gw.send(bulk(PARENTS[:4]), recipients=tuple(PARENTS[:4]))[0] == 250
+    [got] = sink.wait_for(1)   # one message, every parent on its envelope, none shown
+    assert sorted(got.recipients) == sorted(PARENTS[:4])
+    assert shown(got.data) == {"teacher@example.sch.uk"}
+
+
+def test_bytes_that_are_not_the_protocol_drop_that_connection_only(make_milter, sink):
+    gw = make_milter()
+    for junk in (b"GET / HTTP/1.0\r\n\r\n", b"\xff\xff\xff\xff" + b"x" * 64,
+                 b"\x00\x00\x00\x05L\x00\x00\x00\x00"):   # a header before negotiating
+        with socket.create_connection(("127.0.0.1", gw.milter_port), timeout=10) as s:
+            s.sendall(junk)
+            assert s.recv(100) == b""   # closed, with no reply that could be taken as "accept"
+    assert gw.proc.poll() is None
+    assert gw.send(message())[0] == 250   # and the MTA's own connections still work
+    assert b"X-Mailguard: v=1;" in sink.wait_for(1)[0].data
+    assert "Traceback" not in gw.log()
+
+
+def test_sighup_applies_a_new_config_to_the_next_message(make_milter, sink):
+    gw = make_milter()
+    assert gw.send(message(from_="head.teacher@gmail.com"))[0] == 550
+    gw.config["checks"]["identity"] = {"action": "off"}
+    gw.write_config()
+    gw.signal(signal.SIGHUP)
+    deadline = time.monotonic() + 20
+    while '"reloaded"' not in gw.log() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert gw.send(message(from_="head.teacher@gmail.com"))[0] == 250
+    assert len(sink.wait_for(1)) == 1 and gw.proc.poll() is None

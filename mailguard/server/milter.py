@@ -207,7 +207,7 @@ class Listener:
         o = self.front.settings.milter
         kind, _, where = o.socket.partition(":")
         if kind == "unix":
-            _clear(Path(where))
+            _clear(Path(where), o.group)
             self.server = await asyncio.start_unix_server(self.front.connected, where,
                                                           start_serving=False)
             _restrict(Path(where), o.group)
@@ -223,9 +223,14 @@ class Listener:
             self.server.close()
 
 
-def _clear(path: Path) -> None:
-    """The socket's folder made, and a socket left by a process that is gone removed."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+def _clear(path: Path, group: str) -> None:
+    """The socket's folder made (0750, the MTA's group may enter it, whatever the umask), and
+    a socket left by a process that is gone removed."""
+    if not path.parent.exists():
+        path.parent.mkdir(parents=True)
+        path.parent.chmod(0o750)
+        if group:
+            shutil.chown(path.parent, group=group)
     path.unlink(missing_ok=True)
 
 

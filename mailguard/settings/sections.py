@@ -311,7 +311,8 @@ class MilterOptions(Options):
     """For a UNIX socket: the group given it (mode 0660), the MTA's own (`postfix`), so the
     MTA can connect and nobody else can; default mailguard's own group."""
     timeout: Whole = Field(7210, ge=10)
-    """Seconds libmilter waits on a silent MTA before dropping the connection."""
+    """Seconds mailguard waits on a silent MTA connection (between messages) before closing
+    it."""
 
     @field_validator("listen")
     @classmethod
