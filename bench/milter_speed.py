@@ -7,11 +7,14 @@ in full: smtp-source → Postfix → smtp-sink, three ways, interleaved in one r
   relay     Postfix with mailguard (the shipped config, as `mailguard serve`) as its relayhost
 
 The target (issue 17): Postfix with the milter keeps at least two thirds of stock Postfix's
-throughput. Each row is the median of three interleaved runs, as a ratio to `alone`.
+throughput. Each row is the median of three interleaved runs, as a ratio to `alone`. Beside
+it, the CPU each message costs the whole machine (/proc/stat) and the mailguard process: where
+Postfix alone keeps every core busy, the ratio is what the milter's CPU leaves to Postfix.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import statistics
 import subprocess
@@ -61,6 +64,20 @@ class MilterProcess:
         self.proc.wait(30)
 
 
+def busy() -> float:
+    """CPU seconds the whole machine has spent busy (every process: Postfix, the load tools,
+    mailguard), from /proc/stat."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int | None) -> float:
+    if pid is None:
+        return 0.0
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def measure(sink: Any, alone: Postfix, messages: int, sessions: int, sizes: list[int],
             workers: int) -> dict[str, Any]:
     from run import Mailguard, throughput
@@ -86,12 +103,23 @@ def measure(sink: Any, alone: Postfix, messages: int, sessions: int, sizes: list
         started.append(pf)
         paths["relay"] = pf.port
         time.sleep(1)
+        owner = {"milter_unix": milters["unix"].proc.pid, "milter_inet": milters["inet"].proc.pid}
         for size in sizes:
-            runs = [{name: throughput(port, sink, messages, size, sessions)
-                     for name, port in paths.items()} for _ in range(3)]
+            runs, cpu = [], {name: [] for name in paths}
+            for _ in range(3):
+                run = {}
+                for name, port in paths.items():
+                    machine, own = busy(), cpu_seconds(owner.get(name))
+                    run[name] = throughput(port, sink, messages, size, sessions)
+                    cpu[name].append(((busy() - machine) * 1000 / messages,
+                                      (cpu_seconds(owner.get(name)) - own) * 1000 / messages))
+                runs.append(run)
             row: dict[str, Any] = {}
             for name in paths:
                 row[f"{name}_msg_s"] = statistics.median(r[name] for r in runs)
+                row[f"{name}_cpu_ms"] = statistics.median(m for m, _ in cpu[name])
+                if name in owner:
+                    row[f"{name}_mailguard_cpu_ms"] = statistics.median(o for _, o in cpu[name])
                 if name != "postfix":
                     ratios = sorted(r[name] / r["postfix"] for r in runs)
                     row[f"{name}_ratio"] = ratios[1]
@@ -119,4 +147,9 @@ def report(results: dict[str, Any]) -> str:
             parts.append(f"{label} {row[f'{key}_msg_s']:.0f}/s = {row[f'{key}_ratio']:.2f}x "
                          f"({lo:.2f} to {hi:.2f})")
         lines.append(f"  {size}: " + "; ".join(parts))
+        lines.append(f"  {size}, CPU per message, whole machine: Postfix alone "
+                     f"{row['postfix_cpu_ms']:.2f} ms, with the milter (UNIX) "
+                     f"{row['milter_unix_cpu_ms']:.2f} ms, of which the mailguard process "
+                     f"{row['milter_unix_mailguard_cpu_ms']:.2f} ms; → relay "
+                     f"{row['relay_cpu_ms']:.2f} ms")
     return "\n".join(lines)
