@@ -15,5 +15,6 @@ ALERTS = Counter("mailguard_safeguarding_alerts_total", "Alerts to the safeguard
 PROCESSING = Histogram("mailguard_processing_seconds",
                        "Time from end of DATA to our final reply (checks + upstream)",
                        buckets=(0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1, 5, 30))
-CONNECTIONS = Gauge("mailguard_connections", "Open SMTP client connections",
+CONNECTIONS = Gauge("mailguard_connections",
+                    "Open client connections (SMTP clients; in milter mode, the MTA's)",
                     multiprocess_mode="livesum")

@@ -225,16 +225,22 @@ class Gateway:
     def write_config(self, text: str | None = None) -> None:
         self.config_path.write_text(text if text is not None else toml_dump(self.config))
 
+    command = "serve"   # `mailguard milter` for tests/milter.py's MilterGateway
+
     def start(self) -> None:
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "mailguard", "serve", "--config", str(self.config_path)],
+            [sys.executable, "-m", "mailguard", self.command, "--config", str(self.config_path)],
             stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
         try:
-            wait_for_port(self.port)
+            self.wait_until_serving()
         except TimeoutError:
             self.stop()
-            raise AssertionError("mailguard did not start:\n" + self.log()) from None
+            raise AssertionError(f"mailguard {self.command} did not start:\n"
+                                 + self.log()) from None
+
+    def wait_until_serving(self) -> None:
+        wait_for_port(self.port)
 
     def signal(self, sig: int) -> None:
         assert self.proc is not None

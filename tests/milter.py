@@ -9,12 +9,11 @@ from __future__ import annotations
 
 import smtplib
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from conftest import ROOT, Gateway
+from conftest import Gateway
 from postfix import Postfix, free_port, wait_for_port
 
 
@@ -56,29 +55,26 @@ class MilterGateway(Gateway):
                  socket: Path | None = None) -> None:
         self.milter_port = free_port()
         self.socket = socket
+        self.postfix_running = False
         listen = f"unix:{socket}" if socket else f"inet:127.0.0.1:{self.milter_port}"
         config.setdefault("milter", {})["listen"] = listen
         super().__init__(folder, config)
         self.postfix = milter_postfix(f"[127.0.0.1]:{sink_port}", socket or self.milter_port)
 
+    command = "milter"
+
     def start(self) -> None:
-        log = self.log_path.open("ab")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "mailguard", "milter", "--config", str(self.config_path)],
-            stdout=log, stderr=subprocess.STDOUT, cwd=ROOT)
-        try:
-            if self.socket is None:
-                wait_for_port(self.milter_port)
-            else:
-                wait_for_socket(self.socket, self.proc)
-        except TimeoutError:
-            self.stop()
-            raise AssertionError("mailguard milter did not start:\n" + self.log()) from None
+        super().start()
         if not self.postfix_running:
             self.postfix.start()
             self.postfix_running = True
 
-    postfix_running = False
+    def wait_until_serving(self) -> None:
+        if self.socket is None:
+            wait_for_port(self.milter_port)
+        else:
+            assert self.proc is not None
+            wait_for_socket(self.socket, self.proc)
 
     def close(self) -> None:
         """Stop mailguard and Postfix both."""
