@@ -355,15 +355,17 @@ def make_gateway(tmp_path: Path, sink: Sink) -> Iterator[Any]:
 @pytest.fixture
 def make_milter(tmp_path: Path, sink: Sink) -> Iterator[Any]:
     """`mailguard milter` processes, each inside its own private Postfix (tests/milter.py)
-    that relays to the sink; `send` and `client` talk to that Postfix."""
+    that relays to the sink; `send` and `client` talk to that Postfix. With `postfix=False`
+    the test itself is the MTA (tests/milterclient.py)."""
     from milter import MilterGateway
 
     started: list[Any] = []
 
-    def make(extra: dict[str, Any] | None = None, socket: Path | None = None) -> Any:
+    def make(extra: dict[str, Any] | None = None, socket: Path | None = None,
+             postfix: bool = True) -> Any:
         config = deep_update(base_config(tmp_path / "var", f"smtp://127.0.0.1:{sink.port}"),
                              extra or {})
-        gw = MilterGateway(tmp_path, config, sink.port, socket)
+        gw = MilterGateway(tmp_path, config, sink.port, socket, postfix)
         started.append(gw)
         gw.start()
         return gw

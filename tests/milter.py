@@ -52,9 +52,10 @@ class MilterGateway(Gateway):
     """mailguard as a milter process, with the Postfix that calls it."""
 
     def __init__(self, folder: Path, config: dict[str, Any], sink_port: int,
-                 socket: Path | None = None) -> None:
+                 socket: Path | None = None, postfix: bool = True) -> None:
         self.milter_port = free_port()
         self.socket = socket
+        self.with_postfix = postfix   # False: the test is the MTA (tests/milterclient.py)
         self.postfix_running = False
         listen = f"unix:{socket}" if socket else f"inet:127.0.0.1:{self.milter_port}"
         config.setdefault("milter", {})["listen"] = listen
@@ -65,7 +66,7 @@ class MilterGateway(Gateway):
 
     def start(self) -> None:
         super().start()
-        if not self.postfix_running:
+        if self.with_postfix and not self.postfix_running:
             self.postfix.start()
             self.postfix_running = True
 
