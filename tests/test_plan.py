@@ -137,3 +137,36 @@ async def test_a_release_carries_out_the_plan_decided_when_the_mail_was_held(tmp
     assert "New wording: monitored." in second.get_payload(decode=True).decode()
     assert "p1@gmail.com" in second["To"] and second["X-Mailguard-Bcc"] is None
     assert len(letters) == 2   # the rest: the sender told of each release
+
+
+async def test_a_check_that_breaks_or_overruns_holds_the_mail_and_later_checks_still_time_out(
+        tmp_path, sink, monkeypatch):
+    """A check that raises, or runs past CHECK_TIMEOUT, makes the mail unreadable (held, never
+    passed); the one timer is moved on per check, so a slow check late in the list gets its
+    own full allowance, not what the earlier ones left."""
+    import asyncio
+
+    from mailguard import pipeline
+    from mailguard.checks import bcc, disclaimer
+
+    settings = gateway_config(tmp_path, sink, "Trust: monitored.", "log")
+    monkeypatch.setattr(pipeline, "CHECK_TIMEOUT", 0.3)
+
+    async def slow(mail: Mail, s: object, pause: float) -> list[Finding]:
+        await asyncio.sleep(pause)
+        return []
+
+    async def broken(mail: Mail, s: object) -> list[Finding]:
+        raise ValueError("a bug")
+
+    monkeypatch.setattr(disclaimer, "inspect", lambda m, s: slow(m, s, 0.2))
+    monkeypatch.setattr(bcc, "inspect", lambda m, s: slow(m, s, 0.2))   # 0.4 s in all: fine
+    verdict = await assess(bulk_letter(1), settings)
+    assert verdict.action is Action.QUARANTINE and verdict.reason != "unparseable"
+    monkeypatch.setattr(bcc, "inspect", lambda m, s: slow(m, s, 1.0))
+    verdict = await assess(bulk_letter(2), settings)
+    assert verdict.reason == "unparseable" and verdict.action is Action.QUARANTINE
+    assert verdict.findings[0].message == "the bcc check failed (TimeoutError)"
+    monkeypatch.setattr(disclaimer, "inspect", broken)
+    verdict = await assess(bulk_letter(3), settings)
+    assert verdict.findings[0].message == "the disclaimer check failed (ValueError)"

@@ -16,12 +16,13 @@ from __future__ import annotations
 import bisect
 import collections
 import contextlib
+import functools
 import hashlib
 import html
 import re
 import threading
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -159,13 +160,25 @@ LEET_PLACE = rb"[a-z][0-9$@|]|[0-9$@|!][a-z]"
 # distinct words instead and skips this pass.
 LETTER_RUNS = [b"[^" + bytes([c]) + b"]" + bytes([c]) * 3 for c in range(97, 123)]
 
-# The same tests as the detectors', on one lower-cased token, for the distinct-words path.
-TOKEN_KINDS = {
-    "unicode": re.compile(NON_ASCII).search,
+# The same tests as the detectors', on one lower-cased token, for the distinct-words path;
+# the regex only where a test in C (no UTF-8 byte, no * or #) has not already said no.
+_NON_ASCII_IN, _MASKED_IN = re.compile(NON_ASCII).search, re.compile(MASKED).search
+TOKEN_KINDS: dict[str, Callable[[bytes], object]] = {
+    "unicode": lambda token: not token.isascii() and _NON_ASCII_IN(token),
     "leet": re.compile(LEET_PLACE).search,
     "stretched": STRETCHED.search,
-    "masked": re.compile(MASKED).search,
+    "masked": lambda token: (b"*" in token or b"#" in token) and _MASKED_IN(token),
 }
+
+
+def _once(m: re.Match[bytes]) -> bytes:
+    """A run of one letter (STRETCHED) as the letter once. Functions, not templates (rb"\1"):
+    Python 3.11 expands a template in Python at each match, three times slower."""
+    return m[1]
+
+
+def _twice(m: re.Match[bytes]) -> bytes:
+    return m[1] * 2
 
 
 def trie_pattern(words: Iterable[bytes]) -> bytes:
@@ -408,8 +421,9 @@ class Matcher:
         literal_scratch, detector_scratch, runs_scratch, leet_scratch, phrase_scratch = (
             self._scratches())
         raw: list[tuple[int, int]] = []
+        words = b" " + data.translate(WORDS) + b" " if self._literals else b""
         if self._literals:
-            self._literal_db.scan(b" " + data.translate(WORDS) + b" ",
+            self._literal_db.scan(words,
                                   match_event_handler=lambda i, _f, to, _fl, _c: raw.append(
                                       (i, to)), scratch=literal_scratch)
         places: list[tuple[int, int]] = []
@@ -417,7 +431,9 @@ class Matcher:
                                places.append((i, to)), scratch=detector_scratch)
         if phrase_scratch is not None:   # " " + view + " ": a phrase ends 2 before `to`
             base = self._phrase_base
-            self._phrase_db.scan(b" " + data.translate(PHRASE_VIEW) + b" ",
+            ascii_only = len(data) == len(text) and words   # no UTF-8: the views are one
+            self._phrase_db.scan(words if ascii_only else b" " + data.translate(PHRASE_VIEW)
+                                 + b" ",
                                  match_event_handler=lambda i, _f, to, _fl, _c: places.append(
                                      (base + i, to - 2)), scratch=phrase_scratch)
         dense = max(BULK, len(data) // 256)   # more places than this: dense (_Scan.bulk)
@@ -458,8 +474,6 @@ class _Scan:
         self.m = matcher
         self.text = text
         self.data = data
-        self.lowered = data.translate(_LOWER)
-        self.tokens = data.translate(TOKENS)
         self.hits: dict[str, Hit] = {}
         self._leet: bytes | None = None
         self._normalised: str | None = None
@@ -472,6 +486,17 @@ class _Scan:
         self.dense = dense
         self._runs = runs
         self._runs_scratch = runs_scratch
+
+    @functools.cached_property
+    def lowered(self) -> bytes:
+        """The text with ASCII letters lower-cased: where hits are placed (made on first use:
+        most scans place nothing)."""
+        return self.data.translate(_LOWER)
+
+    @functools.cached_property
+    def tokens(self) -> bytes:
+        """Words with odd spellings as runs of non-spaces (see TOKENS), made on first use."""
+        return self.data.translate(TOKENS)
 
     def runs(self) -> set[int]:
         """Where a letter runs three times over (one pass, made once)."""
@@ -679,7 +704,7 @@ class _Scan:
         out: dict[bytes, bytes] = {}
         for token in tokens:
             word = token.translate(_LOWER)
-            for repl in (rb"\1", rb"\1\1"):
+            for repl in (_once, _twice):
                 out.setdefault(STRETCHED.sub(repl, word), token)
         return out
 
