@@ -25,7 +25,8 @@ def configure(level: str = "info") -> None:
             structlog.processors.JSONRenderer(sort_keys=True),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level.upper())),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stdout),
+        # One write per line (print() makes two, each a syscall with PYTHONUNBUFFERED).
+        logger_factory=structlog.WriteLoggerFactory(file=sys.stdout),
         cache_logger_on_first_use=True,
     )
     # aiosmtpd logs every command at INFO, with addresses: keep library chatter to warnings.

@@ -31,22 +31,22 @@ log = structlog.get_logger("mailguard.milter")
 
 
 class Handoff:
-    """The pipeline's upstream in milter mode: the MTA's queue. `send` writes the edits that
-    make the MTA's copy the plan's, so the event says "delivered" only once they are sent."""
+    """The pipeline's upstream in milter mode: the MTA's queue. `send` works out the edits that
+    make the MTA's copy the plan's; they go out with the verdict, in one write (the MTA
+    applies none of them before it reads the accept, and drops them all if it never does)."""
 
     def __init__(self, session: Session, mail: Mail) -> None:
         self.session, self.mail = session, mail
+        self.edits: list[bytes] = []
 
     async def add_recipient(self, address: str, options: list[str]) -> Reply:
         return Reply(250, "2.1.5 the MTA has it")
 
     async def send(self, message: bytes) -> Reply:
-        try:
-            self.session.write(*mp.edit_packets(edits(self.mail.raw, message)))
-            await self.session.drain()
-        except (OSError, RuntimeError) as e:   # the MTA hung up: it keeps the mail and retries
-            log.error("milter_edit_failed", id=self.mail.id, error=repr(e))
+        if not self.session.connected():   # the MTA hung up: it keeps the mail and retries
+            log.error("milter_edit_failed", id=self.mail.id, error="the MTA closed the connection")
             return Reply(451, "4.4.2 the MTA's connection was lost")
+        self.edits = list(mp.edit_packets(edits(self.mail.raw, message)))
         queue_id = self.session.queue_id
         return Reply(250, "2.0.0 back in the MTA's queue" + (f" as {queue_id}" if queue_id else ""))
 
@@ -124,10 +124,13 @@ class Session(asyncio.Protocol):
 
     # -- writing, with the transport's flow control --------------------------------------
 
+    def connected(self) -> bool:
+        return self.transport is not None and not self.transport.is_closing()
+
     def write(self, *packets: bytes) -> None:
-        if self.transport is None or self.transport.is_closing():
+        if not self.connected():
             raise ConnectionResetError("the MTA closed the connection")
-        self.transport.writelines(packets)
+        self.transport.writelines(packets)   # type: ignore[union-attr]
 
     async def drain(self) -> None:
         """Until what was written has left for the socket (or the socket takes more)."""
@@ -268,14 +271,17 @@ class Session(asyncio.Protocol):
                                   tls=self.tls, smtputf8="SMTPUTF8" in self.options,
                                   esmtp=True, source="milter"),
                     raw=b"".join(self.head) + b"\r\n" + b"".join(self.body))
+        handoff = Handoff(self, mail)
         try:
-            outcome = await self.front.judge(mail, Handoff(self, mail))
-            answer = self.answer(outcome)
+            outcome = await self.front.judge(mail, handoff)
+            answer = [*handoff.edits, self.answer(outcome)] if outcome.verdict == "delivered" \
+                else [self.answer(outcome)]
         except Exception as e:   # never a crash, never a pass: the MTA keeps it and retries
             log.error("milter_failed", id=mail.id, queue_id=self.queue_id, error=repr(e))
-            answer = mp.reply_code("451 4.3.0 mailguard hit an internal error; please try "
-                                   "again later")
-        self.write(answer)
+            answer = [mp.reply_code("451 4.3.0 mailguard hit an internal error; please try "
+                                    "again later")]
+        self.write(*answer)
+        await self.drain()   # a slow MTA holds this message's task, not the loop's memory
 
     def _judged(self, task: asyncio.Task[None]) -> None:
         """The verdict is written (or the MTA left): read on from where the message ended."""
