@@ -171,6 +171,29 @@ TOKEN_KINDS: dict[str, Callable[[bytes], object]] = {
 }
 
 
+
+class Words:
+    """A text in the phrase view (PHRASE_VIEW, between spaces), the form the personal lists
+    and the wordlists' phrases are matched in. The last one made in each thread is kept:
+    the language check and then the personal check read the very same text, and making it
+    is a pass over every byte."""
+
+    __slots__ = ("data",)
+    _last = threading.local()
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    @classmethod
+    def of(cls, text: str) -> Words:
+        last = getattr(cls._last, "pair", None)
+        if last is not None and last[0] is text:
+            return last[1]
+        made = cls(b" " + text.encode("utf-8", "ignore").translate(PHRASE_VIEW) + b" ")
+        cls._last.pair = (text, made)
+        return made
+
+
 def _once(m: re.Match[bytes]) -> bytes:
     """A run of one letter (STRETCHED) as the letter once. Functions, not templates (rb"\1"):
     Python 3.11 expands a template in Python at each match, three times slower."""
@@ -421,7 +444,8 @@ class Matcher:
         literal_scratch, detector_scratch, runs_scratch, leet_scratch, phrase_scratch = (
             self._scratches())
         raw: list[tuple[int, int]] = []
-        words = b" " + data.translate(WORDS) + b" " if self._literals else b""
+        ascii_only = text.isascii()   # no UTF-8 bytes: the two views are one
+        words = Words.of(text).data if ascii_only else b" " + data.translate(WORDS) + b" "
         if self._literals:
             self._literal_db.scan(words,
                                   match_event_handler=lambda i, _f, to, _fl, _c: raw.append(
@@ -431,7 +455,6 @@ class Matcher:
                                places.append((i, to)), scratch=detector_scratch)
         if phrase_scratch is not None:   # " " + view + " ": a phrase ends 2 before `to`
             base = self._phrase_base
-            ascii_only = len(data) == len(text) and words   # no UTF-8: the views are one
             self._phrase_db.scan(words if ascii_only else b" " + data.translate(PHRASE_VIEW)
                                  + b" ",
                                  match_event_handler=lambda i, _f, to, _fl, _c: places.append(

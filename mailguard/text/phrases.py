@@ -10,7 +10,10 @@ from collections.abc import Iterable
 
 import hyperscan
 
-from mailguard.text.matcher import ALNUM, byte_table
+from mailguard.text.matcher import PHRASE_VIEW as WORDS
+from mailguard.text.matcher import Words
+
+__all__ = ["Phrases", "Present", "Words"]
 
 
 class Present:
@@ -43,11 +46,6 @@ class Present:
         return hits
 
 
-# ASCII letters and digits kept (lower-cased), UTF-8 bytes kept, everything else a space, so
-# a phrase is a literal between spaces.
-WORDS = byte_table(ALNUM, high=True)
-
-
 class Phrases:
     """Whole words and phrases, caseless; `found(text)` says which occur.
 
@@ -68,16 +66,3 @@ class Phrases:
     def found(self, text: str | Words) -> set[str]:
         data = text if isinstance(text, Words) else Words.of(text)
         return {self.phrases[i] for i in self._present.found_in(data.data)}
-
-
-class Words:
-    """A text in the form Phrases match in, made once for every list that reads it."""
-
-    __slots__ = ("data",)
-
-    def __init__(self, data: bytes) -> None:
-        self.data = data
-
-    @classmethod
-    def of(cls, text: str) -> Words:
-        return cls(b" " + text.encode("utf-8", "ignore").translate(WORDS) + b" ")
