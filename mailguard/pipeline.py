@@ -80,11 +80,14 @@ async def inspect(mail: Mail, settings: Settings) -> tuple[Finding, ...] | str:
     findings: list[Finding] = []
     loop, name = asyncio.get_running_loop(), ""
     try:
-        # One timer for the whole inspection, moved on per check (CHECK_TIMEOUT each): a
-        # timer made and cancelled per check cost more than most checks do.
-        async with asyncio.timeout(None) as deadline:
+        # One timer for the whole inspection, moved on so each check has CHECK_TIMEOUT (less
+        # a 60th): a timer made and cancelled per check cost more than most checks do.
+        due = loop.time() + CHECK_TIMEOUT
+        async with asyncio.timeout_at(due) as deadline:
             for name, check_settings in enabled:
-                deadline.reschedule(loop.time() + CHECK_TIMEOUT)
+                if loop.time() + CHECK_TIMEOUT - due > CHECK_TIMEOUT / 60:
+                    due = loop.time() + CHECK_TIMEOUT
+                    deadline.reschedule(due)
                 found = await REGISTRY[name].inspect(mail, check_settings)
                 if clause := settings.clauses.get(name):   # the trust's own, from its preset
                     found = [dataclasses.replace(f, clause=clause) for f in found]
