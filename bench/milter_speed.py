@@ -5,6 +5,8 @@ in full: smtp-source → Postfix → smtp-sink, three ways, interleaved in one r
   milter    the same Postfix with `smtpd_milters` = mailguard milter (the shipped config),
             on a UNIX socket (as docs/milter.md advises) and on loopback TCP
   relay     Postfix with mailguard (the shipped config, as `mailguard serve`) as its relayhost
+  floor     the milter on a UNIX socket with every check off: what the protocol, the event and
+            the stamp cost, the least any policy can add
 
 The target (issue 17): Postfix with the milter keeps at least two thirds of stock Postfix's
 throughput. Each row is the median of three interleaved runs, as a ratio to `alone`. Beside
@@ -34,7 +36,8 @@ class MilterProcess:
     """`mailguard milter` with config/mailguard.toml as shipped (bench/run.py's changes), on
     a UNIX socket given to Postfix's group (docs/milter.md's advice) or on loopback TCP."""
 
-    def __init__(self, folder: Path, upstream_port: int, unix: bool) -> None:
+    def __init__(self, folder: Path, upstream_port: int, unix: bool,
+                 checks: bool = True) -> None:
         from run import shipped_config
 
         folder.mkdir(parents=True)
@@ -44,8 +47,18 @@ class MilterProcess:
         listen = (f'"unix:{self.socket}"\ngroup = "postfix"' if self.socket
                   else f'"inet:127.0.0.1:{self.port}"')
         config = folder / "mailguard.toml"
-        config.write_text(shipped_config(free_port(), upstream_port, 1, folder / "var")
-                          + f"\n[milter]\nlisten = {listen}\n")
+        text = shipped_config(free_port(), upstream_port, 1, folder / "var")
+        if not checks:   # every check there is, turned off
+            import tomllib
+
+            from conftest import toml_dump
+
+            from mailguard.checks.registry import REGISTRY
+
+            parsed = tomllib.loads(text)
+            parsed["checks"] = {name: {"action": "off"} for name in REGISTRY}
+            text = toml_dump(parsed)
+        config.write_text(text + f"\n[milter]\nlisten = {listen}\n")
         self.log = (folder / "mailguard.log").open("wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "mailguard", "milter", "--config", str(config)],
@@ -85,7 +98,8 @@ def measure(sink: Any, alone: Postfix, messages: int, sessions: int, sizes: list
     folder = Path(tempfile.mkdtemp(prefix="mailguard-milter-bench-"))
     folder.chmod(0o755)
     milters = {"unix": MilterProcess(folder / "unix", sink.port, True),
-               "inet": MilterProcess(folder / "inet", sink.port, False)}
+               "inet": MilterProcess(folder / "inet", sink.port, False),
+               "floor": MilterProcess(folder / "floor", sink.port, True, checks=False)}
     relay = Mailguard(folder / "relay", sink.port, workers, shipped=True)
     paths = {"postfix": alone.port}
     started: list[Postfix] = []
@@ -103,7 +117,7 @@ def measure(sink: Any, alone: Postfix, messages: int, sessions: int, sizes: list
         started.append(pf)
         paths["relay"] = pf.port
         time.sleep(1)
-        owner = {"milter_unix": milters["unix"].proc.pid, "milter_inet": milters["inet"].proc.pid}
+        owner = {f"milter_{name}": m.proc.pid for name, m in milters.items()}
         for size in sizes:
             runs, cpu = [], {name: [] for name in paths}
             for _ in range(3):
@@ -139,7 +153,8 @@ def report(results: dict[str, Any]) -> str:
     lines = ["behind the school's own Postfix, the shipped policy in full (median of 3 "
              "interleaved runs, ratio to Postfix alone):"]
     names = {"milter_unix": "+ mailguard milter (UNIX socket)",
-             "milter_inet": "+ mailguard milter (loopback TCP)", "relay": "→ mailguard relay"}
+             "milter_inet": "+ mailguard milter (loopback TCP)", "relay": "→ mailguard relay",
+             "milter_floor": "+ the milter with every check off"}
     for size, row in results.items():
         parts = [f"Postfix alone {row['postfix_msg_s']:.0f}/s"]
         for key, label in names.items():
@@ -150,6 +165,8 @@ def report(results: dict[str, Any]) -> str:
         lines.append(f"  {size}, CPU per message, whole machine: Postfix alone "
                      f"{row['postfix_cpu_ms']:.2f} ms, with the milter (UNIX) "
                      f"{row['milter_unix_cpu_ms']:.2f} ms, of which the mailguard process "
-                     f"{row['milter_unix_mailguard_cpu_ms']:.2f} ms; → relay "
+                     f"{row['milter_unix_mailguard_cpu_ms']:.2f} ms; every check off "
+                     f"{row['milter_floor_cpu_ms']:.2f} ms (mailguard "
+                     f"{row['milter_floor_mailguard_cpu_ms']:.2f} ms); → relay "
                      f"{row['relay_cpu_ms']:.2f} ms")
     return "\n".join(lines)

@@ -62,6 +62,8 @@ def measure(count: int = 1000) -> dict:
     full = shipped()
     parents = tuple(f"parent{i}@gmail.com" for i in range(5))
     cases = {"10 KB multipart to 5 parents": (sample(10240), "teacher@example.sch.uk", parents),
+             "100 KB multipart to 5 parents": (sample(102400), "teacher@example.sch.uk",
+                                               parents),
              "smtp-source 10 KB": (smtp_source_message(10240), "bench@example.sch.uk",
                                    ("rcpt@gmail.com",)),
              "smtp-source 100 KB": (smtp_source_message(102400), "bench@example.sch.uk",
