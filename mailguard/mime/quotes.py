@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import re
 
+import hyperscan
+
 from mailguard.text.phrases import Present
 
 # Where the quoted thread starts in replies and forwards (Outlook, Gmail, Apple Mail, Thunderbird).
@@ -34,6 +36,10 @@ TAG = re.compile(r"<[^>]*>")
 
 
 _TEXT_HINTS = Present((h.encode() for h in TEXT_HINTS), literal=True)
+# In one caseless pass in C: lower-casing the HTML and searching it once per hint took
+# 0.1 to 0.3 ms per 50 KB body, twice per message (the views, then the disclaimer).
+_HTML_HINTS = Present((h.encode() for h in HTML_HINTS), hyperscan.HS_FLAG_CASELESS,
+                      literal=True)
 
 
 def text_thread_start(text: str) -> int | None:
@@ -46,8 +52,7 @@ def text_thread_start(text: str) -> int | None:
 
 def html_thread_start(text: str) -> int | None:
     """Offset of the element that starts the quoted thread in HTML, if any."""
-    lowered = text.lower()
-    if not any(h in lowered for h in HTML_HINTS):
+    if not _HTML_HINTS.found(text):
         return None
     m = HTML_QUOTE.search(text)
     return m.start() if m else None
