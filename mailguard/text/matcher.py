@@ -632,8 +632,13 @@ class _Scan:
         return {token: 0 for token in self._distinct_words() if keep(token)}
 
     def _distinct_words(self) -> set[bytes]:
+        """The text's distinct tokens (as `tokens` splits them). Dense text repeats itself:
+        its distinct white-space-separated pieces are found first, and only those are put in
+        the token form (every token lies inside one piece: white space is a separator in
+        both), which halves the cost on a line-numbered listing."""
         if self._distinct is None:
-            self._distinct = set(self.tokens.split())
+            pieces = set(self.data.split())
+            self._distinct = set(b" ".join(pieces).translate(TOKENS).split())
         return self._distinct
 
     def _unicode(self, tokens: dict[bytes, int]) -> dict[bytes, bytes]:
