@@ -36,7 +36,7 @@ test-fast:   # the in-process tests only, for a developer's loop; `make test` ru
 	$(PY) -m pytest -q -p no:cacheprovider -m "not process"
 
 bench:
-	scripts/system-deps.sh test
+	scripts/system-deps.sh bench
 	$(MAKE) $(STAMP)
 	$(PY) bench/run.py
 

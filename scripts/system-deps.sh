@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the Debian packages mailguard needs, only those missing. Usage: system-deps.sh run|test
+# Installs the Debian packages mailguard needs, only those missing. Usage: system-deps.sh run|test|bench
 set -euo pipefail
 want=()
 probe=$(mktemp -d)
@@ -24,6 +24,10 @@ if [ "${1:-run}" = test ]; then
   [ -x /usr/bin/chromium ] || want+=(chromium)   # the review desk's browser tests (Playwright)
   command -v systemd-analyze >/dev/null || want+=(systemd)   # verifies deploy/mailguard.service
 fi
+if [ "${1:-run}" = bench ]; then   # the tests' packages, and a C milter to compare with
+  "$0" test
+  [ -x /usr/sbin/opendkim ] || want+=(opendkim)
+fi
 [ ${#want[@]} -eq 0 ] && exit 0
 echo "Installing Debian packages: ${want[*]}"
 SUDO=""
@@ -33,3 +37,8 @@ echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-
 $SUDO apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
   $(printf '%s\n' "${want[@]}" | sort -u) >/dev/null
+# The bench starts its own OpenDKIM; the package's system service is not wanted.
+if [[ " ${want[*]} " == *" opendkim "* ]] && command -v systemctl >/dev/null \
+    && [ -d /run/systemd/system ]; then
+  $SUDO systemctl disable --now opendkim >/dev/null 2>&1 || true
+fi
