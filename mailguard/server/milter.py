@@ -134,7 +134,7 @@ class Session(asyncio.Protocol):
 
     async def drain(self) -> None:
         """Until what was written has left for the socket (or the socket takes more)."""
-        if self.transport is None or self.transport.is_closing():
+        if not self.connected():
             raise ConnectionResetError("the MTA closed the connection")
         if self._drained is not None:
             await asyncio.shield(self._drained)
@@ -258,7 +258,8 @@ class Session(asyncio.Protocol):
     # -- the end of a message ------------------------------------------------------------
 
     async def end(self) -> None:
-        """Judge the message and answer: the edits (sent by the Handoff), then the verdict."""
+        """Judge the message and answer, in one write: for mail delivered, the edits the
+        Handoff worked out, then the accept; otherwise the verdict alone."""
         limit = self.front.settings.server.max_message_size
         if self.size > limit:
             self.write(mp.reply_code(
