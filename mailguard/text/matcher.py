@@ -171,7 +171,6 @@ TOKEN_KINDS: dict[str, Callable[[bytes], object]] = {
 }
 
 
-
 class Words:
     """A text in the phrase view (PHRASE_VIEW, between spaces), the form the personal lists
     and the wordlists' phrases are matched in. The last one made in each thread is kept:
