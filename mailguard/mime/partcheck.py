@@ -18,16 +18,17 @@ from mailguard.mime.parts import Part, boundary_of
 
 # RFC 2046 section 5.1.1: 1 to 70 of these, not ending in a space.
 _BCHARS = re.compile(r"[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]")
+_BARE_CR = re.compile(rb"\r(?!\n)")   # one pass; two counts took twice as long
 
 
 def unusual(raw: bytes, tree: Part) -> str | None:
     """Why this message's shape is one where readings are known to differ, or None.
 
-    Cheap: a walk of the tree already made and two byte counts at C speed."""
+    Cheap: a walk of the tree already made and one search at C speed."""
     multiparts = [part for part in tree.walk() if part.maintype == "multipart"]
     if not multiparts:
         return None   # one part: no boundaries to read otherwise
-    if raw.count(b"\r") != raw.count(b"\r\n"):
+    if _BARE_CR.search(raw):
         return "bare CR line breaks"
     for part in multiparts:
         boundary = boundary_of(part)
