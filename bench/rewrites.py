@@ -86,7 +86,7 @@ def _time(settings: object, raw: bytes, rounds: int) -> tuple[float, bytes, int]
         mail = Mail(id="BENCH", envelope=Envelope("teacher@example.sch.uk", ("p@gmail.com",)),
                     client=Client(ip="127.0.0.1"), raw=raw)
         verdict = await assess(mail, settings)  # type: ignore[arg-type]
-        return await outgoing(mail, settings, b"secret", verdict.rewrites)  # type: ignore[arg-type]
+        return await outgoing(mail, settings, b"secret", verdict.plan)  # type: ignore[arg-type]
 
     async def run() -> tuple[list[float], bytes]:
         """Per-message time of each of 5 batches: the best batch is the least disturbed by

@@ -120,11 +120,11 @@ def _html_cut(text: str, fragment: str, position: str, eol: str) -> Cut:
     return at, at, fragment
 
 
-def _qp_spliced(encoded: bytes, size: int, text: str, cut: Cut, codec: str, out: bytes
+def _qp_spliced(raw: bytes, lo: int, hi: int, size: int, kept: tuple[int, int], out: bytes
                 ) -> bytes | None:
-    """The quoted-printable body with only the encoded lines around the cut made again, or
-    None when that would not decode to `out` (the new text's bytes; `size` bytes is what the
-    old body decoded to).
+    """The quoted-printable body raw[lo:hi] with only the encoded lines around the cut made
+    again, or None when that would not decode to `out` (the new text's bytes; the old body
+    decoded to `size` bytes, of which `kept` are before and after the cut).
 
     binascii.b2a_qp encodes about 100 MB/s: re-encoding a 50 KB part for a few lines of
     disclaimer cost half a millisecond, and a realistic message has two such parts. Quoted-
@@ -132,47 +132,52 @@ def _qp_spliced(encoded: bytes, size: int, text: str, cut: Cut, codec: str, out:
     the text before and after it: those are kept as they were sent, and only the lines the
     cut falls in are encoded again. Decoding costs a tenth of encoding, so the result is
     decoded and compared before it is used: an odd encoder cannot make mail go out wrong."""
-    start, end, _ = cut
-    try:
-        before = len(text[:start].encode(codec, "surrogateescape"))  # bytes kept in front
-        after = len(text[end:].encode(codec, "surrogateescape"))     # and behind
-    except UnicodeEncodeError:
-        return None
-    head = encoded.rfind(b"\n", 0, before) + 1     # a line start no later than the cut
-    bound = len(encoded) - after                    # a line start no earlier than its end
-    newline = encoded.find(b"\n", max(bound - 1, head))
-    tail = newline + 1 if newline >= 0 else len(encoded)
-    kept_head, kept_tail = _decoded_length(encoded, head, size), size - _decoded_length(
-        encoded, tail, size)
+    before, after = kept
+    view = memoryview(raw)
+    newline = raw.rfind(b"\n", lo, lo + before)    # a line start no later than the cut
+    head = newline + 1 if newline >= 0 else lo
+    newline = raw.find(b"\n", max(hi - after - 1, head), hi)   # and none earlier than its end
+    tail = newline + 1 if newline >= 0 else hi
+    kept_head = _decoded_length(view, lo, head, hi, size)
+    kept_tail = size - _decoded_length(view, lo, tail, hi, size)
     # Escapes make the encoding longer than the text: those first guesses fall short of the
     # cut by about as many bytes as the part has escapes. Close in, decoding only the gap.
     while before - kept_head > CLOSE_ENOUGH:
-        nearer = encoded.rfind(b"\n", head, head + before - kept_head) + 1
+        nearer = raw.rfind(b"\n", head, head + before - kept_head) + 1
         if nearer <= head:
             break
-        kept_head += len(binascii.a2b_qp(encoded[head:nearer]))
+        kept_head += len(binascii.a2b_qp(view[head:nearer]))
         head = nearer
     while after - kept_tail > CLOSE_ENOUGH:
-        nearer = encoded.find(b"\n", max(head, tail - (after - kept_tail)) - 1, tail) + 1
+        nearer = raw.find(b"\n", max(head, tail - (after - kept_tail)) - 1, tail) + 1
         if not head < nearer < tail:
             break
-        kept_tail += len(binascii.a2b_qp(encoded[nearer:tail]))
+        kept_tail += len(binascii.a2b_qp(view[nearer:tail]))
         tail = nearer
     if kept_head > before or kept_tail > after:
         return None
     middle = binascii.b2a_qp(out[kept_head:len(out) - kept_tail], istext=True)
-    if tail < len(encoded) and not middle.endswith(b"\n"):
-        middle += b"=\r\n" if encoded.endswith(b"\r\n", 0, tail) else b"=\n"   # soft break
-    body = b"".join((encoded[:head], middle, encoded[tail:]))
+    if tail < hi and not middle.endswith(b"\n"):
+        middle += b"=\r\n" if raw.endswith(b"\r\n", lo, tail) else b"=\n"   # soft break
+    body = b"".join((view[lo:head], middle, view[tail:hi]))
     return body if binascii.a2b_qp(body) == out else None
 
 
-def _decoded_length(encoded: bytes, line: int, size: int) -> int:
-    """What encoded[:line] decodes to, in bytes (`line` starts a line; the whole decodes to
+def _kept(text: str, cut: Cut, codec: str) -> tuple[int, int] | None:
+    """The bytes of text before and after the cut, in its charset."""
+    try:
+        return (len(text[:cut[0]].encode(codec, "surrogateescape")),
+                len(text[cut[1]:].encode(codec, "surrogateescape")))
+    except UnicodeEncodeError:
+        return None
+
+
+def _decoded_length(view: memoryview, lo: int, line: int, hi: int, size: int) -> int:
+    """What view[lo:line] decodes to, in bytes (`line` starts a line; view[lo:hi] decodes to
     `size`): the shorter side is decoded, the other is the rest."""
-    if line <= len(encoded) - line:
-        return len(binascii.a2b_qp(encoded[:line]))
-    return size - len(binascii.a2b_qp(encoded[line:]))
+    if line - lo <= hi - line:
+        return len(binascii.a2b_qp(view[lo:line]))
+    return size - len(binascii.a2b_qp(view[line:hi]))
 
 
 def _set_param(field: bytes, name: str, value: str) -> bytes:
@@ -207,6 +212,8 @@ def _rewrite_leaf(raw: bytes, part: Part, d: Disclaimer, eol: str) -> bytes | No
         flowed = str(part.headers.get_param("format", "")).lower() == "flowed"
         cut = _text_cut(text, d.text, d.position, eol, flowed)
     new = text[:cut[0]] + cut[2] + text[cut[1]:]
+    kept = _kept(text, cut, codec) if cte == "quoted-printable" else None
+    del text
     block = raw[part.start:part.body_start]
     recoded = False   # the text had to become UTF-8
     try:
@@ -228,9 +235,8 @@ def _rewrite_leaf(raw: bytes, part: Part, d: Disclaimer, eol: str) -> bytes | No
         block = headers.replace(block, b"mime-version", [f"MIME-Version: 1.0{eol}".encode()])
     del new
     body = None
-    if cte == "quoted-printable" == part.transfer_encoding and not recoded:
-        body = _qp_spliced(raw[part.body_start:part.end], size, text, cut, codec, out)
-    del text
+    if kept is not None and cte == part.transfer_encoding and not recoded:
+        body = _qp_spliced(raw, part.body_start, part.end, size, kept, out)
     if body is None:
         body = _encode(out, cte, eol)
     del out
