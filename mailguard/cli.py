@@ -8,16 +8,16 @@ import asyncio
 import json
 import os
 import signal
-import sqlite3
 import sys
 from pathlib import Path
 
 from mailguard import config
-from mailguard.commands import common, doctor, review, setup, sources, users, wordlists
+from mailguard.commands import common, doctor, review, setup, sources, store, users, wordlists
 from mailguard.config import ConfigError, Settings
 from mailguard.model import Action
 from mailguard.server import certificates
 from mailguard.store import db as store_db
+from mailguard.store.backend import ERRORS as STORE_ERRORS
 
 DEFAULT_CONFIG = "config/mailguard.toml"
 CONFIG_ENV = "MAILGUARD_CONFIG"
@@ -196,6 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
     users.add_parser(command)
     sources.add_parser(command)
     doctor.add_parser(command)
+    store.add_parser(command)
     _everywhere(p, top=True)
     return p
 
@@ -248,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return serve(Path(args.config), milter=True)
     # Commands that only read the stores do not need the checks' lists or the DKIM keys.
-    store_only = args.command in ("events", "purge", "users", "sources") or (
+    store_only = args.command in ("events", "purge", "users", "sources", "store") or (
         args.command == "quarantine" and args.action in ("list", "show", "delete", "rekey"))
     try:
         # check-config builds everything a start would, and writes nothing (no key made).
@@ -261,9 +262,9 @@ def main(argv: list[str] | None = None) -> int:
                 "events": review.cmd_events, "purge": review.cmd_purge,
                 "quarantine": review.cmd_quarantine, "wordlists": wordlists.cmd_wordlists,
                 "users": users.cmd_users, "sources": sources.cmd_sources,
-                "doctor": doctor.cmd_doctor}
+                "doctor": doctor.cmd_doctor, "store": store.cmd_store}
     try:
         return handlers[args.command](args, settings)
-    except (sqlite3.Error, OSError) as e:   # a full disk or a locked store: words, not a trace
+    except (*STORE_ERRORS, OSError) as e:   # a full disk, a locked or unreachable store
         print(f"mailguard: {store_db.problem(e, settings.storage.data_dir)}", file=sys.stderr)
         return 1

@@ -94,6 +94,13 @@ class StorageSettings:
     quarantine_key: bytes = field(default=b"", repr=False)   # AES-256-GCM; never in the store
     quarantine_key_source: str = ""   # where it came from, for check-config
     quarantine_old_keys: tuple[bytes, ...] = field(default=(), repr=False)   # being rotated out
+    url: str = "sqlite:"   # "sqlite:" (the data folder) or postgresql://… (the shared store)
+    password: str | None = field(default=None, repr=False)   # PostgreSQL's, from env or file
+
+    @property
+    def shared(self) -> bool:
+        """The store is PostgreSQL, shared with other gateways."""
+        return self.url != "sqlite:"
 
 
 @dataclass(frozen=True)
@@ -370,7 +377,23 @@ def _storage(o: StorageOptions, base: Path, create: bool) -> StorageSettings:
     return StorageSettings(
         data_dir=data_dir, event_retention_days=o.event_retention_days,
         quarantine_retention_days=o.quarantine_retention_days, quarantine_key=key,
-        quarantine_key_source=source, quarantine_old_keys=old)
+        quarantine_key_source=source, quarantine_old_keys=old, url=o.url,
+        password=_store_password(o, base))
+
+
+def _store_password(o: StorageOptions, base: Path) -> str | None:
+    """PostgreSQL's password, from the named environment variable or the file's first line."""
+    if o.password_env:
+        value = os.environ.get(o.password_env)
+        if value is None:
+            raise KeyProblem("password_env", f"the environment variable {o.password_env} is "
+                             "not set")
+        return value
+    if o.password_file:
+        path = _path(base, o.password_file) or Path(o.password_file)
+        return private("password_file", path, lambda p: p.read_text().split("\n", 1)[0].strip(),
+                       "read")
+    return None
 
 
 def _web(o: WebOptions) -> WebSettings:

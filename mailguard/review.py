@@ -8,7 +8,6 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass, field
 
-import aiosqlite
 import structlog
 
 from mailguard import policy
@@ -19,6 +18,7 @@ from mailguard.model import Mail, Step
 from mailguard.notices import notify
 from mailguard.pipeline import inspect, outgoing, signer
 from mailguard.store import audit
+from mailguard.store.backend import Store
 from mailguard.store.quarantine import Held, Quarantine
 from mailguard.store.sealing import SealError
 
@@ -69,14 +69,14 @@ def _options(raw: bytes, held: Held) -> list[str]:
     return options
 
 
-async def release(settings: Settings, quarantine: Quarantine, db: aiosqlite.Connection,
+async def release(settings: Settings, quarantine: Quarantine, db: Store,
                   qid: str, actor: str, secret: bytes, only: list[str] | None = None,
                   address: str | None = None) -> ReleaseResult:
     """Deliver to each still-held recipient (or those of them in `only`); only those the
     upstream accepted count as released, and the rest stay held."""
     held = await _held(quarantine, qid)
     try:
-        raw = quarantine.read(held)
+        raw = await quarantine.read(held)
     except SealError as e:
         raise ReviewError(f"message {qid} cannot be opened: {e}") from None
     if raw is None:
@@ -127,7 +127,7 @@ async def release(settings: Settings, quarantine: Quarantine, db: aiosqlite.Conn
     return result
 
 
-async def reject(settings: Settings, quarantine: Quarantine, db: aiosqlite.Connection, qid: str,
+async def reject(settings: Settings, quarantine: Quarantine, db: Store, qid: str,
                  actor: str, note: str, address: str | None = None) -> Reply | None:
     """Refuse for good and tell the sender why, with the reviewer's note."""
     held = await _held(quarantine, qid)
@@ -143,11 +143,13 @@ async def reject(settings: Settings, quarantine: Quarantine, db: aiosqlite.Conne
     return reply
 
 
-async def delete(quarantine: Quarantine, db: aiosqlite.Connection, qid: str, actor: str,
+async def delete(quarantine: Quarantine, db: Store, qid: str, actor: str,
                  address: str | None = None) -> None:
     held = await quarantine.get(qid)
     if held is None:
         raise ReviewError(f"no held message with id {qid}")
-    quarantine.remove_file(held)
+    # Recorded first, then the content goes: a store that cannot record the deletion (a full
+    # disk) leaves the message held and whole, not held and empty.
     await quarantine.update(qid, status="deleted")
     await audit.record(db, actor, "delete", qid, "", address)
+    await quarantine.remove_file(held)

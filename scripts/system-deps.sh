@@ -23,6 +23,8 @@ if [ "${1:-run}" = test ]; then
   [ -e /usr/share/dict/british-english ] || want+=(wbritish)   # wordlists lint's dictionary
   [ -x /usr/bin/chromium ] || want+=(chromium)   # the review desk's browser tests (Playwright)
   command -v systemd-analyze >/dev/null || want+=(systemd)   # verifies deploy/mailguard.service
+  # The shared-store tests start their own PostgreSQL server (initdb, pg_ctl) on loopback
+  compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || want+=(postgresql)
 fi
 if [ "${1:-run}" = bench ]; then   # the tests' packages, and a C milter to compare with
   "$0" test
@@ -37,6 +39,14 @@ echo "postfix postfix/main_mailer_type select No configuration" | $SUDO debconf-
 $SUDO apt-get update -qq
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends \
   $(printf '%s\n' "${want[@]}" | sort -u) >/dev/null
+# The tests start their own PostgreSQL: the cluster the package makes is stopped and kept
+# from starting again (it would hold port 5432 and memory for nothing).
+if [[ " ${want[*]} " == *" postgresql "* ]] && command -v pg_lsclusters >/dev/null; then
+  pg_lsclusters -h 2>/dev/null | while read -r version name _; do
+    $SUDO pg_ctlcluster "$version" "$name" stop >/dev/null 2>&1 || true
+    echo disabled | $SUDO tee "/etc/postgresql/$version/$name/start.conf" >/dev/null || true
+  done
+fi
 # The bench starts its own OpenDKIM; the package's system service is not wanted.
 if [[ " ${want[*]} " == *" opendkim "* ]] && command -v systemctl >/dev/null \
     && [ -d /run/systemd/system ]; then

@@ -399,7 +399,7 @@ def added_headers(relayed: bytes, original: bytes) -> bytes:
 # gateway, the CLI, Postfix, clamd, a browser): a developer's loop in well under a minute.
 _STARTS_PROCESSES = re.compile(
     r"subprocess|Popen|\.cli\(|(?<![\w.])run\(\s*[\"']|Gateway\(|make_gateway|sys\.executable"
-    r"|postfix\.|\bPostfix\b|chromium|clamd")
+    r"|postfix\.|\bPostfix\b|chromium|clamd|PostgresServer")
 
 
 def _spawns(function: Any, depth: int = 2) -> bool:
@@ -436,3 +436,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if _starts_processes(item):
             item.add_marker(pytest.mark.process)
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Any]:
+    """A real PostgreSQL server for the session (tests/pgserver.py), stopped at the end."""
+    from pgserver import PostgresServer, binaries
+
+    if binaries() is None:
+        pytest.skip("PostgreSQL is not installed (scripts/system-deps.sh test installs it)")
+    server = PostgresServer()
+    yield server
+    server.close()

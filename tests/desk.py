@@ -20,11 +20,12 @@ ROLES = ("dpo", "dsl", "it", "auditor")
 def add_accounts(gw: Any) -> None:
     """One account per role, as `mailguard users add NAME --role ROLE` makes them (the
     command itself is tested in test_desk), straight into the store: no process each."""
+    from mailguard import config
     from mailguard.store import audit, reviewers
-    from mailguard.store import db as store_db
+    from mailguard.store.opening import open_store
 
     async def add() -> None:
-        db = await store_db.connect(gw.data_dir)
+        db = await open_store(config.load(gw.config_path, checks=False).storage)
         try:
             for role in ROLES:
                 await reviewers.add(db, role, role, PASSWORD)

@@ -25,7 +25,7 @@ from mailguard.model import (
     unavailable,
 )
 from mailguard.pipeline import assess
-from mailguard.store import db as store_db
+from mailguard.store.opening import open_store
 from mailguard.store.quarantine import Quarantine, plan_from_json, plan_to_json
 
 PARENTS = ["p1@gmail.com", "p2@gmail.com", "p3@gmail.com"]
@@ -113,7 +113,7 @@ async def test_a_release_carries_out_the_plan_decided_when_the_mail_was_held(tmp
     held before plans were kept gets today's rewrites, as before."""
     before = gateway_config(tmp_path, sink, "Old wording: monitored.", "rewrite")
     after = gateway_config(tmp_path, sink, "New wording: monitored.", "log")
-    db = await store_db.connect(before.storage.data_dir)
+    db = await open_store(before.storage)
     try:
         quarantine = Quarantine(db, before.storage.data_dir, before.storage.quarantine_key)
         for n in (1, 2):
@@ -122,8 +122,7 @@ async def test_a_release_carries_out_the_plan_decided_when_the_mail_was_held(tmp
             assert verdict.action is Action.QUARANTINE
             assert [type(s) for s in verdict.plan] == [AddDisclaimer, HideRecipients]
             await quarantine.hold(mail, verdict.findings, verdict.reason, verdict.plan)
-        await db.execute("UPDATE quarantine SET plan = NULL WHERE id = 'PLAN2'")
-        await db.commit()
+        await db.run("UPDATE quarantine SET plan = NULL WHERE id = 'PLAN2'")
         for n in (1, 2):
             result = await review.release(after, quarantine, db, f"PLAN{n}", "dpo", b"k" * 32)
             assert result.complete and sorted(result.delivered) == PARENTS

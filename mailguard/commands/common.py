@@ -33,11 +33,11 @@ def table(rows: list[dict[str, Any]], columns: list[str]) -> str:
 
 
 async def with_stores(settings: Settings, work: Callable[..., Awaitable[int]]) -> int:
-    from mailguard.store import db as store_db
     from mailguard.store.events import EventLog
+    from mailguard.store.opening import open_store
     from mailguard.store.quarantine import Quarantine
 
-    db = await store_db.connect(settings.storage.data_dir)
+    db = await open_store(settings.storage)
     try:
         return await work(db, Quarantine(db, settings.storage.data_dir,
                                           settings.storage.quarantine_key,

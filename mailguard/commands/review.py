@@ -88,7 +88,7 @@ def cmd_quarantine(args: argparse.Namespace, settings: Settings) -> int:
                     raise review.ReviewError(f"no held message with id {args.id}")
                 await audit.record(db, actor, "show", args.id, "raw" if args.raw else "")
                 if args.raw:
-                    data = quarantine.read(held)
+                    data = await quarantine.read(held)
                     sys.stdout.buffer.write(data or b"(content removed by retention)\n")
                     return 0
                 info = {**held.__dict__, "audit": await audit.trail(db, args.id)}

@@ -43,7 +43,7 @@ def cmd_wordlists_replay(args: argparse.Namespace, settings: Settings) -> int:
             if held.ts < time.time() - args.since or not held.file:
                 continue
             try:
-                raw = quarantine.read(held)
+                raw = await quarantine.read(held)
             except SealError as e:
                 print(f"mailguard: {held.id} skipped: {e}", file=sys.stderr)
                 continue

@@ -11,12 +11,12 @@ import time
 from collections import defaultdict
 from collections.abc import Callable
 
-import aiosqlite
 import structlog
 
 from mailguard.config import Settings
 from mailguard.model import Finding
 from mailguard.notices import notify
+from mailguard.store.backend import Queries, Store
 from mailguard.store.quarantine import Quarantine, is_safeguarding
 
 log = structlog.get_logger("mailguard.notices")
@@ -24,7 +24,7 @@ HOUR = 3600
 GIVE_UP = 24 * HOUR
 
 
-async def enqueue(db: aiosqlite.Connection, settings: Settings, qid: str, sender: str,
+async def enqueue(db: Queries, settings: Settings, qid: str, sender: str,
                   findings: tuple[Finding, ...]) -> None:
     """Queue the notices one hold calls for (in the same store as the hold itself)."""
     org, wanted = settings.organisation, settings.notices
@@ -38,47 +38,40 @@ async def enqueue(db: aiosqlite.Connection, settings: Settings, qid: str, sender
         rows.append((sender, "sender"))
     if rows:
         now = time.time()
-        await db.executemany("INSERT INTO notices (ts, qid, recipient, kind) VALUES (?, ?, ?, ?)",
-                             [(now, qid, r, kind) for r, kind in rows])
-        await db.commit()
+        await db.run_many("INSERT INTO notices (ts, qid, recipient, kind) VALUES (?, ?, ?, ?)",
+                          [(now, qid, r, kind) for r, kind in rows])
 
 
-async def _claim(db: aiosqlite.Connection, seqs: list[int], now: float, digest: bool
-                 ) -> list[int]:
-    """Take these rows for this process; another worker may have taken some first."""
+async def _claim(db: Store, seqs: list[int], now: float, digest: bool) -> list[int]:
+    """Take these rows for this process; another worker (or node) may have taken some first."""
     marks = ",".join("?" * len(seqs))
-    async with db.execute(f"UPDATE notices SET claimed = ?, digest = ? WHERE claimed IS NULL "
-                          f"AND seq IN ({marks}) RETURNING seq", (now, digest, *seqs)) as cur:
-        got = [r[0] for r in await cur.fetchall()]
-    await db.commit()
-    return got
+    async with db.transaction() as tx:
+        return [r[0] for r in await tx.all(
+            f"UPDATE notices SET claimed = ?, digest = ? WHERE claimed IS NULL "
+            f"AND seq IN ({marks}) RETURNING seq", (now, int(digest), *seqs))]
 
 
-async def _release(db: aiosqlite.Connection, seqs: list[int], now: float) -> None:
+async def _release(db: Queries, seqs: list[int], now: float) -> None:
     """Not sent: back in the queue to try again, unless they have waited a day."""
     marks = ",".join("?" * len(seqs))
-    await db.execute(f"UPDATE notices SET claimed = NULL, tries = tries + 1 WHERE seq IN "
-                     f"({marks}) AND ts > ?", (*seqs, now - GIVE_UP))
-    await db.commit()
+    await db.run(f"UPDATE notices SET claimed = NULL, tries = tries + 1 WHERE seq IN "
+                 f"({marks}) AND ts > ?", (*seqs, now - GIVE_UP))
 
 
 async def flush(settings: Settings, quarantine: Quarantine, now: float | None = None) -> int:
     """Send what is due; returns how many notices went."""
     now = time.time() if now is None else now
     db = quarantine.db
-    async with db.execute("SELECT seq, qid, recipient, kind FROM notices WHERE claimed IS NULL "
-                          "ORDER BY seq") as cur:
-        pending = await cur.fetchall()
+    pending = await db.all("SELECT seq, qid, recipient, kind FROM notices "
+                           "WHERE claimed IS NULL ORDER BY seq")
     by_recipient: dict[tuple[str, str], list[tuple[int, str]]] = defaultdict(list)
     for seq, qid, recipient, kind in pending:
         by_recipient[(recipient, kind)].append((seq, qid))
     sent = 0
     for (recipient, kind), items in by_recipient.items():
-        async with db.execute(
-                "SELECT count(*), max(CASE WHEN digest THEN claimed END) FROM notices "
-                "WHERE recipient = ? AND kind = ? AND claimed > ?",
-                (recipient, kind, now - HOUR)) as cur:
-            recent, last_digest = await cur.fetchone()  # type: ignore[misc]
+        recent, last_digest = await db.one(
+            "SELECT count(*), max(CASE WHEN digest <> 0 THEN claimed END) FROM notices "
+            "WHERE recipient = ? AND kind = ? AND claimed > ?", (recipient, kind, now - HOUR))
         batch = kind == "reviewer" and len(items) + recent > settings.notices.digest_after
         if batch and last_digest and now - last_digest < settings.notices.digest_minutes * 60:
             continue   # a digest went lately: the next one gathers these too

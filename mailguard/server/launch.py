@@ -16,7 +16,9 @@ import structlog
 from mailguard import config
 from mailguard.config import ConfigError, Settings
 from mailguard.delivery import trace
+from mailguard.store.backend import ERRORS as STORE_ERRORS
 from mailguard.store.db import prepare_data_dir
+from mailguard.store.db import problem as store_problem
 
 log = structlog.get_logger("mailguard.launch")
 
@@ -62,7 +64,11 @@ def serve(config_path: Path, *, worker: bool = False, milter: bool = False) -> i
         extra = 0 if worker or milter else settings.server.workers - 1
         asyncio.run(run_single(config_path, settings, worker=worker, extra_workers=extra,
                                milter=milter))
-    except OSError as e:
-        print(f"mailguard: cannot start: {e}", file=sys.stderr)
+    except ConfigError as e:   # found only once the store is open (a cluster's key)
+        print(f"mailguard: {config_path}: {e}", file=sys.stderr)
+        return 2
+    except (*STORE_ERRORS, OSError) as e:
+        words = store_problem(e, settings.storage.data_dir) if not isinstance(e, OSError) else e
+        print(f"mailguard: cannot start: {words}", file=sys.stderr)
         return 1
     return 0

@@ -21,8 +21,8 @@ from mailguard.pipeline import Pipeline
 from mailguard.server.auth import UserDatabase
 from mailguard.server.smtp import Handler, protocol_factory
 from mailguard.server.workers import Workers, install_signals
-from mailguard.store import db as store_db
 from mailguard.store.events import EventLog
+from mailguard.store.opening import open_store
 from mailguard.store.quarantine import Quarantine
 from mailguard.web.serve import web_task
 
@@ -149,7 +149,7 @@ async def start(config_path: Path, settings: Settings, *, reuse_port: bool = Fal
     """The gateway's stores, upstream and SMTP socket (or, for `milter`, the milter socket); with
     `serving` false nothing answers until `server.start_serving()`, so the web listener can
     come first (the milter's socket opens only then)."""
-    db = await store_db.connect(settings.storage.data_dir)
+    db = await open_store(settings.storage)
     events = EventLog(db)
     events.start()
     quarantine = Quarantine(db, settings.storage.data_dir, settings.storage.quarantine_key,

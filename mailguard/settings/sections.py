@@ -232,6 +232,39 @@ class StorageOptions(Options):
     quarantine_old_key_files: Texts = ()
     """Keys being rotated out: they open what they sealed and seal nothing new; `mailguard
     quarantine rekey` re-seals the rest under the current key (docs/deploy/operations.md)."""
+    url: Text = "sqlite:"
+    """Where events, held mail, the audit trail and reviewer accounts live: `"sqlite:"` (a
+    database in the data folder, for one machine) or `"postgresql://user@host[:port]/db"`,
+    shared by several gateways and one desk (docs/deploy/cluster.md). libpq's own keys may
+    follow (`?sslmode=verify-full`); the password never goes in the URL."""
+    password_env: Text = ""
+    """An environment variable holding the PostgreSQL password."""
+    password_file: Text | None = None
+    """A file (0600) holding the PostgreSQL password on its first line."""
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        if value == "sqlite:":
+            return value
+        parts = urlsplit(value)
+        if parts.scheme not in ("postgresql", "postgres"):
+            raise ValueError(f'{value!r}: use "sqlite:" or "postgresql://user@host/database"')
+        if parts.password is not None:
+            raise ValueError("the URL holds a password: put it in password_env or "
+                             "password_file, where it stays out of the config and the logs")
+        if not parts.hostname or not parts.path.strip("/"):
+            raise ValueError(f"{value!r}: a PostgreSQL URL needs a host and a database, as in "
+                             "postgresql://mailguard@db.trust.internal/mailguard")
+        return value
+
+    @model_validator(mode="after")
+    def _password(self) -> StorageOptions:
+        if self.url == "sqlite:" and (self.password_env or self.password_file):
+            raise ValueError("password_env and password_file are for a postgresql:// url")
+        if self.password_env and self.password_file:
+            raise ValueError("give password_env or password_file, not both")
+        return self
 
 
 class WebOptions(Options):

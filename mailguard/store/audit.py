@@ -6,8 +6,7 @@ import getpass
 import time
 from typing import Any
 
-import aiosqlite
-
+from mailguard.store.backend import Queries
 from mailguard.store.db import conditions
 
 
@@ -18,25 +17,23 @@ def current_actor() -> str:
         return "unknown"
 
 
-async def record(db: aiosqlite.Connection, actor: str, action: str, quarantine_id: str | None,
+async def record(db: Queries, actor: str, action: str, quarantine_id: str | None,
                  detail: str = "", address: str | None = None) -> None:
     """One row: who (`actor`), from which network address (the desk's client; None on the
     command line), did what, to which held message."""
-    await db.execute(
+    await db.run(
         "INSERT INTO audit (ts, actor, action, quarantine_id, detail, address) "
         "VALUES (?, ?, ?, ?, ?, ?)", (time.time(), actor, action, quarantine_id, detail, address))
-    await db.commit()
 
 
-async def trail(db: aiosqlite.Connection, quarantine_id: str | None = None) -> list[dict[str, Any]]:
+async def trail(db: Queries, quarantine_id: str | None = None) -> list[dict[str, Any]]:
     sql, args = "SELECT * FROM audit ORDER BY seq", ()
     if quarantine_id:
         sql, args = "SELECT * FROM audit WHERE quarantine_id = ? ORDER BY seq", (quarantine_id,)
-    async with db.execute(sql, args) as cur:
-        return [dict(r) for r in await cur.fetchall()]
+    return [dict(r) for r in await db.all(sql, args)]
 
 
-async def search(db: aiosqlite.Connection, *, actor: str = "", action: str = "",
+async def search(db: Queries, *, actor: str = "", action: str = "",
                  quarantine_id: str = "", since: float | None = None,
                  until: float | None = None, limit: int | None = 200, offset: int = 0,
                  ) -> tuple[list[dict[str, Any]], int]:
@@ -44,10 +41,8 @@ async def search(db: aiosqlite.Connection, *, actor: str = "", action: str = "",
     clauses, args = conditions(equal={"actor": actor, "action": action,
                                       "quarantine_id": quarantine_id}, since=since, until=until)
     where = " AND ".join(clauses) or "1 = 1"
-    async with db.execute(f"SELECT count(*) FROM audit WHERE {where}", args) as cur:
-        (total,) = await cur.fetchone()  # type: ignore[misc]
+    (total,) = await db.one(f"SELECT count(*) FROM audit WHERE {where}", args)
     sql = f"SELECT * FROM audit WHERE {where} ORDER BY seq DESC"
     if limit is not None:
         sql += f" LIMIT {int(limit)} OFFSET {int(offset)}"
-    async with db.execute(sql, args) as cur:
-        return [dict(r) for r in await cur.fetchall()], int(total)
+    return [dict(r) for r in await db.all(sql, args)], int(total)

@@ -11,6 +11,8 @@ from typing import Any
 
 import aiosqlite
 
+from mailguard.store.backend import SqliteStore
+
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS events (
     id TEXT PRIMARY KEY, ts REAL NOT NULL, client TEXT, helo TEXT, auth_user TEXT,
@@ -121,7 +123,8 @@ def prepare_data_dir(data_dir: Path) -> None:
     os.chmod(data_dir, 0o700)
 
 
-async def connect(data_dir: Path) -> aiosqlite.Connection:
+async def connect(data_dir: Path) -> SqliteStore:
+    """The data folder's SQLite store, made or brought up to date."""
     prepare_data_dir(data_dir)
     db = await aiosqlite.connect(data_dir / "mailguard.db", timeout=30)
     try:
@@ -135,7 +138,7 @@ async def connect(data_dir: Path) -> aiosqlite.Connection:
     except BaseException:   # its thread would otherwise keep the process from ending
         await db.close()
         raise
-    return db
+    return SqliteStore(db)
 
 
 def _nearly_full(data_dir: Path) -> bool:
@@ -149,6 +152,10 @@ def _nearly_full(data_dir: Path) -> bool:
 def problem(exc: BaseException, data_dir: Path) -> str | None:
     """What a store failure means for the person at the keyboard, and what to do; None when
     `exc` is not a storage failure (a bug, which should be reported as one)."""
+    from mailguard.store import postgres
+
+    if (words := postgres.problem(exc)) is not None:
+        return words
     text = str(exc)
     errno_ = getattr(exc, "errno", None)
     if isinstance(exc, OSError) and exc.filename and data_dir.resolve() not in (

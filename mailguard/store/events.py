@@ -12,9 +12,9 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import aiosqlite
 import structlog
 
+from mailguard.store.backend import Store
 from mailguard.store.db import conditions
 
 log = structlog.get_logger("mailguard.event")
@@ -22,6 +22,7 @@ log = structlog.get_logger("mailguard.event")
 COLUMNS = ("id", "ts", "client", "helo", "auth_user", "sender", "rcpt_count", "rcpt_domains",
            "refused_count", "size", "verdict", "checks", "upstream", "latency_ms",
            "quarantine_id", "tls", "stamped", "source")
+UPDATE = ", ".join(f"{c} = excluded.{c}" for c in COLUMNS[1:])   # a message's later event wins
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,7 @@ class Event:
         return tuple(d[c] for c in COLUMNS)
 
 
-def from_row(row: aiosqlite.Row) -> dict[str, Any]:
+def from_row(row: Any) -> dict[str, Any]:
     d = dict(row)
     d["rcpt_domains"] = [x for x in (d["rcpt_domains"] or "").split(",") if x]
     d["checks"] = [x for x in (d["checks"] or "").split(",") if x]
@@ -61,7 +62,7 @@ def from_row(row: aiosqlite.Row) -> dict[str, Any]:
 
 
 class EventLog:
-    def __init__(self, db: aiosqlite.Connection, interval: float = 0.2) -> None:
+    def __init__(self, db: Store, interval: float = 0.2) -> None:
         self.db = db
         self.pending: list[tuple[Any, ...]] = []
         self.interval = interval
@@ -78,16 +79,16 @@ class EventLog:
             return
         rows, self.pending = self.pending, []
         placeholders = ",".join("?" for _ in COLUMNS)
-        await self.db.executemany(
-            f"INSERT OR REPLACE INTO events ({','.join(COLUMNS)}) VALUES ({placeholders})", rows)
-        await self.db.commit()
+        await self.db.run_many(
+            f"INSERT INTO events ({','.join(COLUMNS)}) VALUES ({placeholders}) "
+            f"ON CONFLICT (id) DO UPDATE SET {UPDATE}", rows)
 
     async def _run(self) -> None:
         while True:
             await asyncio.sleep(self.interval)
             try:
                 await self.flush()
-            except aiosqlite.Error as e:
+            except Exception as e:   # the store's own error, whichever database it is
                 log.error("event_log_write_failed", error=str(e))
 
     def start(self) -> None:
@@ -99,9 +100,8 @@ class EventLog:
         await self.flush()
 
     async def since(self, ts: float) -> list[dict[str, Any]]:
-        async with self.db.execute(
-                "SELECT * FROM events WHERE ts >= ? ORDER BY ts", (ts,)) as cur:
-            return [from_row(r) for r in await cur.fetchall()]
+        return [from_row(r) for r in await self.db.all(
+            "SELECT * FROM events WHERE ts >= ? ORDER BY ts", (ts,))]
 
     async def search(self, *, verdict: str = "", sender: str = "", rule: str = "",
                      since: float | None = None, until: float | None = None, limit: int = 100,
@@ -111,17 +111,14 @@ class EventLog:
                                    contains={"sender": sender, "checks": rule},
                                    since=since, until=until)
         where = " AND ".join(clauses) or "1 = 1"
-        async with self.db.execute(f"SELECT count(*) FROM events WHERE {where}", args) as cur:
-            (total,) = await cur.fetchone()  # type: ignore[misc]
-        async with self.db.execute(
-                f"SELECT * FROM events WHERE {where} ORDER BY ts DESC LIMIT ? OFFSET ?",
-                [*args, limit, offset]) as cur:
-            return [from_row(r) for r in await cur.fetchall()], int(total)
+        (total,) = await self.db.one(f"SELECT count(*) FROM events WHERE {where}", args)
+        rows = await self.db.all(
+            f"SELECT * FROM events WHERE {where} ORDER BY ts DESC LIMIT ? OFFSET ?",
+            [*args, limit, offset])
+        return [from_row(r) for r in rows], int(total)
 
     async def purge(self, before: float) -> int:
-        cur = await self.db.execute("DELETE FROM events WHERE ts < ?", (before,))
-        await self.db.commit()
-        return cur.rowcount
+        return await self.db.run("DELETE FROM events WHERE ts < ?", (before,))
 
 
 def dumps(event: dict[str, Any]) -> str:

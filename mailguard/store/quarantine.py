@@ -1,5 +1,6 @@
-"""Held mail: the message bytes on disk (sealed with AES-GCM, fsync'd, 0600) and its envelope
-and findings in SQLite (the subject sealed too).
+"""Held mail: the message bytes sealed with AES-GCM (an fsync'd 0600 file beside the SQLite
+store, or a row of the PostgreSQL store) and its envelope and findings in the store (the
+subject sealed too).
 
 `hold` returns only once both are durable, because the SMTP 250 that follows promises the
 sender's server that the message is safe with us.
@@ -11,16 +12,15 @@ import asyncio
 import binascii
 import dataclasses
 import json
-import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import aiosqlite
-
 from mailguard.model import STEPS, Client, Envelope, Finding, Mail, Step
 from mailguard.store import audit
+from mailguard.store.backend import Store
+from mailguard.store.heldfiles import held_files
 from mailguard.store.sealing import Sealer, SealError
 
 STATUSES = ("held", "released", "rejected", "deleted", "expired")
@@ -56,7 +56,7 @@ class Held:
     plan: tuple[Step, ...] | None = None
 
     @classmethod
-    def from_row(cls, row: aiosqlite.Row) -> Held:
+    def from_row(cls, row: Any) -> Held:
         d = dict(row)
         d.pop("subject_hint", None)
         for key in ("recipients", "held_recipients", "findings"):
@@ -100,74 +100,55 @@ def plan_from_json(text: str) -> tuple[Step, ...]:
     return tuple(steps)
 
 
-def _write_durably(folder: Path, name: str, data: bytes) -> None:
-    tmp = folder / f".{name}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.rename(tmp, folder / name)
-    dir_fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
 class Quarantine:
-    def __init__(self, db: aiosqlite.Connection, data_dir: Path, key: bytes,
+    def __init__(self, db: Store, data_dir: Path, key: bytes,
                  old_keys: tuple[bytes, ...] = ()) -> None:
         self.db = db
         self.sealer = Sealer(key, old_keys)
-        self.folder = data_dir / "quarantine"
-        self.folder.mkdir(parents=True, exist_ok=True)
-        os.chmod(self.folder, 0o700)
+        self.files = held_files(db, data_dir)
 
     async def hold(self, mail: Mail, findings: tuple[Finding, ...], reason: str,
                    plan: tuple[Step, ...] = ()) -> str:
         name = f"{mail.id}.eml"
         sealed = await asyncio.to_thread(self.sealer.seal, mail.raw, mail.id)
-        await asyncio.to_thread(_write_durably, self.folder, name, sealed)
+        await self.files.write(name, sealed)
         recipients = json.dumps(list(mail.envelope.recipients))
-        await self.db.execute(
-            "INSERT INTO quarantine (id, ts, status, reason, sender, recipients, held_recipients,"
-            " client, auth_user, size, findings, file, updated, subject, safeguarding, plan)"
-            " VALUES (?, ?, 'held', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (mail.id, mail.received_at, reason, mail.envelope.sender, recipients, recipients,
-             mail.client.ip, mail.client.auth_user, len(mail.raw),
-             json.dumps([_finding_dict(f) for f in findings]), name, time.time(),
-             self.sealer.seal_text(mail.subject[:300], mail.id),
-             any(map(is_safeguarding, findings)), plan_to_json(plan)))
-        await self.db.executemany(
-            "INSERT OR IGNORE INTO held_rules (qid, check_name, rule) VALUES (?, ?, ?)",
-            [(mail.id, f.check, f.rule_id) for f in findings])
-        await self.db.commit()
+        async with self.db.transaction() as tx:
+            await tx.run(
+                "INSERT INTO quarantine (id, ts, status, reason, sender, recipients,"
+                " held_recipients, client, auth_user, size, findings, file, updated, subject,"
+                " safeguarding, plan) VALUES (?, ?, 'held', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (mail.id, mail.received_at, reason, mail.envelope.sender, recipients,
+                 recipients, mail.client.ip, mail.client.auth_user, len(mail.raw),
+                 json.dumps([_finding_dict(f) for f in findings]), name, time.time(),
+                 self.sealer.seal_text(mail.subject[:300], mail.id),
+                 int(any(map(is_safeguarding, findings))), plan_to_json(plan)))
+            await tx.run_many(
+                "INSERT INTO held_rules (qid, check_name, rule) VALUES (?, ?, ?) "
+                "ON CONFLICT DO NOTHING", [(mail.id, f.check, f.rule_id) for f in findings])
         return mail.id
 
-    def held(self, row: aiosqlite.Row) -> Held:
+    def held(self, row: Any) -> Held:
         """A record as reviewers read it: its subject opened."""
         held = Held.from_row(row)
         return dataclasses.replace(held, subject=self.sealer.open_text(held.subject, held.id))
 
     async def get(self, qid: str) -> Held | None:
-        async with self.db.execute("SELECT * FROM quarantine WHERE id = ?", (qid,)) as cur:
-            row = await cur.fetchone()
+        row = await self.db.one("SELECT * FROM quarantine WHERE id = ?", (qid,))
         return self.held(row) if row else None
 
     async def list(self, status: str | None = "held") -> list[Held]:
         sql, args = "SELECT * FROM quarantine ORDER BY ts", ()
         if status:
             sql, args = "SELECT * FROM quarantine WHERE status = ? ORDER BY ts", (status,)
-        async with self.db.execute(sql, args) as cur:
-            return [self.held(r) for r in await cur.fetchall()]
+        return [self.held(r) for r in await self.db.all(sql, args)]
 
-    def read(self, held: Held) -> bytes | None:
+    async def read(self, held: Held) -> bytes | None:
         """The held message's bytes, or None once retention has removed them. Raises
         SealError if they were sealed under a key this instance does not have."""
-        if not held.file:
+        if not held.file or (blob := await self.files.read(held.file)) is None:
             return None
-        return self.sealer.open((self.folder / held.file).read_bytes(), held.id)
+        return await asyncio.to_thread(self.sealer.open, blob, held.id)
 
     async def update(self, qid: str, *, status: str, held_recipients: list[str] | None = None,
                      note: str | None = None, last_reply: str | None = None) -> None:
@@ -183,54 +164,43 @@ class Quarantine:
         if last_reply is not None:
             sets.append("last_reply = ?")
             args.append(last_reply)
-        await self.db.execute(f"UPDATE quarantine SET {', '.join(sets)} WHERE id = ?",
-                              (*args, qid))
-        await self.db.commit()
+        await self.db.run(f"UPDATE quarantine SET {', '.join(sets)} WHERE id = ?", (*args, qid))
 
     async def assign(self, qid: str, reviewer: str | None) -> None:
-        await self.db.execute("UPDATE quarantine SET assigned_to = ?, updated = ? WHERE id = ?",
-                              (reviewer, time.time(), qid))
-        await self.db.commit()
+        await self.db.run("UPDATE quarantine SET assigned_to = ?, updated = ? WHERE id = ?",
+                          (reviewer, time.time(), qid))
 
     async def comment(self, qid: str, actor: str, text: str) -> None:
-        await self.db.execute("INSERT INTO comments (qid, ts, actor, text) VALUES (?, ?, ?, ?)",
-                              (qid, time.time(), actor, text))
-        await self.db.commit()
+        await self.db.run("INSERT INTO comments (qid, ts, actor, text) VALUES (?, ?, ?, ?)",
+                          (qid, time.time(), actor, text))
 
     async def comments(self, qid: str) -> list[dict[str, Any]]:
-        async with self.db.execute(
-                "SELECT ts, actor, text FROM comments WHERE qid = ? ORDER BY seq", (qid,)) as cur:
-            return [dict(r) for r in await cur.fetchall()]
+        return [dict(r) for r in await self.db.all(
+            "SELECT ts, actor, text FROM comments WHERE qid = ? ORDER BY seq", (qid,))]
 
     async def false_positive(self, qid: str, rule: str, actor: str) -> None:
         """A reviewer's word that this rule misfired here: IT sees it in the term statistics."""
-        await self.db.execute(
-            "INSERT INTO false_positives (qid, rule, ts, actor) VALUES (?, ?, ?, ?)",
-            (qid, rule, time.time(), actor))
-        await self.db.commit()
+        await self.db.run("INSERT INTO false_positives (qid, rule, ts, actor) VALUES (?, ?, ?, ?)",
+                          (qid, rule, time.time(), actor))
 
     async def rekey(self, actor: str) -> tuple[int, int, list[str]]:
         """Seal every held file and subject under the current key, so an old key can go:
         each file is replaced durably (temporary file, fsync, rename), each subject in its
         own transaction. (files resealed, subjects resealed, problems)."""
-        async with self.db.execute("SELECT id, file, subject FROM quarantine") as cur:
-            rows = [tuple(r) for r in await cur.fetchall()]
+        rows = [tuple(r) for r in await self.db.all("SELECT id, file, subject FROM quarantine")]
         files = subjects = 0
         problems = []
         for qid, name, subject in rows:
             done = files + subjects
             try:
-                path = self.folder / name if name else None
-                if path is not None and path.exists():
-                    blob = await asyncio.to_thread(path.read_bytes)
-                    if not self.sealer.current(blob):
-                        fresh = await asyncio.to_thread(self.sealer.reseal, blob, qid)
-                        await asyncio.to_thread(_write_durably, self.folder, name, fresh)
-                        files += 1
+                blob = await self.files.read(name) if name else None
+                if blob is not None and not self.sealer.current(blob):
+                    fresh = await asyncio.to_thread(self.sealer.reseal, blob, qid)
+                    await self.files.write(name, fresh)
+                    files += 1
                 if subject and not self.sealer.current_text(subject):
-                    await self.db.execute("UPDATE quarantine SET subject = ? WHERE id = ?",
-                                          (self.sealer.reseal_text(subject, qid), qid))
-                    await self.db.commit()
+                    await self.db.run("UPDATE quarantine SET subject = ? WHERE id = ?",
+                                      (self.sealer.reseal_text(subject, qid), qid))
                     subjects += 1
             except (SealError, ValueError, binascii.Error) as e:
                 problems.append(f"{qid}: {e}")
@@ -238,21 +208,21 @@ class Quarantine:
                 await audit.record(self.db, actor, "rekey", qid, "sealed under the current key")
         return files, subjects, problems
 
-    def remove_file(self, held: Held) -> None:
-        (self.folder / held.file).unlink(missing_ok=True)
+    async def remove_file(self, held: Held) -> None:
+        if held.file:
+            await self.files.remove(held.file)
 
     async def expire(self, before: float) -> int:
         """Retention: held mail older than `before` expires; every message file past it goes."""
-        async with self.db.execute(
-                "SELECT * FROM quarantine WHERE ts < ? AND file != ''", (before,)) as cur:
-            old = [Held.from_row(r) for r in await cur.fetchall()]
+        old = [Held.from_row(r) for r in await self.db.all(
+            "SELECT * FROM quarantine WHERE ts < ? AND file != ''", (before,))]
         now = time.time()
         for held in old:
-            self.remove_file(held)
-            await self.db.execute(
-                "UPDATE quarantine SET file = '', updated = ?, status = CASE status"
-                " WHEN 'held' THEN 'expired' ELSE status END WHERE id = ?", (now, held.id))
-            await audit.record(self.db, "retention", "purge", held.id,
-                               f"content removed after retention (was {held.status})")
-        await self.db.commit()
+            await self.remove_file(held)
+            async with self.db.transaction() as tx:
+                await tx.run(
+                    "UPDATE quarantine SET file = '', updated = ?, status = CASE status"
+                    " WHEN 'held' THEN 'expired' ELSE status END WHERE id = ?", (now, held.id))
+                await audit.record(tx, "retention", "purge", held.id,
+                                   f"content removed after retention (was {held.status})")
         return len(old)

@@ -7,8 +7,7 @@ import asyncio
 from dataclasses import dataclass
 from typing import Any
 
-import aiosqlite
-
+from mailguard.store.backend import Queries
 from mailguard.store.db import conditions, like
 from mailguard.store.quarantine import STATUSES, Held, Quarantine
 
@@ -55,9 +54,8 @@ async def page(quarantine: Quarantine, f: Filters, scope: tuple[str, tuple[Any, 
     if f.search and subjects:
         where, args = _where(f, scope, search=False)
         needle = f.search.lower()
-        async with db.execute(f"SELECT q.id, q.sender, q.recipients, q.subject FROM quarantine q "
-                              f"WHERE {where} ORDER BY q.ts DESC", args) as cur:
-            rows = await cur.fetchall()
+        rows = await db.all(f"SELECT q.id, q.sender, q.recipients, q.subject FROM quarantine q "
+                            f"WHERE {where} ORDER BY q.ts DESC", args)
 
         def matching() -> list[str]:   # off the event loop: 10,000 subjects take ~40 ms
             return [qid for qid, sender, rcpts, subject in rows
@@ -65,25 +63,23 @@ async def page(quarantine: Quarantine, f: Filters, scope: tuple[str, tuple[Any, 
                     or needle in (quarantine.sealer.open_text(subject, qid) or "").lower()]
         ids = await asyncio.to_thread(matching)
         chosen = ids[offset:offset + PAGE]
-        async with db.execute(f"SELECT * FROM quarantine WHERE id IN ({','.join('?' * len(chosen))})"
-                              " ORDER BY ts DESC", chosen) as cur:
-            return [quarantine.held(r) for r in await cur.fetchall()], len(ids)
+        marks = ",".join("?" * len(chosen))
+        found = await db.all(f"SELECT * FROM quarantine WHERE id IN ({marks}) ORDER BY ts DESC",
+                             chosen)
+        return [quarantine.held(r) for r in found], len(ids)
     where, args = _where(f, scope)
-    async with db.execute(f"SELECT count(*) FROM quarantine q WHERE {where}", args) as cur:
-        (total,) = await cur.fetchone()  # type: ignore[misc]
-    async with db.execute(
-            f"SELECT * FROM quarantine q WHERE {where} ORDER BY q.ts DESC LIMIT ? OFFSET ?",
-            [*args, PAGE, offset]) as cur:
-        rows = await cur.fetchall()
+    (total,) = await db.one(f"SELECT count(*) FROM quarantine q WHERE {where}", args)
+    rows = await db.all(
+        f"SELECT * FROM quarantine q WHERE {where} ORDER BY q.ts DESC LIMIT ? OFFSET ?",
+        [*args, PAGE, offset])
     return [quarantine.held(r) for r in rows], int(total)
 
 
-async def counts(db: aiosqlite.Connection, status: str, scope: tuple[str, tuple[Any, ...]]
+async def counts(db: Queries, status: str, scope: tuple[str, tuple[Any, ...]]
                  ) -> dict[str, int]:
     """Messages per check among those of this status the reviewer may see."""
     where, args = _where(Filters(status=status), scope)
-    async with db.execute(
-            "SELECT h.check_name, count(DISTINCT h.qid) FROM held_rules h "
-            f"JOIN quarantine q ON q.id = h.qid WHERE {where} GROUP BY h.check_name "
-            "ORDER BY 2 DESC", args) as cur:
-        return {name: n for name, n in await cur.fetchall()}
+    return {name: n for name, n in await db.all(
+        "SELECT h.check_name, count(DISTINCT h.qid) FROM held_rules h "
+        f"JOIN quarantine q ON q.id = h.qid WHERE {where} GROUP BY h.check_name "
+        "ORDER BY 2 DESC", args)}

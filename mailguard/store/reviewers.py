@@ -9,10 +9,12 @@ import asyncio
 import functools
 import time
 from dataclasses import dataclass
+from typing import Any
 
-import aiosqlite
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
+
+from mailguard.store.backend import Queries
 
 ROLES = {
     "dpo": "Data Protection Officer: every message and action",
@@ -60,23 +62,21 @@ def _check_password(password: str) -> None:
         raise AccountError(f"the password must be at least {MIN_PASSWORD} characters")
 
 
-def _row(row: aiosqlite.Row) -> Reviewer:
+def _row(row: Any) -> Reviewer:
     return Reviewer(row["name"], row["role"], row["totp"], row["generation"],
                     bool(row["disabled"]))
 
 
-async def get(db: aiosqlite.Connection, name: str) -> Reviewer | None:
-    async with db.execute("SELECT * FROM reviewers WHERE name = ?", (name,)) as cur:
-        row = await cur.fetchone()
+async def get(db: Queries, name: str) -> Reviewer | None:
+    row = await db.one("SELECT * FROM reviewers WHERE name = ?", (name,))
     return _row(row) if row else None
 
 
-async def all_of(db: aiosqlite.Connection) -> list[Reviewer]:
-    async with db.execute("SELECT * FROM reviewers ORDER BY name") as cur:
-        return [_row(r) for r in await cur.fetchall()]
+async def all_of(db: Queries) -> list[Reviewer]:
+    return [_row(r) for r in await db.all("SELECT * FROM reviewers ORDER BY name")]
 
 
-async def add(db: aiosqlite.Connection, name: str, role: str, password: str) -> None:
+async def add(db: Queries, name: str, role: str, password: str) -> None:
     if role not in ROLES:
         raise AccountError(f"unknown role {role!r}; roles: {', '.join(ROLES)}")
     if not name or not name.replace(".", "").replace("-", "").replace("_", "").replace(
@@ -85,48 +85,43 @@ async def add(db: aiosqlite.Connection, name: str, role: str, password: str) -> 
     _check_password(password)
     if await get(db, name):
         raise AccountError(f"{name} already has an account; use `users passwd {name}`")
-    await db.execute("INSERT INTO reviewers (name, role, hash, created) VALUES (?, ?, ?, ?)",
-                     (name, role, await _hash(password), time.time()))
-    await db.commit()
+    await db.run("INSERT INTO reviewers (name, role, hash, created) VALUES (?, ?, ?, ?)",
+                 (name, role, await _hash(password), time.time()))
 
 
-async def set_password(db: aiosqlite.Connection, name: str, password: str) -> None:
+async def set_password(db: Queries, name: str, password: str) -> None:
     _check_password(password)
-    cur = await db.execute(
+    changed = await db.run(
         "UPDATE reviewers SET hash = ?, generation = generation + 1 WHERE name = ?",
         (await _hash(password), name))
-    await db.commit()
-    if cur.rowcount == 0:
+    if changed == 0:
         raise AccountError(f"no account named {name}")
 
 
-async def update(db: aiosqlite.Connection, name: str, **values: object) -> None:
+async def update(db: Queries, name: str, **values: object) -> None:
     """Change role, totp or disabled; any change ends the account's sessions."""
     allowed = {"role", "totp", "disabled"}
     assert set(values) <= allowed
     if "role" in values and values["role"] not in ROLES:
         raise AccountError(f"unknown role {values['role']!r}; roles: {', '.join(ROLES)}")
     sets = ", ".join(f"{k} = ?" for k in values)
-    cur = await db.execute(
+    changed = await db.run(
         f"UPDATE reviewers SET {sets}, generation = generation + 1 WHERE name = ?",
         (*values.values(), name))
-    await db.commit()
-    if cur.rowcount == 0:
+    if changed == 0:
         raise AccountError(f"no account named {name}")
 
 
-async def verify(db: aiosqlite.Connection, name: str, password: str) -> Reviewer | None:
+async def verify(db: Queries, name: str, password: str) -> Reviewer | None:
     """The account if the password is right and the account enabled; None otherwise, in the
     same time whether or not the name exists."""
-    async with db.execute("SELECT * FROM reviewers WHERE name = ?", (name,)) as cur:
-        row = await cur.fetchone()
+    row = await db.one("SELECT * FROM reviewers WHERE name = ?", (name,))
     stored = row["hash"] if row else _dummy()
     if not await asyncio.to_thread(_matches, stored, password):
         return None
     if row is None or row["disabled"]:
         return None
     if _HASHER.check_needs_rehash(stored):
-        await db.execute("UPDATE reviewers SET hash = ? WHERE name = ?",
-                         (await _hash(password), name))
-        await db.commit()
+        await db.run("UPDATE reviewers SET hash = ? WHERE name = ?",
+                     (await _hash(password), name))
     return _row(row)

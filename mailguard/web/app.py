@@ -3,8 +3,8 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
-import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -21,11 +21,13 @@ from starlette.staticfiles import StaticFiles
 
 from mailguard.config import Settings
 from mailguard.store import db as store_db
+from mailguard.store.backend import ERRORS as STORE_ERRORS
 from mailguard.web import auditlog, export, insight, message, queue, signin
 from mailguard.web.context import Desk
 from mailguard.web.security import SecurityHeaders, session_key
 
 STATIC = Path(__file__).parent / "static"
+HEALTH_TIMEOUT = 2.0   # seconds the store may take to answer /healthz
 log = structlog.get_logger("mailguard.web")
 
 
@@ -55,6 +57,12 @@ def create_app(settings: Settings, instance: Any | None, db: Any | None = None) 
             body["upstream"] = instance.upstream.describe()
             if instance.handler.closing:
                 body["status"] = "draining"
+                return JSONResponse(body, status_code=503)
+            try:   # a store it cannot write to: mail is answered 451; the balancer should know
+                await asyncio.wait_for(instance.db.one("SELECT 1"), HEALTH_TIMEOUT)
+            except (*STORE_ERRORS, OSError, TimeoutError) as e:
+                body["status"] = "store unavailable"
+                body["store"] = store_db.problem(e, settings.storage.data_dir) or repr(e)
                 return JSONResponse(body, status_code=503)
         return JSONResponse(body)
 
@@ -98,7 +106,7 @@ def create_app(settings: Settings, instance: Any | None, db: Any | None = None) 
                     Middleware(SessionMiddleware, secret_key=session_key(settings.storage.data_dir),
                                session_cookie="mailguard_desk", max_age=web.session_minutes * 60,
                                same_site="strict", https_only=web.secure_cookies)],
-        exception_handlers={HTTPException: problem, sqlite3.Error: store_failure,
+        exception_handlers={HTTPException: problem, **dict.fromkeys(STORE_ERRORS, store_failure),
                             OSError: store_failure, Exception: failure})
     app.state.desk = desk
     return app

@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import aiosqlite
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -19,7 +18,8 @@ from starlette.templating import Jinja2Templates
 from mailguard.config import Settings
 from mailguard.delivery import trace
 from mailguard.store import audit, reviewers
-from mailguard.store import db as store_db
+from mailguard.store.backend import Store
+from mailguard.store.opening import open_store
 from mailguard.store.quarantine import Held, Quarantine
 from mailguard.store.reviewers import Reviewer
 from mailguard.web import access
@@ -49,7 +49,7 @@ class Desk:
     """The review desk's shared state. `settings` is a callable so a reload (SIGHUP) is seen."""
 
     settings: Callable[[], Settings]
-    db: aiosqlite.Connection | None = None
+    db: Store | None = None
     throttle: Throttle = field(default_factory=Throttle)
     templates: Jinja2Templates = field(
         default_factory=lambda: Jinja2Templates(directory=str(TEMPLATES)))
@@ -61,9 +61,9 @@ class Desk:
         self.templates.env.filters["size"] = _size
         self.templates.env.globals["may"] = access.may
 
-    async def store(self) -> tuple[aiosqlite.Connection, Quarantine]:
+    async def store(self) -> tuple[Store, Quarantine]:
         if self.db is None:   # standing alone (tests, or a desk without a gateway)
-            self.db = await store_db.connect(self.settings().storage.data_dir)
+            self.db = await open_store(self.settings().storage)
         if self._quarantine is None:   # data folder and key apply on restart, as in serve
             storage = self.settings().storage
             self._quarantine = Quarantine(self.db, storage.data_dir, storage.quarantine_key,

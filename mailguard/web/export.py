@@ -41,23 +41,23 @@ Review before disclosure: held messages may name other people, whose data may ne
 
 async def _gather(db: Any, quarantine: Quarantine, address: str
                   ) -> tuple[list[dict[str, Any]], list[Held]]:
-    async with db.execute("SELECT * FROM events WHERE lower(sender) = ? ORDER BY ts",
-                          (address,)) as cur:
-        events = [from_row(r) for r in await cur.fetchall()]
-    async with db.execute("SELECT * FROM quarantine ORDER BY ts") as cur:
-        everything = [quarantine.held(r) for r in await cur.fetchall()]
+    events = [from_row(r) for r in await db.all(
+        "SELECT * FROM events WHERE lower(sender) = ? ORDER BY ts", (address,))]
+    everything = [quarantine.held(r) for r in await db.all(
+        "SELECT * FROM quarantine ORDER BY ts")]
     needle = address.encode()
 
-    def names_it(held: Held) -> bool:
+    found = []
+    for held in everything:
         if held.sender.lower() == address or address in (r.lower() for r in held.recipients):
-            return True
+            found.append(held)
+            continue
         try:
-            raw = quarantine.read(held) if held.file else None
+            raw = await quarantine.read(held) if held.file else None
         except SealError:
-            return False   # sealed under a key this instance lacks: not searchable
-        return raw is not None and needle in raw.lower()
-
-    found = await asyncio.to_thread(lambda: [h for h in everything if names_it(h)])
+            continue   # sealed under a key this instance lacks: not searchable
+        if raw is not None and await asyncio.to_thread(lambda r=raw: needle in r.lower()):
+            found.append(held)
     return events, found
 
 
@@ -86,7 +86,7 @@ def routes(desk: Desk) -> list[Route]:
         db, quarantine = await desk.store()
         folder = desk.settings().storage.data_dir
         events, found = await _gather(db, quarantine, address)
-        held = [(h, await asyncio.to_thread(quarantine.read, h) if h.file else None,
+        held = [(h, await quarantine.read(h) if h.file else None,
                  await audit.trail(db, h.id)) for h in found]   # each opened above already
         fd, name = tempfile.mkstemp(prefix="export-", suffix=".zip", dir=folder)
         os.close(fd)   # mkstemp makes it 0600, inside the 0700 data folder

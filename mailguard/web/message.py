@@ -47,7 +47,7 @@ def routes(desk: Desk) -> list[Route]:
         held = await desk.held(request, who, qid)
         _, quarantine = await desk.store()
         try:
-            raw = await asyncio.to_thread(quarantine.read, held)
+            raw = await quarantine.read(held)
         except SealError as e:
             raise HTTPException(409, f"The held copy of {qid} cannot be opened: {e}.") from None
         if raw is None:
