@@ -48,6 +48,7 @@ class ConfigError(Exception):
 class ServerSettings:
     listen: tuple[str, int]
     hostname: str
+    node: str
     max_message_size: int
     max_recipients: int
     tls_cert: Path | None
@@ -310,6 +311,7 @@ def _server(o: ServerOptions, base: Path, data_dir: Path) -> ServerSettings:
                          "tls_key")
     return ServerSettings(
         listen=o.listen, hostname=o.hostname or socket.getfqdn(),
+        node=o.node or socket.gethostname(),
         max_message_size=o.max_message_size, max_recipients=o.max_recipients, tls_cert=cert,
         tls_key=key, auth_users_file=users,
         auth_max_failures=o.auth_max_failures, auth_window=o.auth_window,
@@ -458,7 +460,7 @@ def build(parsed: Parsed, *, checks: bool = True, create: bool = True) -> Settin
         organisation = _organisation(d.organisation)
         people = _part("directory", lambda: directory.build(d.directory, base))
         limits = d.inspection.limits()
-        shared = Shared(organisation, people, base, limits, storage.data_dir)
+        shared = Shared(organisation, people, base, limits, storage.data_dir, storage=storage)
         server = _part("server", lambda: _server(d.server, base, storage.data_dir))
         relay_sources = _part("", lambda: sources.build(d.sources, d.server, base,
                                                         storage.data_dir))

@@ -129,6 +129,7 @@ async def outgoing(mail: Mail, settings: Settings, secret: bytes,
     signature, and our trace headers on top (Received only where mailguard is a `hop` of its
     own). CPU work leaves the event loop when large."""
     host = settings.server.hostname
+    node = settings.server.node if settings.storage.shared else ""   # one of several
 
     def build() -> bytes:
         reuse = any(isinstance(s, AddDisclaimer) for s in plan)
@@ -143,7 +144,8 @@ async def outgoing(mail: Mail, settings: Settings, secret: bytes,
 
             signature = dkim.sign(settings.dkim.keys, data, sign.address,
                                   settings.dkim.canonicalization)
-        return b"".join((trace.headers_for(mail, host, secret, hop=hop), signature, data))
+        return b"".join((trace.headers_for(mail, host, secret, hop=hop, node=node), signature,
+                         data))
 
     return build() if len(mail.raw) <= model.INLINE_LIMIT else await asyncio.to_thread(build)
 
@@ -313,12 +315,14 @@ class Pipeline:
         how a compromised account looks, and IT must hear of it while it happens."""
         sender = mail.envelope.sender.lower()
         rates = getattr(self.settings.checks.get("limits"), "rates", None)
-        if rates is None or not rates.first_notice(sender, time.time()):
-            return   # told already this hour, perhaps by another worker
+        if rates is None:
+            return
         notice = notify.rate_limit_notice(self.settings, sender, what, mail.id)
 
         async def send() -> None:
             try:
+                if not await rates.first_notice(sender, time.time()):
+                    return   # told already this hour, perhaps by another worker or node
                 reply = await notify.send(self.settings, self.settings.organisation.postmaster,
                                           notice)
                 log.warning("rate_limit_notice", sender=sender, id=mail.id, reply=str(reply)[:200])

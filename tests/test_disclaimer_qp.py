@@ -92,7 +92,7 @@ def test_the_splice_decodes_as_the_whole_part_encoded_again(letter, encoder, sub
     assert spliced[part_new.start:part_new.body_start] == raw[part_old.start:part_old.body_start]
     if encoder in WELL_FORMED:
         # 76 columns, or the sender's own longest line (binascii writes 77 before "=20")
-        assert max(map(len, new.splitlines())) <= max(76, *map(len, old.splitlines()))
+        assert max(map(len, new.splitlines())) <= max([76, *map(len, old.splitlines())])
         if len(old) > 4000 and encoder == "lower-case":   # most kept as sent: spliced
             kept = len(_common_prefix(new, old)) + len(_common_prefix(new[::-1], old[::-1]))
             assert kept > 0.8 * len(old)

@@ -221,3 +221,22 @@ def test_store_settings_are_checked(tmp_path, storage_table, problem):
         config.load(path, checks=False, create=False)
     assert str(failed.value).startswith(str(path))
     assert "hunter2" not in str(failed.value)
+
+
+async def test_two_nodes_run_retention_at_once_and_purge_each_message_once(storage):
+    first, second = await open_store(storage), await open_store(storage)
+    try:
+        q1 = Quarantine(first, storage.data_dir, storage.quarantine_key)
+        q2 = Quarantine(second, storage.data_dir, storage.quarantine_key)
+        old = time.time() - 40 * 86400
+        for n in range(6):
+            await q1.hold(dataclasses.replace(mail(n), received_at=old), (THREAT,), "x")
+        done = await asyncio.gather(q1.expire(time.time() - 30 * 86400),
+                                    q2.expire(time.time() - 30 * 86400))
+        assert sum(done) == 6
+        purges = [t for t in await audit.trail(first) if t["action"] == "purge"]
+        assert len(purges) == 6 and len({t["quarantine_id"] for t in purges}) == 6
+        assert all(h.file == "" and h.status == "expired" for h in await q2.list(None))
+    finally:
+        await first.close()
+        await second.close()

@@ -18,7 +18,7 @@ from pydantic import Field, field_validator
 from mailguard.model import Action, Finding, Mail, unavailable
 from mailguard.settings.schema import CheckOptions, Chosen, Texts, Whole
 from mailguard.settings.shared import Shared
-from mailguard.store.rates import CountUnreadable, Rates
+from mailguard.store.rates import CountUnreadable, Rates, SharedRates
 
 NAME = "limits"
 READS_BODY = False
@@ -31,15 +31,19 @@ class Settings:
     max_recipients: int
     bulk_senders: frozenset[str]   # exempt: office@, the parent-mail system
     hourly: int = 0                # recipients per sender per hour (0: no limit)
-    rates: Rates | None = None     # the counts shared by every worker, when `hourly` is set
+    rates: Rates | SharedRates | None = None   # the counts shared by every worker (and node)
 
 
-# One handle per counts file, kept across reloads (SIGHUP builds new settings, not a new count).
-_RATES: dict[Path, Rates] = {}
+# One handle per counts file (or shared store), kept across reloads (SIGHUP builds new
+# settings, not a new count).
+_RATES: dict[Path | str, Rates | SharedRates] = {}
 
 
-def rates_for(shared: Shared) -> Rates:
-    """The hourly counts every worker shares, in the data folder."""
+def rates_for(shared: Shared) -> Rates | SharedRates:
+    """The hourly counts every worker shares: in the data folder, or in the shared store,
+    where every node counts against the one limit."""
+    if shared.storage is not None and shared.storage.shared:
+        return _RATES.setdefault(shared.storage.url, SharedRates(shared.storage))
     assert shared.data_dir is not None   # config.load always sets it
     path = shared.data_dir / "rates.db"
     return _RATES.setdefault(path, Rates(path))
@@ -79,7 +83,7 @@ async def inspect(mail: Mail, settings: Settings) -> list[Finding]:
         return []
     if settings.rates and sender:
         try:
-            sent = settings.rates.admit(sender, count, settings.hourly, time.time())
+            sent = await settings.rates.admit(sender, count, settings.hourly, time.time())
         except CountUnreadable as e:
             return [unavailable(NAME, str(e))]
         if sent is not None:

@@ -41,6 +41,8 @@ async def with_stores(settings: Settings, work: Callable[..., Awaitable[int]]) -
     try:
         return await work(db, Quarantine(db, settings.storage.data_dir,
                                           settings.storage.quarantine_key,
-                                          settings.storage.quarantine_old_keys), EventLog(db))
+                                          settings.storage.quarantine_old_keys,
+                                          node=settings.server.node),
+                          EventLog(db, node=settings.server.node))
     finally:
         await db.close()

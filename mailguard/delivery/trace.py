@@ -91,9 +91,10 @@ def missing_message_id(mail: Mail, hostname: str) -> bytes:
 
 
 def headers_for(mail: Mail, hostname: str, secret: bytes, *, now: float | None = None,
-                hop: bool = True) -> bytes:
+                hop: bool = True, node: str = "") -> bytes:
     """The trace block to put on top of the message: the stamp and, where mailguard is a hop
-    of its own (the relay, not the milter inside the MTA's hop), Received."""
+    of its own (the relay, not the milter inside the MTA's hop), Received (naming the `node`
+    where several gateways share a store)."""
     now = time.time() if now is None else now
     stamped_at = int(now)
     mac = _mac(secret, stamped_at, message_id(mail, hostname), _from(mail))
@@ -102,6 +103,7 @@ def headers_for(mail: Mail, hostname: str, secret: bytes, *, now: float | None =
         return stamp.encode("utf-8", "surrogateescape")
     return (stamp +
             f"Received: from {_fold(mail.client.helo) or 'unknown'} ([{mail.client.ip}])\r\n"
-            f"\tby {hostname} (mailguard) with {_protocol(mail)} id {mail.id}\r\n"
+            f"\tby {hostname} (mailguard{f' node {_fold(node)}' if node else ''}) with "
+            f"{_protocol(mail)} id {mail.id}\r\n"
             f"\t(envelope-from <{_fold(mail.envelope.sender)}>);\r\n"
             f"\t{formatdate(now, localtime=True)}\r\n").encode("utf-8", "surrogateescape")

@@ -144,16 +144,26 @@ class Instance:
         await self.upstream.close()
 
 
+def _attach_rates(settings: Settings, db: Any) -> None:
+    """Shared hourly counts use this process's own connection pool to the shared store."""
+    from mailguard.store.rates import SharedRates
+
+    rates = getattr(settings.checks.get("limits"), "rates", None)
+    if isinstance(rates, SharedRates):
+        rates.attach(db)
+
+
 async def start(config_path: Path, settings: Settings, *, reuse_port: bool = False,
                 serving: bool = True, milter: bool = False) -> Instance:
     """The gateway's stores, upstream and SMTP socket (or, for `milter`, the milter socket); with
     `serving` false nothing answers until `server.start_serving()`, so the web listener can
     come first (the milter's socket opens only then)."""
     db = await open_store(settings.storage)
-    events = EventLog(db)
+    events = EventLog(db, node=settings.server.node)
+    _attach_rates(settings, db)
     events.start()
     quarantine = Quarantine(db, settings.storage.data_dir, settings.storage.quarantine_key,
-                            settings.storage.quarantine_old_keys)
+                            settings.storage.quarantine_old_keys, node=settings.server.node)
     secret = trace.load_secret(settings.server.stamp_secret_file)
     upstream = open_upstream(settings.upstream, settings.server.hostname)
     pipeline = Pipeline(settings, events, quarantine, secret, upstream, milter=milter)

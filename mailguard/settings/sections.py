@@ -48,6 +48,9 @@ class ServerOptions(Options):
     """SMTP address, "host:port". Changing it needs a restart."""
     hostname: Text = ""
     """Name in the greeting and `Received` (default: the machine's FQDN)."""
+    node: Text = ""
+    """This gateway's name among several sharing one store: in each event, in `Received`
+    when the store is shared, and on the desk beside what it held (default: the host name)."""
     max_message_size: Size = 35 * 1024 * 1024
     """Advertised as SIZE; bigger: `552 5.3.4`."""
     max_recipients: Whole = Field(1000, ge=1)

@@ -36,6 +36,7 @@ class Shared:
     base: Path      # relative paths in the config are relative to this folder
     inspection: Limits = field(default_factory=Limits)   # bounds on reading attachments
     data_dir: Path | None = None   # for state the worker processes share (hourly counts)
+    storage: Any = None            # config.StorageSettings: where the shared store is, if any
     # Settings of the checks built so far, in registry order: the disclaimer asks the
     # personal check's reading whether mail is personal, under that check's own settings.
     checks: dict[str, Any] = field(default_factory=dict)

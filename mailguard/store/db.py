@@ -64,10 +64,11 @@ CREATE INDEX IF NOT EXISTS notices_pending ON notices(claimed, recipient);
 COLUMNS = (("quarantine", "subject", "TEXT"), ("quarantine", "assigned_to", "TEXT"),
            ("quarantine", "safeguarding", "INTEGER NOT NULL DEFAULT 0"),
            ("audit", "address", "TEXT"), ("events", "source", "TEXT"),
-           ("quarantine", "plan", "TEXT"))
+           ("quarantine", "plan", "TEXT"), ("events", "node", "TEXT"),
+           ("quarantine", "node", "TEXT"))
 
 
-VERSION = 3   # PRAGMA user_version of a store brought up to date
+VERSION = 4   # PRAGMA user_version of a store brought up to date
 
 
 async def _migrate(db: aiosqlite.Connection) -> None:

@@ -21,7 +21,8 @@ log = structlog.get_logger("mailguard.event")
 
 COLUMNS = ("id", "ts", "client", "helo", "auth_user", "sender", "rcpt_count", "rcpt_domains",
            "refused_count", "size", "verdict", "checks", "upstream", "latency_ms",
-           "quarantine_id", "tls", "stamped", "source")
+           "quarantine_id", "tls", "stamped", "source", "node")
+KEPT = 50_000   # events held in memory while the store cannot take them (about 25 MB)
 UPDATE = ", ".join(f"{c} = excluded.{c}" for c in COLUMNS[1:])   # a message's later event wins
 
 
@@ -45,11 +46,13 @@ class Event:
     stamped: bool = False
     source: str = ""   # which of the config's sources admitted the client
     ts: float = field(default_factory=time.time)
+    node: str = ""     # the gateway that saw it (server.node), filled in by the EventLog
 
-    def row(self) -> tuple[Any, ...]:
+    def row(self, node: str = "") -> tuple[Any, ...]:
         d = dict(vars(self))   # flat fields: no need for asdict's deep copy (per message)
         d["rcpt_domains"] = ",".join(self.rcpt_domains)
         d["checks"] = ",".join(self.checks)
+        d["node"] = self.node or node
         return tuple(d[c] for c in COLUMNS)
 
 
@@ -62,8 +65,9 @@ def from_row(row: Any) -> dict[str, Any]:
 
 
 class EventLog:
-    def __init__(self, db: Store, interval: float = 0.2) -> None:
+    def __init__(self, db: Store, interval: float = 0.2, node: str = "") -> None:
         self.db = db
+        self.node = node
         self.pending: list[tuple[Any, ...]] = []
         self.interval = interval
         self._task: asyncio.Task[None] | None = None
@@ -71,17 +75,28 @@ class EventLog:
     def record(self, event: Event) -> None:
         d = dict(vars(event))
         d.pop("ts")
+        d["node"] = event.node or self.node
         log.info("transaction", **d)
-        self.pending.append(event.row())
+        self.pending.append(event.row(self.node))
 
     async def flush(self) -> None:
+        """Write what is pending. If the store cannot take it (a shared store out of reach,
+        a full disk), the rows wait for the next try, the newest KEPT at most: the stdout
+        line of each already went out when it was recorded."""
         if not self.pending:
             return
         rows, self.pending = self.pending, []
         placeholders = ",".join("?" for _ in COLUMNS)
-        await self.db.run_many(
-            f"INSERT INTO events ({','.join(COLUMNS)}) VALUES ({placeholders}) "
-            f"ON CONFLICT (id) DO UPDATE SET {UPDATE}", rows)
+        try:
+            await self.db.run_many(
+                f"INSERT INTO events ({','.join(COLUMNS)}) VALUES ({placeholders}) "
+                f"ON CONFLICT (id) DO UPDATE SET {UPDATE}", rows)
+        except BaseException:
+            waiting = rows + self.pending
+            if len(waiting) > KEPT:
+                log.error("event_log_rows_dropped", rows=len(waiting) - KEPT)
+            self.pending = waiting[-KEPT:]
+            raise
 
     async def _run(self) -> None:
         while True:

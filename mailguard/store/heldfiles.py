@@ -9,13 +9,16 @@ import os
 from pathlib import Path
 from typing import Protocol
 
-from mailguard.store.backend import Store
+from mailguard.store.backend import Queries, Store
 
 
 class HeldFiles(Protocol):
-    async def write(self, name: str, data: bytes) -> None: ...
+    # Whether write() can join the transaction that records the hold (a row of the store).
+    in_store: bool
+
+    async def write(self, name: str, data: bytes, tx: Queries | None = None) -> None: ...
     async def read(self, name: str) -> bytes | None: ...
-    async def remove(self, name: str) -> None: ...
+    async def remove(self, name: str, tx: Queries | None = None) -> None: ...
 
 
 def write_durably(folder: Path, name: str, data: bytes) -> None:
@@ -37,12 +40,14 @@ def write_durably(folder: Path, name: str, data: bytes) -> None:
 class FolderFiles:
     """`<data_dir>/quarantine`, 0700, one 0600 file per message."""
 
+    in_store = False
+
     def __init__(self, folder: Path) -> None:
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
         os.chmod(folder, 0o700)
 
-    async def write(self, name: str, data: bytes) -> None:
+    async def write(self, name: str, data: bytes, tx: Queries | None = None) -> None:
         await asyncio.to_thread(write_durably, self.folder, name, data)
 
     async def read(self, name: str) -> bytes | None:
@@ -51,26 +56,31 @@ class FolderFiles:
         except FileNotFoundError:
             return None
 
-    async def remove(self, name: str) -> None:
+    async def remove(self, name: str, tx: Queries | None = None) -> None:
         (self.folder / name).unlink(missing_ok=True)
 
 
 class TableFiles:
-    """The `held_files` table: committed (synchronous_commit) before `write` returns."""
+    """The `held_files` table: written in the hold's own transaction, so a message and its
+    record are committed together (synchronous_commit) or not at all, and no node's crash
+    leaves content without a record."""
+
+    in_store = True
 
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    async def write(self, name: str, data: bytes) -> None:
-        await self.store.run("INSERT INTO held_files (name, data) VALUES (?, ?) ON CONFLICT "
-                             "(name) DO UPDATE SET data = excluded.data", (name, data))
+    async def write(self, name: str, data: bytes, tx: Queries | None = None) -> None:
+        await (tx or self.store).run(
+            "INSERT INTO held_files (name, data) VALUES (?, ?) ON CONFLICT (name) DO UPDATE "
+            "SET data = excluded.data", (name, data))
 
     async def read(self, name: str) -> bytes | None:
         row = await self.store.one("SELECT data FROM held_files WHERE name = ?", (name,))
         return None if row is None else bytes(row[0])
 
-    async def remove(self, name: str) -> None:
-        await self.store.run("DELETE FROM held_files WHERE name = ?", (name,))
+    async def remove(self, name: str, tx: Queries | None = None) -> None:
+        await (tx or self.store).run("DELETE FROM held_files WHERE name = ?", (name,))
 
 
 def held_files(store: Store, data_dir: Path) -> HeldFiles:

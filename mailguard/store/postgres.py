@@ -25,6 +25,8 @@ from mailguard.store.backend import Args
 
 POOL_SIZE = 4          # connections per worker process: the event loop never waits long
 CONNECT_TIMEOUT = 10   # seconds to reach the server at start
+WAIT = 5               # seconds a query waits for a connection: then 451, and the sender retries
+RECONNECT = 10         # seconds the pool keeps trying one way to reconnect before starting over
 
 
 class Row(tuple):
@@ -120,9 +122,13 @@ class PostgresStore:
             "application_name": "mailguard"}
         if password is not None:
             kwargs["password"] = password
+        # Each connection is tried before it is lent (check): after the server restarts, a
+        # connection it dropped is replaced, not handed to a hold that then fails. A pool
+        # that cannot connect backs off, doubling its wait; giving up after RECONNECT makes
+        # the next query start afresh, so service resumes within seconds of the server.
         pool = AsyncConnectionPool(conninfo, kwargs=kwargs, min_size=1, max_size=size,
-                                   open=False, timeout=CONNECT_TIMEOUT,
-                                   reconnect_timeout=CONNECT_TIMEOUT)
+                                   open=False, timeout=WAIT, reconnect_timeout=RECONNECT,
+                                   check=AsyncConnectionPool.check_connection)
         await pool.open(wait=True, timeout=CONNECT_TIMEOUT)
         return cls(pool)
 

@@ -54,6 +54,7 @@ class Held:
     safeguarding: int = 0
     # What was decided would be done to it if it goes (None: held before plans were kept).
     plan: tuple[Step, ...] | None = None
+    node: str | None = None   # the gateway that held it
 
     @classmethod
     def from_row(cls, row: Any) -> Held:
@@ -102,8 +103,9 @@ def plan_from_json(text: str) -> tuple[Step, ...]:
 
 class Quarantine:
     def __init__(self, db: Store, data_dir: Path, key: bytes,
-                 old_keys: tuple[bytes, ...] = ()) -> None:
+                 old_keys: tuple[bytes, ...] = (), node: str = "") -> None:
         self.db = db
+        self.node = node
         self.sealer = Sealer(key, old_keys)
         self.files = held_files(db, data_dir)
 
@@ -111,18 +113,22 @@ class Quarantine:
                    plan: tuple[Step, ...] = ()) -> str:
         name = f"{mail.id}.eml"
         sealed = await asyncio.to_thread(self.sealer.seal, mail.raw, mail.id)
-        await self.files.write(name, sealed)
+        if not self.files.in_store:   # a file, fsync'd before its record exists
+            await self.files.write(name, sealed)
         recipients = json.dumps(list(mail.envelope.recipients))
         async with self.db.transaction() as tx:
+            if self.files.in_store:   # the content and its record in one commit
+                await self.files.write(name, sealed, tx)
             await tx.run(
                 "INSERT INTO quarantine (id, ts, status, reason, sender, recipients,"
                 " held_recipients, client, auth_user, size, findings, file, updated, subject,"
-                " safeguarding, plan) VALUES (?, ?, 'held', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " safeguarding, plan, node)"
+                " VALUES (?, ?, 'held', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (mail.id, mail.received_at, reason, mail.envelope.sender, recipients,
                  recipients, mail.client.ip, mail.client.auth_user, len(mail.raw),
                  json.dumps([_finding_dict(f) for f in findings]), name, time.time(),
                  self.sealer.seal_text(mail.subject[:300], mail.id),
-                 int(any(map(is_safeguarding, findings))), plan_to_json(plan)))
+                 int(any(map(is_safeguarding, findings))), plan_to_json(plan), self.node or None))
             await tx.run_many(
                 "INSERT INTO held_rules (qid, check_name, rule) VALUES (?, ?, ?) "
                 "ON CONFLICT DO NOTHING", [(mail.id, f.check, f.rule_id) for f in findings])
@@ -217,12 +223,21 @@ class Quarantine:
         old = [Held.from_row(r) for r in await self.db.all(
             "SELECT * FROM quarantine WHERE ts < ? AND file != ''", (before,))]
         now = time.time()
+        done = 0
         for held in old:
-            await self.remove_file(held)
+            if not self.files.in_store:
+                await self.remove_file(held)   # the file first: never a record without it
             async with self.db.transaction() as tx:
-                await tx.run(
-                    "UPDATE quarantine SET file = '', updated = ?, status = CASE status"
-                    " WHEN 'held' THEN 'expired' ELSE status END WHERE id = ?", (now, held.id))
+                # Every node runs retention: the first to take a message's row purges it,
+                # and the others find its file already gone.
+                if not await tx.run(
+                        "UPDATE quarantine SET file = '', updated = ?, status = CASE status"
+                        " WHEN 'held' THEN 'expired' ELSE status END WHERE id = ? AND file != ''",
+                        (now, held.id)):
+                    continue
+                if self.files.in_store:
+                    await self.files.remove(held.file, tx)
                 await audit.record(tx, "retention", "purge", held.id,
                                    f"content removed after retention (was {held.status})")
-        return len(old)
+                done += 1
+        return done

@@ -9,9 +9,12 @@ beside the store in the data folder, so a restart does not reset a runaway accou
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from pathlib import Path
+from typing import Any
 
+from mailguard.store.backend import ERRORS
 from mailguard.store.counterfile import CounterFile
 
 TABLES = """
@@ -36,7 +39,7 @@ class Rates(CounterFile):
         super().__init__(path)
         self._pruned = 0
 
-    def admit(self, sender: str, count: int, limit: int, now: float) -> int | None:
+    async def admit(self, sender: str, count: int, limit: int, now: float) -> int | None:
         """Count `count` more recipients for the sender if the hour's total stays within
         `limit`; otherwise count nothing and return how many they have sent this hour."""
         minute = int(now // 60)
@@ -62,7 +65,7 @@ class Rates(CounterFile):
                 raise CountUnreadable(f"the hourly count in {self.path} could not be read: {e}"
                                   ) from None
 
-    def first_notice(self, sender: str, now: float) -> bool:
+    async def first_notice(self, sender: str, now: float) -> bool:
         """Whether IT is to be told of this sender's burst: once per sender per hour, across
         every worker (the first to ask in the hour gets True)."""
         with self._lock:
@@ -73,3 +76,56 @@ class Rates(CounterFile):
                 return cur.rowcount > 0
             except sqlite3.Error:
                 return True   # better a second notice than none
+
+
+class SharedRates:
+    """The same counts in the shared PostgreSQL store, so N nodes enforce one limit. Each
+    sender's count is taken under a lock of its own (pg_advisory_xact_lock), so two nodes
+    admitting the same sender at once cannot both pass the limit. The store is the gateway's
+    own (attached at start, per event loop), or one opened for a command that checks mail."""
+
+    def __init__(self, storage: Any) -> None:
+        self.storage = storage   # StorageSettings
+        self._stores: dict[asyncio.AbstractEventLoop, Any] = {}
+        self._pruned = 0
+
+    def attach(self, store: Any) -> None:
+        self._stores[asyncio.get_running_loop()] = store
+
+    async def _store(self) -> Any:
+        loop = asyncio.get_running_loop()
+        if (store := self._stores.get(loop)) is None:
+            from mailguard.store.opening import open_store
+
+            store = self._stores[loop] = await open_store(self.storage)
+        return store
+
+    async def admit(self, sender: str, count: int, limit: int, now: float) -> int | None:
+        minute = int(now // 60)
+        try:
+            store = await self._store()
+            async with store.transaction() as tx:
+                await tx.one("SELECT pg_advisory_xact_lock(hashtext(?))", ("rate:" + sender,))
+                (total,) = await tx.one(
+                    "SELECT coalesce(sum(n), 0) FROM sent WHERE sender = ? AND minute > ?",
+                    (sender, minute - HOUR // 60))
+                if total + count > limit:
+                    return int(total)
+                await tx.run("INSERT INTO sent VALUES (?, ?, ?) ON CONFLICT (sender, minute) "
+                             "DO UPDATE SET n = sent.n + excluded.n", (sender, minute, count))
+            if minute != self._pruned:   # once a minute per process: drop the old rows
+                self._pruned = minute
+                await store.run("DELETE FROM sent WHERE minute <= ?", (minute - HOUR // 60,))
+            return None
+        except ERRORS as e:
+            raise CountUnreadable(f"the hourly count in the shared store could not be read: "
+                                  f"{' '.join(str(e).split())[:200]}") from None
+
+    async def first_notice(self, sender: str, now: float) -> bool:
+        try:
+            store = await self._store()
+            return bool(await store.run(
+                "INSERT INTO told VALUES (?, ?) ON CONFLICT (sender) DO UPDATE "
+                "SET at = excluded.at WHERE told.at <= ?", (sender, now, now - HOUR)))
+        except ERRORS:
+            return True   # better a second notice than none

@@ -60,7 +60,13 @@ def create_app(settings: Settings, instance: Any | None, db: Any | None = None) 
                 return JSONResponse(body, status_code=503)
             try:   # a store it cannot write to: mail is answered 451; the balancer should know
                 await asyncio.wait_for(instance.db.one("SELECT 1"), HEALTH_TIMEOUT)
-            except (*STORE_ERRORS, OSError, TimeoutError) as e:
+            except TimeoutError:
+                body["status"] = "store unavailable"
+                body["store"] = (f"the store did not answer within {HEALTH_TIMEOUT:.0f} s: it "
+                                 "cannot be reached or is overloaded. Meanwhile mail that must "
+                                 "be held is answered 451, so senders' servers keep it and retry.")
+                return JSONResponse(body, status_code=503)
+            except (*STORE_ERRORS, OSError) as e:
                 body["status"] = "store unavailable"
                 body["store"] = store_db.problem(e, settings.storage.data_dir) or repr(e)
                 return JSONResponse(body, status_code=503)
@@ -103,7 +109,7 @@ def create_app(settings: Settings, instance: Any | None, db: Any | None = None) 
     app = Starlette(
         routes=routes,
         middleware=[Middleware(SecurityHeaders),
-                    Middleware(SessionMiddleware, secret_key=session_key(settings.storage.data_dir),
+                    Middleware(SessionMiddleware, secret_key=session_key(settings.storage),
                                session_cookie="mailguard_desk", max_age=web.session_minutes * 60,
                                same_site="strict", https_only=web.secure_cookies)],
         exception_handlers={HTTPException: problem, **dict.fromkeys(STORE_ERRORS, store_failure),

@@ -4,17 +4,19 @@ tokens on every form, sign-in throttling, and the headers every page is sent wit
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import os
 import secrets
 import time
 from collections import deque
-from pathlib import Path
 
 from starlette.datastructures import FormData
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from mailguard.config import StorageSettings
 
 # No script at all, styles only from the desk itself, frames only from the desk (the message
 # body frame, which has its own, stricter policy).
@@ -30,8 +32,14 @@ HEADERS = {
 MAX_FORM = 64 * 1024   # the desk's forms are small; anything bigger is not ours
 
 
-def session_key(data_dir: Path) -> str:
-    """The key that signs session cookies: made once, kept in the data folder (0600)."""
+def session_key(storage: StorageSettings) -> str:
+    """The key that signs session cookies: made once, kept in the data folder (0600). Where
+    several nodes share a store, every node's desk must accept the others' cookies: the key
+    is then derived from the quarantine key they already share (an HMAC under it)."""
+    if storage.shared and storage.quarantine_key:
+        return hmac.new(storage.quarantine_key, b"mailguard desk sessions",
+                        hashlib.sha256).hexdigest()
+    data_dir = storage.data_dir
     path = data_dir / "web-session.key"
     if not path.exists():
         data_dir.mkdir(parents=True, exist_ok=True)
