@@ -265,6 +265,9 @@ def main(argv: list[str] | None = None) -> int:
                 "doctor": doctor.cmd_doctor, "store": store.cmd_store}
     try:
         return handlers[args.command](args, settings)
+    except ConfigError as e:   # found only once the store is open (a cluster's key)
+        print(f"mailguard: {args.config}: {e}", file=sys.stderr)
+        return 2
     except (*STORE_ERRORS, OSError) as e:   # a full disk, a locked or unreachable store
         print(f"mailguard: {store_db.problem(e, settings.storage.data_dir)}", file=sys.stderr)
         return 1

@@ -224,3 +224,53 @@ def test_two_nodes_enforce_one_hourly_limit_and_tell_it_once(cluster, sink):
     time.sleep(1)                                   # a second notice would have come by now
     assert sum(m.recipients == ["postmaster@example.sch.uk"] for m in sink.messages) == 1
     assert len(delivered) == 7
+
+
+def test_a_single_node_install_moves_into_the_shared_store(make_gateway, postgres, tmp_path, sink):
+    """`mailguard store copy sqlite:OLD postgresql://…`: every held message, account and
+    audit entry arrives, counted on both sides; the cluster opens and releases the mail; a
+    second copy into the now full store is refused and changes nothing."""
+    from desk import add_accounts
+
+    old = make_gateway({"checks": {"identity": {"action": "quarantine"}}})
+    add_accounts(old)
+    held = [hold_one(old), hold_one(old)]
+    assert old.send(message())[0] == 250
+    old.events()
+    old.stop()
+    url = postgres.fresh_database()
+    secret = tmp_path / "pg.password"
+    secret.write_text(postgres.password + "\n")
+    secret.chmod(0o600)
+    config = dict(old.config)
+    config["storage"] = {"data_dir": str(tmp_path / "node"), "url": url,
+                         "password_file": str(secret),
+                         "quarantine_key_file": str(old.data_dir / "quarantine.key")}
+    (tmp_path / "wrong").mkdir()
+    other_key = tmp_path / "other.key"
+    key_file(other_key)
+    wrong = LocalGateway(tmp_path / "wrong", {**config, "storage": {
+        **config["storage"], "quarantine_key_file": str(other_key)}})
+    refused = wrong.cli("store", "copy", f"sqlite:{old.data_dir}", url)
+    assert refused.returncode == 1 and "sealed under another key" in refused.stderr
+    (tmp_path / "n1").mkdir()
+    node = LocalGateway(tmp_path / "n1", config)   # writes its config file
+    copied = node.cli("store", "copy", f"sqlite:{old.data_dir}")
+    assert copied.returncode == 0, copied.stderr
+    assert "quarantine: 2 copied, 2 in the shared store" in copied.stdout
+    assert "held message files: 2 copied, 2 in the shared store" in copied.stdout
+    assert "reviewers: 4 copied, 4 in the shared store" in copied.stdout
+    again = node.cli("store", "copy", f"sqlite:{old.data_dir}")
+    assert again.returncode == 1 and "already holds" in again.stderr
+    node.start()
+    try:
+        listed = node.cli("quarantine", "list", "--json")
+        assert sorted(json.loads(line)["id"] for line in listed.stdout.splitlines()) == sorted(held)
+        assert node.cli("quarantine", "release", held[0]).returncode == 0
+        assert [m for m in sink.messages if b"head@gmail.com" in m.data]
+        trail = json.loads(node.cli("quarantine", "show", held[1], "--json").stdout)["audit"]
+        assert "show" in [t["action"] for t in trail]
+        events = node.cli("events", "--json").stdout.splitlines()
+        assert len(events) >= 3   # the old node's, copied, and this one's own since
+    finally:
+        node.stop()

@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
+import sys
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from mailguard.config import Settings
+from mailguard.config import Settings, StorageSettings
 
 
 def add_parser(command: Any) -> None:
@@ -17,11 +20,13 @@ def add_parser(command: Any) -> None:
     sub = s.add_subparsers(dest="store_command", required=True)
     sub.add_parser("status", help="engine, schema version and what it holds")
     sub.add_parser("migrate", help="bring the schema up to date (the gateway does at start)")
+    c = sub.add_parser("copy", help="move a single-node install's store into the shared one")
+    c.add_argument("source", help="sqlite:DATA_FOLDER, the install's data folder")
+    c.add_argument("target", nargs="?", help="postgresql://… (default: this config's url)")
 
 
-def where(settings: Settings) -> str:
+def where(storage: StorageSettings) -> str:
     """The store in words, without secrets."""
-    storage = settings.storage
     if not storage.shared:
         return f"SQLite, {storage.data_dir / 'mailguard.db'}"
     url = urlsplit(storage.url)
@@ -35,7 +40,7 @@ async def _status(settings: Settings, migrate_first: bool) -> int:
 
     store = await open_store(settings.storage)   # brings the schema up to date, as a start does
     try:
-        print(f"store: {where(settings)}")
+        print(f"store: {where(settings.storage)}")
         if store.dialect == "postgresql":
             applied, pending = await migrate.status(store)  # type: ignore[arg-type]
             print(f"schema: migrations {', '.join(map(str, applied)) or 'none'} applied"
@@ -56,5 +61,49 @@ async def _status(settings: Settings, migrate_first: bool) -> int:
     return 0
 
 
+async def _copy(settings: Settings, source: str, target: str | None) -> int:
+    from mailguard.store import db as sqlite_db
+    from mailguard.store.copy import CopyError, copy, sealed_alike
+    from mailguard.store.opening import open_store
+    from mailguard.store.sealing import Sealer
+
+    if not source.startswith("sqlite:") or not source.removeprefix("sqlite:"):
+        print("mailguard: store copy: the source is sqlite:DATA_FOLDER (the folder that holds "
+              "mailguard.db)", file=sys.stderr)
+        return 2
+    folder = Path(source.removeprefix("sqlite:"))
+    if not (folder / "mailguard.db").is_file():
+        print(f"mailguard: store copy: {folder / 'mailguard.db'} does not exist", file=sys.stderr)
+        return 2
+    storage = settings.storage if target is None else dataclasses.replace(settings.storage,
+                                                                         url=target)
+    if not storage.shared:
+        print("mailguard: store copy: the target is a postgresql:// store (give it, or set "
+              "[storage] url)", file=sys.stderr)
+        return 2
+    sealer = Sealer(storage.quarantine_key, storage.quarantine_old_keys)
+    old = await sqlite_db.connect(folder)
+    try:
+        # Before the target is opened (which records this config's key as the cluster's).
+        await sealed_alike(old, folder, sealer)
+        new = await open_store(storage)
+        try:
+            counted = await copy(old, folder, new, sealer)
+        finally:
+            await new.close()
+    except CopyError as e:
+        print(f"mailguard: store copy: {e}", file=sys.stderr)
+        return 1
+    finally:
+        await old.close()
+    for c in counted:
+        print(f"{c.table}: {c.source} copied, {c.target} in the shared store")
+    print(f"done: {where(storage)} now holds everything {folder} held. Point every node's "
+          "[storage] url at it; the old data folder can be archived.")
+    return 0
+
+
 def cmd_store(args: argparse.Namespace, settings: Settings) -> int:
+    if args.store_command == "copy":
+        return asyncio.run(_copy(settings, args.source, args.target))
     return asyncio.run(_status(settings, migrate_first=args.store_command == "migrate"))
