@@ -25,6 +25,7 @@ if [ "${1:-run}" = test ]; then
   command -v systemd-analyze >/dev/null || want+=(systemd)   # verifies deploy/mailguard.service
   # The shared-store tests start their own PostgreSQL server (initdb, pg_ctl) on loopback
   compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || want+=(postgresql)
+  [ -x /usr/sbin/haproxy ] || want+=(haproxy)   # two nodes behind a balancer (test_cluster_failover)
 fi
 if [ "${1:-run}" = bench ]; then   # the tests' packages, and a C milter to compare with
   "$0" test
@@ -47,8 +48,14 @@ if [[ " ${want[*]} " == *" postgresql "* ]] && command -v pg_lsclusters >/dev/nu
     echo disabled | $SUDO tee "/etc/postgresql/$version/$name/start.conf" >/dev/null || true
   done
 fi
-# The bench starts its own OpenDKIM; the package's system service is not wanted.
-if [[ " ${want[*]} " == *" opendkim "* ]] && command -v systemctl >/dev/null \
-    && [ -d /run/systemd/system ]; then
-  $SUDO systemctl disable --now opendkim >/dev/null 2>&1 || true
-fi
+# The tests and the bench start their own HAProxy and OpenDKIM: the packages' system
+# services are not wanted.
+for service in opendkim haproxy; do
+  if [[ " ${want[*]} " == *" $service "* ]]; then
+    if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+      $SUDO systemctl disable --now "$service" >/dev/null 2>&1 || true
+    else
+      $SUDO service "$service" stop >/dev/null 2>&1 || true
+    fi
+  fi
+done

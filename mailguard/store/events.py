@@ -68,6 +68,7 @@ class EventLog:
     def __init__(self, db: Store, interval: float = 0.2, node: str = "") -> None:
         self.db = db
         self.node = node
+        self._flushing = asyncio.Lock()
         self.pending: list[tuple[Any, ...]] = []
         self.interval = interval
         self._task: asyncio.Task[None] | None = None
@@ -83,20 +84,21 @@ class EventLog:
         """Write what is pending. If the store cannot take it (a shared store out of reach,
         a full disk), the rows wait for the next try, the newest KEPT at most: the stdout
         line of each already went out when it was recorded."""
-        if not self.pending:
-            return
-        rows, self.pending = self.pending, []
-        placeholders = ",".join("?" for _ in COLUMNS)
-        try:
-            await self.db.run_many(
-                f"INSERT INTO events ({','.join(COLUMNS)}) VALUES ({placeholders}) "
-                f"ON CONFLICT (id) DO UPDATE SET {UPDATE}", rows)
-        except BaseException:
-            waiting = rows + self.pending
-            if len(waiting) > KEPT:
-                log.error("event_log_rows_dropped", rows=len(waiting) - KEPT)
-            self.pending = waiting[-KEPT:]
-            raise
+        async with self._flushing:   # one at a time: a flush returns once all is written
+            if not self.pending:
+                return
+            rows, self.pending = self.pending, []
+            placeholders = ",".join("?" for _ in COLUMNS)
+            try:
+                await self.db.run_many(
+                    f"INSERT INTO events ({','.join(COLUMNS)}) VALUES ({placeholders}) "
+                    f"ON CONFLICT (id) DO UPDATE SET {UPDATE}", rows)
+            except BaseException:
+                waiting = rows + self.pending
+                if len(waiting) > KEPT:
+                    log.error("event_log_rows_dropped", rows=len(waiting) - KEPT)
+                self.pending = waiting[-KEPT:]
+                raise
 
     async def _run(self) -> None:
         while True:
@@ -112,7 +114,10 @@ class EventLog:
     async def stop(self) -> None:
         if self._task:
             self._task.cancel()
-        await self.flush()
+        try:
+            await self.flush()
+        except Exception as e:   # the store is gone or full: the stdout lines are the record
+            log.error("event_log_rows_lost", rows=len(self.pending), error=str(e))
 
     async def since(self, ts: float) -> list[dict[str, Any]]:
         return [from_row(r) for r in await self.db.all(
