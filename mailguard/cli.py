@@ -121,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = command("serve", "run the gateway")
     s.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     command("milter", "run the gateway as a milter inside the school's own Postfix or Sendmail")
+    command("desk", "run the review desk alone (on the shared store: one desk for every node)")
     command("check-config", "validate the config file (exit 2 on problems)")
     k = command("keys", "print every config key, its default and meaning (from the schema)")
     k.add_argument("--write", metavar="README", help="bring the README's key table up to date")
@@ -248,6 +249,10 @@ def main(argv: list[str] | None = None) -> int:
         from mailguard.server.launch import serve
 
         return serve(Path(args.config), milter=True)
+    if args.command == "desk":
+        from mailguard.server.launch import desk
+
+        return desk(Path(args.config))
     # Commands that only read the stores do not need the checks' lists or the DKIM keys.
     store_only = args.command in ("events", "purge", "users", "sources", "store") or (
         args.command == "quarantine" and args.action in ("list", "show", "delete", "rekey"))

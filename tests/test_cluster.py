@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import smtplib
 from pathlib import Path
 from typing import Any
 
@@ -274,3 +275,42 @@ def test_a_single_node_install_moves_into_the_shared_store(make_gateway, postgre
         assert len(events) >= 3   # the old node's, copied, and this one's own since
     finally:
         node.stop()
+
+
+def test_a_desk_of_its_own_serves_every_node_s_held_mail(cluster):
+    """`mailguard desk`: the review desk alone, on the shared store, as its own process."""
+    import subprocess
+    import sys
+
+    import httpx
+    from conftest import ROOT
+    from desk import PASSWORD, add_accounts, csrf_of
+    from postfix import wait_for_port
+
+    a = cluster("a")
+    qid = hold_one(a)
+    add_accounts(a)
+    office = cluster("desk", start=False)
+    proc = subprocess.Popen([sys.executable, "-m", "mailguard", "desk", "--config",
+                             str(office.config_path)], cwd=ROOT, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)
+    try:
+        wait_for_port(office.web_port)
+        with httpx.Client(base_url=f"http://127.0.0.1:{office.web_port}", timeout=30) as web:
+            assert web.get("/healthz").json()["status"] == "ok"
+            page = web.get("/login")
+            assert web.post("/login", data={"csrf": csrf_of(page.text), "name": "dpo",
+                                            "password": PASSWORD}).status_code == 303
+            queue = web.get("/queue")
+            assert queue.status_code == 200 and qid in queue.text
+        try:   # the desk only: nothing answers SMTP on its node's port
+            smtplib.SMTP("127.0.0.1", office.port, timeout=2).close()
+            answered = True
+        except OSError:
+            answered = False
+        assert not answered
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0, out.decode()[-2000:]
+    assert b"Traceback" not in out

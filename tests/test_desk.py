@@ -6,7 +6,6 @@ from __future__ import annotations
 import csv
 import io
 import re
-import sqlite3
 
 import pyotp
 import pytest
@@ -202,9 +201,8 @@ async def test_comments_and_false_positives_are_kept_for_it(desk):
     assert bad.status_code == 400 and "choose one of the rules that fired" in bad.text
     page = (await dsl.get(f"/message/{desk.threat}")).text
     assert "Spoke to the teacher." in page
-    with sqlite3.connect(desk.data_dir / "mailguard.db") as db:
-        assert db.execute("SELECT qid, rule, actor FROM false_positives").fetchall() == [
-            (desk.threat, rule, "dsl")]
+    assert [tuple(r) for r in desk.sql("SELECT qid, rule, actor FROM false_positives")] == [
+        (desk.threat, rule, "dsl")]
     await close(app)
 
 
@@ -231,8 +229,7 @@ async def test_bulk_actions_act_only_on_what_the_reviewer_may(desk):
     assert r.status_code == 303
     page = (await dsl.get("/queue?status=all")).text
     assert "1 deleted. Not done: " + desk.impostor in page
-    with sqlite3.connect(desk.data_dir / "mailguard.db") as db:
-        statuses = dict(db.execute("SELECT id, status FROM quarantine").fetchall())
+    statuses = {r[0]: r[1] for r in desk.sql("SELECT id, status FROM quarantine")}
     assert statuses == {desk.threat: "deleted", desk.impostor: "held"}
     await close(app)
 
@@ -273,9 +270,8 @@ def test_accounts_are_managed_from_the_command_line(desk):
     assert short.returncode == 1 and "at least 12 characters" in short.stderr
     role = desk.cli("users", "add", "y", "--role", "head", "--password-stdin", input=PASSWORD)
     assert role.returncode == 2 and "invalid choice: 'head'" in role.stderr
-    with sqlite3.connect(desk.data_dir / "mailguard.db") as db:
-        [(stored,)] = db.execute("SELECT hash FROM reviewers WHERE name = 'dpo'").fetchall()
-        actions = [a for (a,) in db.execute("SELECT detail FROM audit WHERE action = 'account'")]
+    [(stored,)] = desk.sql("SELECT hash FROM reviewers WHERE name = 'dpo'")
+    actions = [a for (a,) in desk.sql("SELECT detail FROM audit WHERE action = 'account'")]
     assert stored.startswith("$argon2id$") and PASSWORD not in stored
     assert "account dpo added as dpo" in actions
 
@@ -372,8 +368,7 @@ def test_behind_a_trusted_proxy_the_reviewers_own_address_is_audited(make_gatewa
         signed = web.post("/login", data={"csrf": csrf_of(page.text), "name": "dpo",
                                           "password": PASSWORD})
         assert signed.status_code == 303
-    with sqlite3.connect(gw.data_dir / "mailguard.db") as db:
-        [(address,)] = db.execute("SELECT address FROM audit WHERE action = 'sign-in'").fetchall()
+    [(address,)] = gw.sql("SELECT address FROM audit WHERE action = 'sign-in'")
     assert address == seen
 
 

@@ -4,9 +4,7 @@ sender when asked; the sender again on release; nothing lost when the upstream s
 
 from __future__ import annotations
 
-import contextlib
 import re
-import sqlite3
 import time
 
 from conftest import ROOT, message
@@ -65,9 +63,9 @@ def test_many_holds_make_one_digest(make_gateway, sink):
         time.sleep(0.1)
     assert len(digests) == 1 and len(notices) <= 4
     mentioned = set(re.findall(r"\b([0-9A-F]{16}): from", "".join(notices)))
-    with sqlite3.connect(gw.data_dir / "mailguard.db") as db:   # any held after the digest
-        waiting = {q for (q,) in db.execute("SELECT qid FROM notices WHERE claimed IS NULL")}
-        held = {q for (q,) in db.execute("SELECT id FROM quarantine")}
+    # any held after the digest
+    waiting = {q for (q,) in gw.sql("SELECT qid FROM notices WHERE claimed IS NULL")}
+    held = {q for (q,) in gw.sql("SELECT id FROM quarantine")}
     assert len(held) == 8 and mentioned | waiting == held and not mentioned & waiting
     assert "https://mailguard.example.sch.uk/queue" in digests[0]
 
@@ -92,12 +90,9 @@ def test_a_refused_notice_is_tried_again_not_lost(make_gateway, sink):
     deadline, tries = time.monotonic() + 20, 0
     while tries < 1 and time.monotonic() < deadline:   # refused, and put back to try again
         time.sleep(0.1)
-        with contextlib.closing(sqlite3.connect(gw.data_dir / "mailguard.db")) as db:
-            tries = sum(t for (t,) in db.execute(
-                "SELECT tries FROM notices WHERE recipient = 'dpo@example.sch.uk'"))
-    with contextlib.closing(sqlite3.connect(gw.data_dir / "mailguard.db")) as db:
-        [(tries,)] = db.execute("SELECT tries FROM notices "
-                                "WHERE recipient = 'dpo@example.sch.uk'").fetchall()
+        tries = sum(t for (t,) in gw.sql(
+            "SELECT tries FROM notices WHERE recipient = 'dpo@example.sch.uk'"))
+    [(tries,)] = gw.sql("SELECT tries FROM notices WHERE recipient = 'dpo@example.sch.uk'")
     assert tries >= 1
     assert not [m for m in sink.messages if m.recipients == ["dpo@example.sch.uk"]]
     del sink.handler.refuse["dpo@example.sch.uk"]
@@ -110,11 +105,9 @@ def test_retention_purges_with_an_audit_entry(make_gateway, sink):
                        "storage": {"quarantine_retention_days": 1}})
     _, text = gw.send(message(from_="head@gmail.com"))
     qid = re.search(rb"reference (\w+)", text).group(1).decode()
-    with sqlite3.connect(gw.data_dir / "mailguard.db") as db:
-        db.execute("UPDATE quarantine SET ts = ts - 2 * 86400")
+    gw.sql("UPDATE quarantine SET ts = ts - 2 * 86400")
     assert gw.cli("purge").returncode == 0
-    assert not (gw.data_dir / "quarantine" / f"{qid}.eml").exists()
-    with sqlite3.connect(gw.data_dir / "mailguard.db") as db:
-        rows = db.execute("SELECT actor, action, detail FROM audit WHERE quarantine_id = ?",
-                          (qid,)).fetchall()
+    assert not gw.holds_content(qid)
+    rows = [tuple(r) for r in gw.sql(
+        "SELECT actor, action, detail FROM audit WHERE quarantine_id = ?", (qid,))]
     assert ("retention", "purge", "content removed after retention (was held)") in rows

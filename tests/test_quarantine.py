@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import sqlite3
 import stat
 import time
 
@@ -34,6 +33,7 @@ def held_gw(make_gateway):
     return make_gateway(HOLD)
 
 
+@pytest.mark.sqlite_only   # the data folder's own files (test_store: the shared store's)
 def test_held_mail_is_on_disk_protected_and_explained(held_gw, sink):
     qid = hold_one(held_gw)
     assert sink.messages == []
@@ -108,7 +108,7 @@ def test_reject_tells_the_sender_with_the_note(make_gateway, sink):
 def test_delete_removes_the_content(held_gw, sink):
     qid = hold_one(held_gw)
     assert held_gw.cli("quarantine", "delete", qid).returncode == 0
-    assert not (held_gw.data_dir / "quarantine" / f"{qid}.eml").exists()
+    assert not held_gw.holds_content(qid)
     assert [i["id"] for i in listed(held_gw, "deleted")] == [qid]
     actions = [a["action"] for a in json.loads(
         held_gw.cli("quarantine", "show", qid, "--json").stdout)["audit"]]
@@ -118,16 +118,13 @@ def test_delete_removes_the_content(held_gw, sink):
 def test_purge_applies_retention(held_gw, sink):
     old, new = hold_one(held_gw), hold_one(held_gw)
     held_gw.events()
-    db = sqlite3.connect(held_gw.data_dir / "mailguard.db")
-    with db:
-        db.execute("UPDATE quarantine SET ts = ts - 31 * 86400 WHERE id = ?", (old,))
-        db.execute("UPDATE events SET ts = ts - 91 * 86400 WHERE quarantine_id = ?", (old,))
-    db.close()
+    held_gw.sql("UPDATE quarantine SET ts = ts - 31 * 86400 WHERE id = ?", (old,))
+    held_gw.sql("UPDATE events SET ts = ts - 91 * 86400 WHERE quarantine_id = ?", (old,))
     out = held_gw.cli("purge", "--json")
     assert json.loads(out.stdout) == {"events_deleted": 1, "quarantine_expired": 1}
     assert [i["id"] for i in listed(held_gw, "expired")] == [old]
     assert [i["id"] for i in listed(held_gw)] == [new]
-    assert not (held_gw.data_dir / "quarantine" / f"{old}.eml").exists()
+    assert not held_gw.holds_content(old) and held_gw.holds_content(new)
 
 
 def test_unparseable_mail_is_held_not_passed(gateway, sink):
@@ -147,6 +144,7 @@ def test_unparseable_can_be_configured_to_tempfail(make_gateway, sink):
     assert listed(gw) == []
 
 
+@pytest.mark.sqlite_only   # a data folder that refuses the write (test_cluster: a store away)
 def test_quarantine_write_failure_is_451_not_250(held_gw, sink):
     folder = held_gw.data_dir / "quarantine"
     shutil.rmtree(folder)
@@ -159,13 +157,10 @@ def test_quarantine_write_failure_is_451_not_250(held_gw, sink):
 def test_the_running_gateway_applies_retention_itself(held_gw, sink):
     old = hold_one(held_gw)
     held_gw.stop()
-    db = sqlite3.connect(held_gw.data_dir / "mailguard.db")
-    with db:
-        db.execute("UPDATE quarantine SET ts = ts - 31 * 86400 WHERE id = ?", (old,))
-    db.close()
+    held_gw.sql("UPDATE quarantine SET ts = ts - 31 * 86400 WHERE id = ?", (old,))
     held_gw.start()
     deadline = time.monotonic() + 15   # retention runs as the gateway starts
     while not listed(held_gw, "expired") and time.monotonic() < deadline:
         time.sleep(0.1)
     assert [i["id"] for i in listed(held_gw, "expired")] == [old]
-    assert not (held_gw.data_dir / "quarantine" / f"{old}.eml").exists()
+    assert not held_gw.holds_content(old)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import signal
 import sys
 from pathlib import Path
 
@@ -31,6 +32,46 @@ def announce(settings: Settings) -> None:
         log.warning("directory_row_skipped", problem=problem)
     for warning in certificates.warnings(settings):
         log.warning("certificate_expiring", detail=warning)
+
+
+def desk(config_path: Path) -> int:
+    """Entry point for `mailguard desk`: the review desk alone, on the store the config
+    names (the shared one, for a desk that serves every node; no SMTP listener)."""
+    from mailguard import logs
+    from mailguard.web.serve import web_task
+
+    try:
+        settings = config.load(config_path)
+        prepare_data_dir(settings.storage.data_dir)
+    except ConfigError as e:
+        print(f"mailguard: {e}", file=sys.stderr)
+        return 2
+    if settings.web.listen is None:
+        print(f"mailguard: {config_path}: web.listen: the desk is turned off (\"\"): give it an "
+              "address such as 127.0.0.1:8025", file=sys.stderr)
+        return 2
+    logs.configure()
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        web = await web_task(settings, None)
+        assert web is not None
+        log.info("desk_listening", listen=":".join(map(str, settings.web.listen or ())))
+        await stop.wait()
+        await web.stop()
+        store = web.server.config.app.state.desk.db
+        if store is not None:
+            await store.close()
+
+    try:
+        asyncio.run(run())
+    except OSError as e:
+        print(f"mailguard: cannot start the desk: {e}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def serve(config_path: Path, *, worker: bool = False, milter: bool = False) -> int:

@@ -58,18 +58,19 @@ def create_app(settings: Settings, instance: Any | None, db: Any | None = None) 
             if instance.handler.closing:
                 body["status"] = "draining"
                 return JSONResponse(body, status_code=503)
-            try:   # a store it cannot write to: mail is answered 451; the balancer should know
-                await asyncio.wait_for(instance.db.one("SELECT 1"), HEALTH_TIMEOUT)
-            except TimeoutError:
-                body["status"] = "store unavailable"
-                body["store"] = (f"the store did not answer within {HEALTH_TIMEOUT:.0f} s: it "
-                                 "cannot be reached or is overloaded. Meanwhile mail that must "
-                                 "be held is answered 451, so senders' servers keep it and retry.")
-                return JSONResponse(body, status_code=503)
-            except (*STORE_ERRORS, OSError) as e:
-                body["status"] = "store unavailable"
-                body["store"] = store_db.problem(e, settings.storage.data_dir) or repr(e)
-                return JSONResponse(body, status_code=503)
+        try:   # a store it cannot write to: mail is answered 451; the balancer should know
+            store = instance.db if instance is not None else (await desk.store())[0]
+            await asyncio.wait_for(store.one("SELECT 1"), HEALTH_TIMEOUT)
+        except TimeoutError:
+            body["status"] = "store unavailable"
+            body["store"] = (f"the store did not answer within {HEALTH_TIMEOUT:.0f} s: it "
+                             "cannot be reached or is overloaded. Meanwhile mail that must "
+                             "be held is answered 451, so senders' servers keep it and retry.")
+            return JSONResponse(body, status_code=503)
+        except (*STORE_ERRORS, OSError) as e:
+            body["status"] = "store unavailable"
+            body["store"] = store_db.problem(e, settings.storage.data_dir) or repr(e)
+            return JSONResponse(body, status_code=503)
         return JSONResponse(body)
 
     async def metrics(request: Request) -> Response:
