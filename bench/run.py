@@ -84,7 +84,8 @@ class SmtpSink:
         self.proc.wait()
 
 
-def shipped_config(port: int, upstream_port: int, workers: int, data_dir: Path) -> str:
+def shipped_config(port: int, upstream_port: int, workers: int, data_dir: Path,
+                   overrides: dict | None = None) -> str:
     """config/mailguard.toml as shipped, every check as it is, with only what a bench must
     change: where it listens and relays, its data folder, and the hourly recipient limit
     (500 per sender, which the bench's one sender would pass in a second; it still counts)."""
@@ -103,12 +104,13 @@ def shipped_config(port: int, upstream_port: int, workers: int, data_dir: Path) 
                    "language": {"folder": str(ROOT / shipped["checks"]["language"]["folder"])},
                    "disclaimer": {"folder": str(ROOT / shipped["checks"]["disclaimer"]["folder"])}},
     })
-    return toml_dump(shipped)
+    return toml_dump(deep_update(shipped, overrides or {}))
 
 
 class Mailguard:
     def __init__(self, folder: Path, upstream_port: int, workers: int,
-                 rewrites: bool = False, shipped: bool = False) -> None:
+                 rewrites: bool = False, shipped: bool = False,
+                 overrides: dict | None = None) -> None:
         self.port = free_port()
         self.folder = folder
         folder.mkdir(parents=True)
@@ -119,7 +121,8 @@ class Mailguard:
 
             extra = rewrite_tables(folder)
         if shipped:
-            config.write_text(shipped_config(self.port, upstream_port, workers, folder / "var"))
+            config.write_text(shipped_config(self.port, upstream_port, workers, folder / "var",
+                                             overrides))
         else:
             config.write_text(f"""
 [server]
