@@ -32,7 +32,7 @@ from mailguard import config  # noqa: E402
 from mailguard.model import Action, Client, Envelope, Finding, Mail  # noqa: E402
 from mailguard.store import reviewers  # noqa: E402
 from mailguard.store.opening import open_store  # noqa: E402
-from mailguard.store.quarantine import Quarantine, _finding_dict  # noqa: E402
+from mailguard.store.quarantine import Quarantine, _finding_dict, checks_column  # noqa: E402
 from mailguard.web.app import create_app  # noqa: E402
 
 RULES = [("identity", "foreign_from"), ("language", "threats:10"), ("confidential", "unencrypted"),
@@ -95,20 +95,26 @@ async def fill(path: Path, count: int) -> None:
                 rows.append((m.id, m.received_at, "held", "bench", m.envelope.sender, rcpts, rcpts,
                              "127.0.0.1", None, len(m.raw), json.dumps([_finding_dict(f)]),
                              f"{m.id}.eml", m.received_at,
-                             q.sealer.seal_text(m.subject, m.id), 0, "[]", "bench"))
+                             q.sealer.seal_text(m.subject, m.id), 0, "[]", "bench",
+                             checks_column((f,))))
                 rules.append((m.id, f.check, f.rule_id))
             async with store.transaction() as tx:
                 await tx.run_many(
                     "INSERT INTO quarantine (id, ts, status, reason, sender, recipients, "
                     "held_recipients, client, auth_user, size, findings, file, updated, subject,"
-                    " safeguarding, plan, node) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
-                    " ?, ?, ?)", rows)
+                    " safeguarding, plan, node, checks) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
+                    " ?, ?, ?, ?, ?, ?, ?)", rows)
                 await tx.run_many("INSERT INTO held_rules (qid, check_name, rule) VALUES "
                                   "(?, ?, ?)", rules)
         last = mail(count - 1, started + (count - 1) * 60)
         await q.files.write(f"{last.id}.eml", q.sealer.seal(last.raw, last.id))
-        if store.dialect == "postgresql":
-            await store.run("ANALYZE")
+        if store.dialect == "postgresql":   # as autovacuum leaves a server that has been up
+            import psycopg
+
+            async with await psycopg.AsyncConnection.connect(
+                    settings.storage.url, password=settings.storage.password,
+                    autocommit=True) as conn:
+                await conn.execute("VACUUM ANALYZE")
     finally:
         await store.close()
 

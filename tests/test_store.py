@@ -240,3 +240,33 @@ async def test_two_nodes_run_retention_at_once_and_purge_each_message_once(stora
     finally:
         await first.close()
         await second.close()
+
+
+async def test_a_store_from_before_the_checks_column_counts_its_held_mail(tmp_path):
+    """A version 4 SQLite store (held messages, no `checks` column) is brought up to date
+    when opened, and the desk's counts per check include what it already held."""
+    import sqlite3
+
+    from mailguard.store import queue
+
+    storage = StorageSettings(data_dir=tmp_path / "var", event_retention_days=90,
+                              quarantine_retention_days=30, quarantine_key=secrets.token_bytes(32))
+    store = await open_store(storage)
+    q = Quarantine(store, storage.data_dir, storage.quarantine_key)
+    other = Finding(check="identity", rule="foreign_from", action=Action.QUARANTINE,
+                    clause="x", message="m", advice="a")
+    await q.hold(mail(1), (THREAT,), "x")
+    await q.hold(mail(2), (THREAT, other), "x")
+    await store.close()
+    with sqlite3.connect(storage.data_dir / "mailguard.db") as old:
+        old.execute("DROP INDEX quarantine_status_checks")
+        old.execute("ALTER TABLE quarantine DROP COLUMN checks")
+        old.execute("PRAGMA user_version = 4")
+    store = await open_store(storage)
+    try:
+        assert await queue.counts(store, "held", ("1 = 1", ())) == {"language": 2, "identity": 1}
+        (index,) = await store.one("SELECT count(*) FROM sqlite_master WHERE name = ?",
+                                   ("quarantine_status_checks",))
+        assert index == 1
+    finally:
+        await store.close()

@@ -65,10 +65,10 @@ COLUMNS = (("quarantine", "subject", "TEXT"), ("quarantine", "assigned_to", "TEX
            ("quarantine", "safeguarding", "INTEGER NOT NULL DEFAULT 0"),
            ("audit", "address", "TEXT"), ("events", "source", "TEXT"),
            ("quarantine", "plan", "TEXT"), ("events", "node", "TEXT"),
-           ("quarantine", "node", "TEXT"))
+           ("quarantine", "node", "TEXT"), ("quarantine", "checks", "TEXT"))
 
 
-VERSION = 4   # PRAGMA user_version of a store brought up to date
+VERSION = 5   # PRAGMA user_version of a store brought up to date
 
 
 async def _migrate(db: aiosqlite.Connection) -> None:
@@ -88,6 +88,12 @@ async def _migrate(db: aiosqlite.Connection) -> None:
         "instr(json_extract(j.value, '$.rule'), '.') - 1), json_extract(j.value, '$.rule') "
         "FROM quarantine q, json_each(q.findings) j")
     await db.execute("CREATE INDEX IF NOT EXISTS quarantine_assigned ON quarantine(assigned_to)")
+    await db.execute(   # each message's checks in one column, for the desk's counts
+        "UPDATE quarantine SET checks = ',' || coalesce((SELECT group_concat(check_name) FROM "
+        "(SELECT DISTINCT check_name FROM held_rules WHERE qid = quarantine.id)), '') || ',' "
+        "WHERE checks IS NULL")
+    await db.execute("CREATE INDEX IF NOT EXISTS quarantine_status_checks "
+                     "ON quarantine(status, checks)")   # the desk's counts, from the index
     await db.execute(f"PRAGMA user_version = {VERSION}")
 
 

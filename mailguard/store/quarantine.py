@@ -60,6 +60,7 @@ class Held:
     def from_row(cls, row: Any) -> Held:
         d = dict(row)
         d.pop("subject_hint", None)
+        d.pop("checks", None)   # the findings say the same, in full
         for key in ("recipients", "held_recipients", "findings"):
             d[key] = json.loads(d[key])
         d["plan"] = None if d.get("plan") is None else plan_from_json(d["plan"])
@@ -76,6 +77,11 @@ class Held:
                 "sender": self.sender, "recipients": len(self.recipients),
                 "held_recipients": len(self.held_recipients), "size": self.size,
                 "rules": [f["rule"] for f in self.findings]}
+
+
+def checks_column(findings: tuple[Finding, ...]) -> str:
+    """The checks that fired, as the `checks` column keeps them: ",identity,language,"."""
+    return "," + ",".join(sorted({f.check for f in findings})) + ","
 
 
 def _finding_dict(f: Finding) -> dict[str, Any]:
@@ -122,13 +128,14 @@ class Quarantine:
             await tx.run(
                 "INSERT INTO quarantine (id, ts, status, reason, sender, recipients,"
                 " held_recipients, client, auth_user, size, findings, file, updated, subject,"
-                " safeguarding, plan, node)"
-                " VALUES (?, ?, 'held', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " safeguarding, plan, node, checks)"
+                " VALUES (?, ?, 'held', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (mail.id, mail.received_at, reason, mail.envelope.sender, recipients,
                  recipients, mail.client.ip, mail.client.auth_user, len(mail.raw),
                  json.dumps([_finding_dict(f) for f in findings]), name, time.time(),
                  self.sealer.seal_text(mail.subject[:300], mail.id),
-                 int(any(map(is_safeguarding, findings))), plan_to_json(plan), self.node or None))
+                 int(any(map(is_safeguarding, findings))), plan_to_json(plan), self.node or None,
+                 checks_column(findings)))
             await tx.run_many(
                 "INSERT INTO held_rules (qid, check_name, rule) VALUES (?, ?, ?) "
                 "ON CONFLICT DO NOTHING", [(mail.id, f.check, f.rule_id) for f in findings])
