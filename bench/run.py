@@ -19,6 +19,10 @@
             (desk_speed.py)
   milter    behind the school's own Postfix: Postfix alone, with the mailguard milter, and
             relaying to mailguard, the shipped policy in full (milter_speed.py)
+  store     holds and the desk with 100,000 held messages, SQLite beside PostgreSQL
+            (store_speed.py)
+  cluster   the shipped policy on SQLite, on PostgreSQL, and two nodes behind HAProxy
+            (cluster_speed.py)
 
 Throughput counts until the sink has every message. Added latency is measured at half the
 Postfix rate (the target's load) and at half of mailguard's own, with a small asyncio client,
@@ -370,6 +374,13 @@ def main() -> int:
 
         results["people"] = people_speed.measure()
         print(people_speed.report(results["people"]), flush=True)
+        import cluster_speed
+        import store_speed
+
+        results["store"] = store_speed.measure()
+        print(store_speed.report(results["store"]), flush=True)
+        results["cluster"] = cluster_speed.measure()
+        print(cluster_speed.report(results["cluster"]), flush=True)
         import policy_speed
 
         results["policy"] = policy_speed.measure()

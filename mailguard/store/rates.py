@@ -105,14 +105,20 @@ class SharedRates:
         try:
             store = await self._store()
             async with store.transaction() as tx:
+                # A counter, not mail: its commit need not wait for the disk (as rates.db is
+                # written without fsync). The lock first, in a statement of its own, so the
+                # count that follows sees every commit made before it was granted.
+                await tx.run("SET LOCAL synchronous_commit = off")
                 await tx.one("SELECT pg_advisory_xact_lock(hashtext(?))", ("rate:" + sender,))
-                (total,) = await tx.one(
-                    "SELECT coalesce(sum(n), 0) FROM sent WHERE sender = ? AND minute > ?",
-                    (sender, minute - HOUR // 60))
-                if total + count > limit:
+                (total, counted) = await tx.one(
+                    "WITH total AS (SELECT coalesce(sum(n), 0) AS t FROM sent "
+                    "WHERE sender = ? AND minute > ?), added AS (INSERT INTO sent "
+                    "SELECT ?, ?, ? FROM total WHERE t + ? <= ? ON CONFLICT (sender, minute) "
+                    "DO UPDATE SET n = sent.n + excluded.n RETURNING 1) "
+                    "SELECT t, (SELECT count(*) FROM added) FROM total",
+                    (sender, minute - HOUR // 60, sender, minute, count, count, limit))
+                if not counted:
                     return int(total)
-                await tx.run("INSERT INTO sent VALUES (?, ?, ?) ON CONFLICT (sender, minute) "
-                             "DO UPDATE SET n = sent.n + excluded.n", (sender, minute, count))
             if minute != self._pruned:   # once a minute per process: drop the old rows
                 self._pruned = minute
                 await store.run("DELETE FROM sent WHERE minute <= ?", (minute - HOUR // 60,))
@@ -124,8 +130,10 @@ class SharedRates:
     async def first_notice(self, sender: str, now: float) -> bool:
         try:
             store = await self._store()
-            return bool(await store.run(
-                "INSERT INTO told VALUES (?, ?) ON CONFLICT (sender) DO UPDATE "
-                "SET at = excluded.at WHERE told.at <= ?", (sender, now, now - HOUR)))
+            async with store.transaction() as tx:
+                await tx.run("SET LOCAL synchronous_commit = off")
+                return bool(await tx.run(
+                    "INSERT INTO told VALUES (?, ?) ON CONFLICT (sender) DO UPDATE "
+                    "SET at = excluded.at WHERE told.at <= ?", (sender, now, now - HOUR)))
         except ERRORS:
             return True   # better a second notice than none
