@@ -24,16 +24,15 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
-import httpx  # noqa: E402
 from conftest import base_config, deep_update, message, toml_dump  # noqa: E402
-from desk import PASSWORD, csrf_of  # noqa: E402
+from desk import PASSWORD  # noqa: E402
+from desk_speed import timed  # noqa: E402
 
 from mailguard import config  # noqa: E402
 from mailguard.model import Action, Client, Envelope, Finding, Mail  # noqa: E402
 from mailguard.store import reviewers  # noqa: E402
 from mailguard.store.opening import open_store  # noqa: E402
 from mailguard.store.quarantine import Quarantine, _finding_dict, checks_column  # noqa: E402
-from mailguard.web.app import create_app  # noqa: E402
 
 RULES = [("identity", "foreign_from"), ("language", "threats:10"), ("confidential", "unencrypted"),
          ("attachments", "macros"), ("personal", "untagged")]
@@ -119,26 +118,6 @@ async def fill(path: Path, count: int) -> None:
         await store.close()
 
 
-async def pages(path: Path, urls: list[str], rounds: int = 7) -> dict[str, float]:
-    app = create_app(config.load(path), None)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                 base_url="http://desk.test") as c:
-        page = await c.get("/login")
-        await c.post("/login", data={"csrf": csrf_of(page.text), "name": "dpo",
-                                     "password": PASSWORD})
-        out = {}
-        for url in urls:
-            times = []
-            for _ in range(rounds):
-                t = time.perf_counter()
-                r = await c.get(url)
-                times.append((time.perf_counter() - t) * 1000)
-                assert r.status_code == 200, (url, r.status_code, r.text[:300])
-            out[url] = statistics.median(times)
-    await app.state.desk.db.close()
-    return out
-
-
 def p99(values: list[float]) -> float:
     return sorted(values)[int(len(values) * 0.99) - 1]
 
@@ -165,7 +144,7 @@ def measure(count: int = ROWS) -> dict[str, Any]:
                 asyncio.run(fill(path, count))
                 out[name] = {"hold_median_ms": statistics.median(held),
                              "hold_p99_ms": p99(held), "fill_s": time.perf_counter() - t,
-                             "pages_ms": asyncio.run(pages(path, urls))}
+                             "pages_ms": asyncio.run(timed(path, urls))}
     finally:
         server.close()
     return out
