@@ -129,7 +129,11 @@ class PostgresStore:
         pool = AsyncConnectionPool(conninfo, kwargs=kwargs, min_size=1, max_size=size,
                                    open=False, timeout=WAIT, reconnect_timeout=RECONNECT,
                                    check=AsyncConnectionPool.check_connection)
-        await pool.open(wait=True, timeout=CONNECT_TIMEOUT)
+        try:
+            await pool.open(wait=True, timeout=CONNECT_TIMEOUT)
+        except BaseException:   # its workers would go on trying to connect
+            await pool.close()
+            raise
         return cls(pool)
 
     async def all(self, sql: str, args: Args = ()) -> list[Any]:
