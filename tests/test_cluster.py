@@ -314,3 +314,22 @@ def test_a_desk_of_its_own_serves_every_node_s_held_mail(cluster):
         out, _ = proc.communicate(timeout=30)
     assert proc.returncode == 0, out.decode()[-2000:]
     assert b"Traceback" not in out
+
+
+def test_doctor_checks_the_shared_store(cluster, tmp_path):
+    a = cluster("a")
+    out = a.cli("doctor")
+    assert "ok    store: PostgreSQL t_" in out.stdout and "schema up to date" in out.stdout
+    other = tmp_path / "stray.key"
+    key_file(other)
+    stray = cluster("stray", key=other, start=False)
+    found = stray.cli("doctor")
+    assert found.returncode == 1
+    assert "quarantine key is not the one the other nodes seal with" in found.stdout
+
+    far = cluster("far", start=False)
+    far.config["storage"]["url"] = "postgresql://mailguard@db.invalid/mailguard"
+    far.write_config()
+    found = far.cli("doctor")
+    assert "not verified TLS: held mail crosses the network" in found.stdout
+    assert "cannot be reached" in found.stdout and "Traceback" not in found.stderr

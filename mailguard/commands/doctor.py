@@ -23,7 +23,7 @@ RANGES_STALE_DAYS = 180
 def cmd_doctor(args: argparse.Namespace, settings: Settings) -> int:
     resolver = _resolver(args.dns)
     findings = (sources(settings) + tls(settings) + asyncio.run(upstream(settings))
-                + dns_records(settings, resolver))
+                + asyncio.run(store(settings)) + dns_records(settings, resolver))
     width = max(len(level) for level, _ in findings)
     for level, text in findings:
         print(f"{level.ljust(width)}  {text}")
@@ -127,6 +127,51 @@ async def upstream(settings: Settings) -> list[Finding]:
     finally:
         if conn is not None:
             conn.close()
+
+
+async def store(settings: Settings) -> list[Finding]:
+    """The shared store: reachable, its schema up to date, the same quarantine key as the
+    other nodes, and the connection encrypted when it leaves the machine. Read only."""
+    storage = settings.storage
+    if not storage.shared:
+        return [("ok", f"store: SQLite in {storage.data_dir} (one machine)")]
+    from urllib.parse import parse_qs, urlsplit
+
+    import psycopg
+
+    from mailguard.store import migrate
+    from mailguard.store.opening import fingerprint
+    from mailguard.store.postgres import _PgQueries, _rows, problem
+
+    url = urlsplit(storage.url)
+    where = f"PostgreSQL {url.path.strip('/')} on {url.hostname}:{url.port or 5432}"
+    out: list[Finding] = []
+    loopback = url.hostname in ("127.0.0.1", "::1", "localhost")
+    if not loopback and parse_qs(url.query).get("sslmode", [""])[0] not in (
+            "verify-full", "verify-ca"):
+        out.append(("fix", f"store: the connection to {where} is not verified TLS: held mail "
+                           "crosses the network. Add ?sslmode=verify-full (and sslrootcert) to "
+                           "[storage] url"))
+    try:   # one connection, tried once (a pool would go on trying)
+        conn = await psycopg.AsyncConnection.connect(
+            storage.url, password=storage.password, connect_timeout=10, row_factory=_rows)
+    except Exception as e:   # whatever stops the connection is the finding
+        return [*out, ("fix", f"store: {problem(e) or e}")]
+    pg = _PgQueries(conn)
+    try:
+        applied, pending = await migrate.status(pg)  # type: ignore[arg-type]
+        out.append(("ok" if not pending else "note", f"store: {where} answers; schema "
+                    + ("up to date" if not pending else
+                       f"{len(pending)} migration(s) to apply (a start applies them, or "
+                       "`mailguard store migrate`)")))
+        row = (await pg.one("SELECT value FROM cluster WHERE name = 'quarantine_key'")
+               if applied else None)
+        if row and storage.quarantine_key and row[0] != fingerprint(storage.quarantine_key):
+            out.append(("fix", "store: this node's quarantine key is not the one the other "
+                               "nodes seal with: give it the same quarantine_key_file"))
+    finally:
+        await conn.close()
+    return out
 
 
 def _resolver(where: str | None) -> Any:
