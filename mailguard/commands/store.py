@@ -88,7 +88,7 @@ async def _copy(settings: Settings, source: str, target: str | None) -> int:
         await sealed_alike(old, folder, sealer)
         new = await open_store(storage)
         try:
-            counted = await copy(old, folder, new, sealer)
+            counted = await copy(old, folder, new)
         finally:
             await new.close()
     except CopyError as e:
