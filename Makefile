@@ -24,18 +24,14 @@ check-config: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check mailguard tests bench
 
-# The modules whose gateways keep state in the store, run a second time on PostgreSQL (a
-# server the tests start themselves, tests/pgserver.py).
-STORE_MODULES := tests/test_quarantine.py tests/test_notices.py tests/test_desk.py \
-	tests/test_limits.py tests/test_safeguarding.py tests/test_cli.py tests/test_lifecycle.py
-
 test:
 	scripts/system-deps.sh test
 	$(MAKE) $(STAMP)
 	$(VENV)/bin/ruff check mailguard tests bench
 	$(PY) -m pytest -q -p no:cacheprovider
-	MAILGUARD_TEST_STORE=postgresql $(PY) -m pytest -q -p no:cacheprovider -m "not sqlite_only" \
-		$(STORE_MODULES)
+	# Every test that starts a gateway or a milter, again on PostgreSQL (a server the tests
+	# start themselves, tests/pgserver.py); tests/conftest.py picks them by fixture.
+	MAILGUARD_TEST_STORE=postgresql $(PY) -m pytest -q -p no:cacheprovider
 
 test-fast:   # the in-process tests only, for a developer's loop; `make test` runs them all
 	scripts/system-deps.sh test

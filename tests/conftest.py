@@ -328,6 +328,24 @@ class Gateway:
             return bool(self.sql("SELECT 1 FROM held_files WHERE name = ?", (f"{qid}.eml",)))
         return (self.data_dir / "quarantine" / f"{qid}.eml").exists()
 
+    def held_bytes(self, qid: str) -> bytes:
+        """A held message's content as the store keeps it (sealed): its file in the data
+        folder, or its row in the shared store."""
+        if self.config["storage"].get("url", "sqlite:") == "sqlite:":
+            return (self.data_dir / "quarantine" / f"{qid}.eml").read_bytes()
+        [(content,)] = self.sql("SELECT data FROM held_files WHERE name = ?", (f"{qid}.eml",))
+        return bytes(content)
+
+    def stored_bytes(self) -> bytes:
+        """Everything the gateway's store keeps, to look for what it must never keep: the
+        SQLite files byte for byte (free pages too), or every row of every shared table."""
+        if self.config["storage"].get("url", "sqlite:") == "sqlite:":
+            return b"".join(p.read_bytes() for p in self.data_dir.glob("*.db*"))
+        tables = self.sql("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        return b"\n".join(bytes(v) if isinstance(v, (bytes, memoryview)) else str(v).encode()
+                          for (t,) in tables for row in self.sql(f'SELECT * FROM "{t}"')
+                          for v in row)
+
     def sql(self, query: str, args: tuple[Any, ...] = (), *, read_only: bool = False
             ) -> list[Any]:
         """One statement on this gateway's store, whichever engine it is (a test looking at
@@ -358,9 +376,22 @@ class Gateway:
 
 
 # `MAILGUARD_TEST_STORE=postgresql` runs the gateways of a test on the shared store (a fresh
-# database on the session's PostgreSQL server) instead of SQLite: `make test` runs the store's
-# own modules (STORE_MODULES in the Makefile) both ways.
+# database on the session's PostgreSQL server) instead of SQLite: `make test` runs every test
+# that starts a gateway or a milter both ways (pytest_collection_modifyitems picks them).
 STORE = os.environ.get("MAILGUARD_TEST_STORE", "sqlite")
+
+
+def shared_storage(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
+    """The `[storage]` settings of a test's gateways: none (SQLite in the data folder), or a
+    fresh database on the session's PostgreSQL server when the pass asks for it."""
+    if STORE != "postgresql":
+        return {}
+    server = request.getfixturevalue("postgres")
+    secret = tmp_path / "pg.password"
+    if not secret.exists():
+        secret.write_text(server.password + "\n")
+        secret.chmod(0o600)
+    return {"url": server.fresh_database(), "password_file": str(secret)}
 
 
 @pytest.fixture
@@ -370,13 +401,7 @@ def make_gateway(tmp_path: Path, sink: Sink, request: pytest.FixtureRequest) -> 
     from inprocess import LocalGateway
 
     started: list[Gateway] = []
-    shared: dict[str, str] = {}
-    if STORE == "postgresql":
-        server = request.getfixturevalue("postgres")
-        secret = tmp_path / "pg.password"
-        secret.write_text(server.password + "\n")
-        secret.chmod(0o600)
-        shared = {"url": server.fresh_database(), "password_file": str(secret)}
+    shared = shared_storage(request, tmp_path)
 
     def make(extra: dict[str, Any] | None = None, *, upstream: str | None = None,
              start: bool = True, process: bool = False) -> Gateway:
@@ -396,18 +421,20 @@ def make_gateway(tmp_path: Path, sink: Sink, request: pytest.FixtureRequest) -> 
 
 
 @pytest.fixture
-def make_milter(tmp_path: Path, sink: Sink) -> Iterator[Any]:
+def make_milter(tmp_path: Path, sink: Sink, request: pytest.FixtureRequest) -> Iterator[Any]:
     """`mailguard milter` processes, each inside its own private Postfix (tests/milter.py)
     that relays to the sink; `send` and `client` talk to that Postfix. With `postfix=False`
     the test itself is the MTA (tests/milterclient.py)."""
     from milter import MilterGateway
 
     started: list[Any] = []
+    shared = shared_storage(request, tmp_path)
 
     def make(extra: dict[str, Any] | None = None, socket: Path | None = None,
              postfix: bool = True) -> Any:
-        config = deep_update(base_config(tmp_path / "var", f"smtp://127.0.0.1:{sink.port}"),
-                             extra or {})
+        config = base_config(tmp_path / "var", f"smtp://127.0.0.1:{sink.port}")
+        config["storage"].update(shared)
+        config = deep_update(config, extra or {})
         gw = MilterGateway(tmp_path, config, sink.port, socket, postfix)
         started.append(gw)
         gw.start()
@@ -475,10 +502,21 @@ def _starts_processes(item: pytest.Item) -> bool:
     return any(_spawns(f) for f in functions if f is not None)
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+# The fixtures whose gateways keep state in the store: the PostgreSQL pass runs every test
+# that starts one (and the store's own tests, which run both engines themselves).
+_STORE_FIXTURES = {"make_gateway", "make_milter"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if _starts_processes(item):
             item.add_marker(pytest.mark.process)
+    if STORE == "postgresql":
+        kept = [i for i in items if _STORE_FIXTURES & set(getattr(i, "fixturenames", ()))
+                and not i.get_closest_marker("sqlite_only")
+                and not i.get_closest_marker("own_store")]
+        config.hook.pytest_deselected(items=[i for i in items if i not in kept])
+        items[:] = kept
 
 
 @pytest.fixture(scope="session")

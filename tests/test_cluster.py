@@ -17,6 +17,8 @@ from inprocess import LocalGateway
 
 from mailguard.store.sealing import key_file
 
+pytestmark = pytest.mark.own_store   # each test chooses its stores itself
+
 
 @pytest.fixture
 def cluster(postgres, tmp_path: Path, sink) -> Any:

@@ -20,6 +20,8 @@ from postfix import Postfix
 
 from mailguard.store.sealing import key_file
 
+pytestmark = pytest.mark.own_store   # each test chooses its stores itself
+
 TOTAL, HELD_EVERY = 2000, 10   # every tenth message is one the identity check holds
 CONCURRENCY = 10               # Postfix's connections to the balancer at once
 

@@ -17,7 +17,8 @@ from desk import PASSWORD, Reviewer, desk_app
 
 from mailguard.store import db as store_db
 
-pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small disk needs root")
+pytestmark = [pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small disk needs root"),
+              pytest.mark.sqlite_only]   # the data folder's disk (test_cluster: a store away)
 
 
 @pytest.fixture

@@ -273,6 +273,7 @@ def test_sighup_applies_a_new_config_to_the_next_message(make_milter, sink):
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small disk needs root")
+@pytest.mark.sqlite_only   # the data folder's disk; the shared store's refusal is the next test
 def test_a_hold_that_cannot_be_written_is_never_discarded(make_milter, sink, tmp_path):
     """Held first, discarded after, never the other way round: with the data folder's disk
     full, Postfix's client gets a 4xx and keeps the message; nothing reaches the sink."""
@@ -297,3 +298,33 @@ def test_a_hold_that_cannot_be_written_is_never_discarded(make_milter, sink, tmp
         gw.close()
     finally:
         subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def test_a_hold_the_shared_store_refuses_is_never_discarded(make_milter, sink, postgres, tmp_path):
+    """The same on PostgreSQL: a store that refuses the hold's transaction (here a trigger, as
+    a full disk or a read-only standby would) gives Postfix's client a 4xx, not a discard."""
+    import psycopg
+
+    secret = tmp_path / "pg.password"
+    secret.write_text(postgres.password + "\n")
+    secret.chmod(0o600)
+    url = postgres.fresh_database()
+    gw = make_milter({"storage": {"url": url, "password_file": str(secret)},
+                      "checks": {"identity": {"action": "quarantine"}}})
+    assert gw.send(message())[0] == 250
+    with psycopg.connect(url, password=postgres.password, autocommit=True) as db:
+        db.execute("CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS "
+                   "$$ BEGIN RAISE EXCEPTION 'could not extend file'; END $$")
+        db.execute("CREATE TRIGGER refuse BEFORE INSERT ON quarantine "
+                   "FOR EACH ROW EXECUTE FUNCTION refuse()")
+    with pytest.raises(smtplib.SMTPDataError) as deferred, gw.client() as c:
+        c.sendmail("teacher@example.sch.uk", ["parent@gmail.com"],
+                   message(from_="head@gmail.com", subject="Would be held"))
+    assert deferred.value.smtp_code == 451
+    assert b"could not store this message for review" in deferred.value.smtp_error
+    time.sleep(1)
+    assert [b"Would be held" in m.data for m in sink.messages] == [False]
+    assert "milter-discard" not in gw.postfix.log()
+    with psycopg.connect(url, password=postgres.password) as db:
+        assert db.execute("SELECT count(*) FROM quarantine").fetchone() == (0,)
+        assert db.execute("SELECT count(*) FROM held_files").fetchone() == (0,)

@@ -7,7 +7,6 @@ import base64
 import json
 import os
 import re
-import sqlite3
 import subprocess
 import sys
 
@@ -31,20 +30,20 @@ def test_the_key_from_the_environment_is_used_and_never_stored(make_gateway, sin
     gw = make_gateway({"checks": {"identity": {"action": "quarantine"}},
                        "storage": {"quarantine_key_env": "MG_TEST_QKEY"}})
     qid = held(gw)
-    sealed = (gw.data_dir / "quarantine" / f"{qid}.eml").read_bytes()
+    sealed = gw.held_bytes(qid)
     assert Sealer(base64.b64decode(KEY)).open(sealed, qid) == message(
         from_="head@gmail.com", subject="Amelia's review")
     assert not (gw.data_dir / "quarantine.key").exists()
-    store = b"".join(p.read_bytes() for p in gw.data_dir.glob("mailguard.db*"))
+    store = gw.stored_bytes()
     assert KEY.encode() not in store and bytes(range(32)) not in store
     assert b"Amelia" not in store                                  # the subject is sealed too
-    with sqlite3.connect(gw.data_dir / "mailguard.db") as db:
-        [(subject,)] = db.execute("SELECT subject FROM quarantine").fetchall()
+    [(subject,)] = gw.sql("SELECT subject FROM quarantine")
     assert subject.startswith("sealed:")
     out = gw.cli("check-config")
     assert "sealed (AES-256-GCM) with the key from environment variable MG_TEST_QKEY" in out.stdout
 
 
+@pytest.mark.sqlite_only   # the key in the data folder (test_cluster: a node with another key)
 def test_a_missing_or_wrong_key_is_a_clear_error(make_gateway, sink, tmp_path, monkeypatch):
     gw = make_gateway({"checks": {"identity": {"action": "quarantine"}}})
     qid = held(gw)
@@ -112,9 +111,8 @@ def test_the_key_can_be_rotated_without_losing_held_mail(make_gateway, sink, tmp
     gw.write_config()
     gw.start()
     second = held(gw)
-    sealed = gw.data_dir / "quarantine"
-    assert Sealer(bytes(range(32))).current((sealed / f"{first}.eml").read_bytes())
-    assert Sealer(bytes(range(32, 64))).current((sealed / f"{second}.eml").read_bytes())
+    assert Sealer(bytes(range(32))).current(gw.held_bytes(first))
+    assert Sealer(bytes(range(32, 64))).current(gw.held_bytes(second))
     for qid in (first, second):
         out = gw.cli("quarantine", "show", qid, "--raw")
         assert out.returncode == 0 and "Amelia's review" in out.stdout

@@ -390,6 +390,7 @@ def test_stamps_are_read_as_the_standard_library_reads_headers(fields):
     assert proof.values(head.encode(), "X-MS-Exchange-CrossTenant-Id") == want
 
 
+@pytest.mark.sqlite_only   # an SQLite file from an older version (PostgreSQL: migrations/)
 def test_a_store_from_before_sources_gains_the_column_and_keeps_its_events(make_gateway, sink):
     import sqlite3
 

@@ -24,6 +24,8 @@ from mailguard.store.events import Event, EventLog
 from mailguard.store.opening import open_store
 from mailguard.store.quarantine import Quarantine
 
+pytestmark = pytest.mark.own_store   # each test chooses its stores itself
+
 RAW = (b"From: Teacher <teacher@example.sch.uk>\r\nTo: parent@gmail.com\r\n"
        b"Subject: Amelia's report\r\n\r\nShe is doing well.\r\n")
 THREAT = Finding(check="language", rule="threats:4", action=Action.QUARANTINE,

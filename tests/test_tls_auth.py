@@ -176,11 +176,8 @@ def test_a_password_guesser_is_stopped_across_workers_and_the_owner_gets_back_in
         ln for ln in gw.log().splitlines() if '"auth_failed"' in ln))}
     assert len(pids) == 2, "the failures should have reached both workers"
     time.sleep(0.5)
-    import sqlite3
-
-    rows = sqlite3.connect(gw.data_dir / "mailguard.db").execute(
-        "SELECT actor, action, address FROM audit WHERE action LIKE 'smtp%' ORDER BY seq"
-    ).fetchall()
+    rows = gw.sql("SELECT actor, action, address FROM audit WHERE action LIKE 'smtp%' "
+                  "ORDER BY seq")
     actions = [a for _, a, _ in rows]
     assert actions.count("smtp sign-in failed") == 12
     assert actions.count("smtp sign-in refused") == 2 and actions[-1] == "smtp sign-in"
