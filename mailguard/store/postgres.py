@@ -24,6 +24,7 @@ from psycopg_pool import AsyncConnectionPool
 from mailguard.store.backend import Args
 
 POOL_SIZE = 4          # connections per worker process: the event loop never waits long
+COUNTERS = 4           # connections for the hourly counts, per worker
 CONNECT_TIMEOUT = 10   # seconds to reach the server at start
 WAIT = 5               # seconds a query waits for a connection: then 451, and the sender retries
 RECONNECT = 10         # seconds the pool keeps trying one way to reconnect before starting over
@@ -109,8 +110,10 @@ class PostgresStore:
     dialect = "postgresql"
     day = staticmethod(_PgQueries.day)
 
-    def __init__(self, pool: AsyncConnectionPool) -> None:
+    def __init__(self, pool: AsyncConnectionPool, counters: AsyncConnectionPool | None = None
+                 ) -> None:
         self.pool = pool
+        self.counters = counters
 
     @classmethod
     async def open(cls, conninfo: str, password: str | None = None,
@@ -129,12 +132,30 @@ class PostgresStore:
         pool = AsyncConnectionPool(conninfo, kwargs=kwargs, min_size=1, max_size=size,
                                    open=False, timeout=WAIT, reconnect_timeout=RECONNECT,
                                    check=AsyncConnectionPool.check_connection)
+        # Counters (the hourly limit) are one statement each, committed as it runs and not
+        # waiting for the disk: their own few connections, in autocommit and without the
+        # check, so a message costs one round trip. After a restart a dropped connection
+        # fails one count (that message is deferred) and is replaced.
+        counters = AsyncConnectionPool(
+            conninfo, kwargs={**kwargs, "autocommit": True, "options":
+                              f"-c synchronous_commit=off -c TimeZone={local_zone()}"},
+            min_size=1, max_size=COUNTERS, open=False, timeout=WAIT,
+            reconnect_timeout=RECONNECT)
         try:
             await pool.open(wait=True, timeout=CONNECT_TIMEOUT)
+            await counters.open(wait=False)
         except BaseException:   # its workers would go on trying to connect
             await pool.close()
+            await counters.close()
             raise
-        return cls(pool)
+        return cls(pool, counters)
+
+    async def count(self, sql: str, args: Args = ()) -> Any | None:
+        """One counter statement, committed at once without waiting for the disk: a count,
+        not mail (as rates.db is written without fsync)."""
+        assert self.counters is not None
+        async with self.counters.connection() as conn:
+            return await _PgQueries(conn).one(sql, args)
 
     async def all(self, sql: str, args: Args = ()) -> list[Any]:
         async with self.pool.connection() as conn:
@@ -159,6 +180,8 @@ class PostgresStore:
 
     async def close(self) -> None:
         await self.pool.close()
+        if self.counters is not None:
+            await self.counters.close()
 
 
 def problem(exc: BaseException) -> str | None:

@@ -79,10 +79,13 @@ class Rates(CounterFile):
 
 
 class SharedRates:
-    """The same counts in the shared PostgreSQL store, so N nodes enforce one limit. Each
-    sender's count is taken under a lock of its own (pg_advisory_xact_lock), so two nodes
-    admitting the same sender at once cannot both pass the limit. The store is the gateway's
-    own (attached at start, per event loop), or one opened for a command that checks mail."""
+    """The same counts in the shared PostgreSQL store, so N nodes enforce one limit, in one
+    statement a message: the message is added to its minute's row first, and the row's new
+    value (taken under the row's lock, so two nodes adding at once are counted in turn) plus
+    the hour's earlier minutes is the total. Past the limit the addition is taken back. Two
+    nodes at the very edge of the limit may both be refused where one would have fitted;
+    neither can pass it. The store is the gateway's own (attached at start, per event loop),
+    or one opened for a command that checks mail."""
 
     def __init__(self, storage: Any) -> None:
         self.storage = storage   # StorageSettings
@@ -104,24 +107,21 @@ class SharedRates:
         minute = int(now // 60)
         try:
             store = await self._store()
-            async with store.transaction() as tx:
-                # A counter, not mail: its commit need not wait for the disk (as rates.db is
-                # written without fsync). The lock first, in a statement of its own, so the
-                # count that follows sees every commit made before it was granted.
-                await tx.run("SET LOCAL synchronous_commit = off")
-                await tx.one("SELECT pg_advisory_xact_lock(hashtext(?))", ("rate:" + sender,))
-                (total, counted) = await tx.one(
-                    "WITH total AS (SELECT coalesce(sum(n), 0) AS t FROM sent "
-                    "WHERE sender = ? AND minute > ?), added AS (INSERT INTO sent "
-                    "SELECT ?, ?, ? FROM total WHERE t + ? <= ? ON CONFLICT (sender, minute) "
-                    "DO UPDATE SET n = sent.n + excluded.n RETURNING 1) "
-                    "SELECT t, (SELECT count(*) FROM added) FROM total",
-                    (sender, minute - HOUR // 60, sender, minute, count, count, limit))
-                if not counted:
-                    return int(total)
+            (total,) = await store.count(
+                "WITH added AS (INSERT INTO sent VALUES (?, ?, ?) ON CONFLICT (sender, minute) "
+                "DO UPDATE SET n = sent.n + excluded.n RETURNING n) "
+                "SELECT (SELECT n FROM added) + coalesce((SELECT sum(n) FROM sent "
+                "WHERE sender = ? AND minute > ? AND minute <> ?), 0)",
+                (sender, minute, count, sender, minute - HOUR // 60, minute))
+            if total > limit:
+                await store.count("UPDATE sent SET n = n - ? WHERE sender = ? AND minute = ? "
+                                  "RETURNING n", (count, sender, minute))
+                return int(total) - count
             if minute != self._pruned:   # once a minute per process: drop the old rows
                 self._pruned = minute
-                await store.run("DELETE FROM sent WHERE minute <= ?", (minute - HOUR // 60,))
+                await store.count("WITH gone AS (DELETE FROM sent WHERE minute <= ? "
+                                  "RETURNING 1) SELECT count(*) FROM gone",
+                                  (minute - HOUR // 60,))
             return None
         except ERRORS as e:
             raise CountUnreadable(f"the hourly count in the shared store could not be read: "
@@ -130,10 +130,9 @@ class SharedRates:
     async def first_notice(self, sender: str, now: float) -> bool:
         try:
             store = await self._store()
-            async with store.transaction() as tx:
-                await tx.run("SET LOCAL synchronous_commit = off")
-                return bool(await tx.run(
-                    "INSERT INTO told VALUES (?, ?) ON CONFLICT (sender) DO UPDATE "
-                    "SET at = excluded.at WHERE told.at <= ?", (sender, now, now - HOUR)))
+            return await store.count(
+                "INSERT INTO told VALUES (?, ?) ON CONFLICT (sender) DO UPDATE "
+                "SET at = excluded.at WHERE told.at <= ? RETURNING 1", (sender, now, now - HOUR)
+            ) is not None
         except ERRORS:
             return True   # better a second notice than none
