@@ -46,6 +46,7 @@ bench:
 eval: $(STAMP)
 	$(PY) -m pip install -q better-profanity alt-profanity-check scikit-learn
 	$(PY) bench/language_eval.py
+	$(PY) bench/misdirected_eval.py
 
 screenshots:   # the review desk's main pages, for the README (Debian's chromium)
 	scripts/system-deps.sh test

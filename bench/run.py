@@ -23,6 +23,8 @@
             (store_speed.py)
   cluster   the shipped policy on SQLite, on PostgreSQL, and two nodes behind HAProxy
             (cluster_speed.py)
+  misdirected  the misdirected check with 10,000 directory rows and 100,000 history
+            pairs (misdirected_speed.py)
 
 Throughput counts until the sink has every message. Added latency is measured at half the
 Postfix rate (the target's load) and at half of mailguard's own, with a small asyncio client,
@@ -374,6 +376,10 @@ def main() -> int:
 
         results["people"] = people_speed.measure()
         print(people_speed.report(results["people"]), flush=True)
+        import misdirected_speed
+
+        results["misdirected"] = misdirected_speed.measure()
+        print(misdirected_speed.report_(results["misdirected"]), flush=True)
         import cluster_speed
         import store_speed
 

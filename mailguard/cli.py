@@ -12,7 +12,17 @@ import sys
 from pathlib import Path
 
 from mailguard import config
-from mailguard.commands import common, doctor, review, setup, sources, store, users, wordlists
+from mailguard.commands import (
+    common,
+    doctor,
+    history,
+    review,
+    setup,
+    sources,
+    store,
+    users,
+    wordlists,
+)
 from mailguard.config import ConfigError, Settings
 from mailguard.model import Action
 from mailguard.server import certificates
@@ -198,6 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     sources.add_parser(command)
     doctor.add_parser(command)
     store.add_parser(command)
+    history.add_parser(command)
     _everywhere(p, top=True)
     return p
 
@@ -254,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return desk(Path(args.config))
     # Commands that only read the stores do not need the checks' lists or the DKIM keys.
-    store_only = args.command in ("events", "purge", "users", "sources", "store") or (
+    store_only = args.command in ("events", "purge", "users", "sources", "store", "history") or (
         args.command == "quarantine" and args.action in ("list", "show", "delete", "rekey"))
     try:
         # check-config builds everything a start would, and writes nothing (no key made).
@@ -267,7 +278,8 @@ def main(argv: list[str] | None = None) -> int:
                 "events": review.cmd_events, "purge": review.cmd_purge,
                 "quarantine": review.cmd_quarantine, "wordlists": wordlists.cmd_wordlists,
                 "users": users.cmd_users, "sources": sources.cmd_sources,
-                "doctor": doctor.cmd_doctor, "store": store.cmd_store}
+                "doctor": doctor.cmd_doctor, "store": store.cmd_store,
+                "history": history.cmd_history}
     try:
         return handlers[args.command](args, settings)
     except ConfigError as e:   # found only once the store is open (a cluster's key)

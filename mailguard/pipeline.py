@@ -294,12 +294,20 @@ class Pipeline:
             upstream=str(upstream)[:200] if upstream else "", latency_ms=round(elapsed * 1000, 2),
             quarantine_id=quarantine_id, tls=mail.client.tls, stamped=stamped,
             source=mail.client.source))
+        if outcome == "delivered" and not stamped:
+            self._remember(mail)
         alerting = [f for f in verdict.findings if f.alert or f.action is Action.NOTIFY]
         if alerting and outcome in notify.WHAT_HAPPENED:
             task = asyncio.create_task(self._alert(mail, alerting, outcome))
             self.alerts.add(task)
             task.add_done_callback(self.alerts.discard)
         return Outcome(reply, outcome)
+
+    def _remember(self, mail: Mail) -> None:
+        """Who the sender wrote to, for the misdirected check's history (keyed hashes)."""
+        history = getattr(self.settings.checks.get("misdirected"), "history", None)
+        if history is not None:
+            history.saw(mail.envelope.sender, mail.envelope.recipients)
 
     async def _tell_reviewers(self, mail: Mail, findings: tuple[Finding, ...]) -> None:
         """Queue the hold's notices (DPO, safeguarding lead, sender); the mail is already

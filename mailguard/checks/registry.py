@@ -15,6 +15,7 @@ from mailguard.checks import (
     identity,
     language,
     limits,
+    misdirected,
     personal,
 )
 
@@ -29,6 +30,7 @@ REGISTRY: dict[str, ModuleType] = {
     credentials.NAME: credentials,
     disclosure.NAME: disclosure,
     language.NAME: language,
+    misdirected.NAME: misdirected,
     personal.NAME: personal,
     disclaimer.NAME: disclaimer,
     bcc.NAME: bcc,

@@ -92,6 +92,10 @@ def cmd_quarantine(args: argparse.Namespace, settings: Settings) -> int:
                     sys.stdout.buffer.write(data or b"(content removed by retention)\n")
                     return 0
                 info = {**held.__dict__, "audit": await audit.trail(db, args.id)}
+                if info.get("plan") is not None:   # the steps a release carries out
+                    from mailguard.store.quarantine import plan_to_json
+
+                    info["plan"] = json.loads(plan_to_json(info["plan"]))
                 if args.json:
                     print(json.dumps(info, indent=2, sort_keys=True))
                 else:

@@ -83,6 +83,7 @@ class Instance:
             self.handler.upstream = self.handler.pipeline.upstream = self.upstream
             asyncio.get_running_loop().call_later(
                 new.upstream.timeout + 5, lambda: asyncio.ensure_future(retired.close()))
+        await _attach_history(new, self.db, self.handler.pipeline.secret)   # newly turned on
         self.settings = new
         self.handler.settings = new
         self.handler.users = users
@@ -141,6 +142,9 @@ class Instance:
             await asyncio.wait(self.handler.pipeline.alerts,
                                timeout=max(1.0, deadline - time.monotonic()))
         await self.events.stop()
+        history = getattr(self.settings.checks.get("misdirected"), "history", None)
+        if history is not None:
+            await history.stop()
         await self.upstream.close()
 
 
@@ -153,6 +157,17 @@ def _attach_rates(settings: Settings, db: Any) -> None:
         rates.attach(db)
 
 
+async def _attach_history(settings: Settings, db: Any, secret: bytes) -> None:
+    """Recipient history (the misdirected check) reads this process's store once, then
+    writes what it sees in batches; on the shared store it also reads the other nodes'."""
+    from mailguard.store.history import history_key
+
+    history = getattr(settings.checks.get("misdirected"), "history", None)
+    if history is not None and history.db is None:
+        await history.attach(db, history_key(secret))
+        history.start(refresh=True)
+
+
 async def start(config_path: Path, settings: Settings, *, reuse_port: bool = False,
                 serving: bool = True, milter: bool = False) -> Instance:
     """The gateway's stores, upstream and SMTP socket (or, for `milter`, the milter socket); with
@@ -161,10 +176,15 @@ async def start(config_path: Path, settings: Settings, *, reuse_port: bool = Fal
     db = await open_store(settings.storage)
     events = EventLog(db, node=settings.server.node)
     _attach_rates(settings, db)
+    secret = trace.load_secret(settings.server.stamp_secret_file)
+    try:
+        await _attach_history(settings, db, secret)
+    except BaseException:
+        await db.close()
+        raise
     events.start()
     quarantine = Quarantine(db, settings.storage.data_dir, settings.storage.quarantine_key,
                             settings.storage.quarantine_old_keys, node=settings.server.node)
-    secret = trace.load_secret(settings.server.stamp_secret_file)
     upstream = open_upstream(settings.upstream, settings.server.hostname)
     pipeline = Pipeline(settings, events, quarantine, secret, upstream, milter=milter)
     handler: Front

@@ -13,7 +13,7 @@ from mailguard.store.sealing import Sealer, SealError
 
 # What moves, in an order that keeps references whole; identity columns keep their numbers.
 TABLES = ("reviewers", "quarantine", "held_rules", "comments", "false_positives", "audit",
-          "notices", "events")
+          "notices", "events", "history")
 IDENTITY = {"audit", "comments", "false_positives", "notices"}   # `seq` made by the database
 BATCH = 1000
 

@@ -58,6 +58,11 @@ CREATE TABLE IF NOT EXISTS notices (
     digest INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS notices_pending ON notices(claimed, recipient);
+CREATE TABLE IF NOT EXISTS history (
+    pair BLOB PRIMARY KEY, sender BLOB NOT NULL, first_seen INTEGER NOT NULL,
+    last_seen INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS history_last_seen ON history(last_seen);
 """
 
 # Columns added after a store was first made: (table, column, type). Added at connect.
