@@ -47,7 +47,7 @@ def cmd_check_config(args: argparse.Namespace, settings: Settings) -> int:
               "be read: set [storage] quarantine_key_file or quarantine_key_env to keep it apart")
     for warning in certificates.warnings(settings):
         print(f"warning: {warning}")
-    for warning in _language_warnings(settings):
+    for warning in _language_warnings(settings) + _misdirected_warnings(settings):
         print(f"warning: {warning}")
     for warning in _milter_warnings(settings):
         print(f"warning: {warning}")
@@ -92,6 +92,16 @@ def _language_warnings(settings: Settings) -> list[str]:
         out.append("language: entries for pupils (roles=, grooming signals) find nothing "
                    "without a [directory] that lists pupils")
     return out
+
+
+def _misdirected_warnings(settings: Settings) -> list[str]:
+    """The misdirected check's pupil-parent signal needs to know whose children are whose."""
+    check = settings.checks.get("misdirected")
+    if check is None or check.pupil is Action.OFF or check.families:
+        return []
+    return ["misdirected: no parent in the directory lists pupils (the `pupils` column), so "
+            "mail about one pupil to another pupil's parent cannot be found: add it "
+            "(mailguard directory import … --column pupils=…)"]
 
 
 def cmd_check(args: argparse.Namespace, settings: Settings) -> int:

@@ -176,7 +176,7 @@ def school(seed: int, pupils: int = 300, staff: int = 40, history: int = 20_000,
     taken: set[str] = set()
     parents: list[Parent] = []
     for family in families:
-        count = rng.choices((1, 2, 3), (25, 65, 10))[0]   # 3: a step-parent too
+        count = rng.choices((1, 2, 3), (20, 62, 18))[0]   # 3: a step-parent too
         for n in range(count):
             surname = family[0].surname if n == 0 or rng.random() < 0.6 else rng.choice(SURNAMES)
             forename = rng.choice(FORENAMES)

@@ -273,6 +273,19 @@ def test_sighup_applies_a_new_config_to_the_next_message(make_milter, sink):
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small disk needs root")
+def deferred_not_discarded(gw, sink) -> None:
+    """A message the milter must hold but cannot store: Postfix's client gets a 4xx and
+    keeps it, nothing reaches the sink, and the milter never said discard."""
+    with pytest.raises(smtplib.SMTPDataError) as deferred, gw.client() as c:
+        c.sendmail("teacher@example.sch.uk", ["parent@gmail.com"],
+                   message(from_="head@gmail.com", subject="Would be held"))
+    assert deferred.value.smtp_code == 451
+    assert b"could not store this message for review" in deferred.value.smtp_error
+    time.sleep(1)
+    assert [b"Would be held" in m.data for m in sink.messages] == [False]
+    assert "milter-discard" not in gw.postfix.log()
+
+
 @pytest.mark.sqlite_only   # the data folder's disk; the shared store's refusal is the next test
 def test_a_hold_that_cannot_be_written_is_never_discarded(make_milter, sink, tmp_path):
     """Held first, discarded after, never the other way round: with the data folder's disk
@@ -287,14 +300,7 @@ def test_a_hold_that_cannot_be_written_is_never_discarded(make_milter, sink, tmp
                           "checks": {"identity": {"action": "quarantine"}}})
         assert gw.send(message())[0] == 250   # a working milter first
         fill(disk)
-        with pytest.raises(smtplib.SMTPDataError) as deferred, gw.client() as c:
-            c.sendmail("teacher@example.sch.uk", ["parent@gmail.com"],
-                       message(from_="head@gmail.com", subject="Would be held"))
-        assert deferred.value.smtp_code == 451
-        assert b"could not store this message for review" in deferred.value.smtp_error
-        time.sleep(1)
-        assert [b"Would be held" in m.data for m in sink.messages] == [False]
-        assert "milter-discard" not in gw.postfix.log()
+        deferred_not_discarded(gw, sink)
         gw.close()
     finally:
         subprocess.run(["umount", "-l", str(disk)], check=False)
@@ -317,14 +323,7 @@ def test_a_hold_the_shared_store_refuses_is_never_discarded(make_milter, sink, p
                    "$$ BEGIN RAISE EXCEPTION 'could not extend file'; END $$")
         db.execute("CREATE TRIGGER refuse BEFORE INSERT ON quarantine "
                    "FOR EACH ROW EXECUTE FUNCTION refuse()")
-    with pytest.raises(smtplib.SMTPDataError) as deferred, gw.client() as c:
-        c.sendmail("teacher@example.sch.uk", ["parent@gmail.com"],
-                   message(from_="head@gmail.com", subject="Would be held"))
-    assert deferred.value.smtp_code == 451
-    assert b"could not store this message for review" in deferred.value.smtp_error
-    time.sleep(1)
-    assert [b"Would be held" in m.data for m in sink.messages] == [False]
-    assert "milter-discard" not in gw.postfix.log()
+    deferred_not_discarded(gw, sink)
     with psycopg.connect(url, password=postgres.password) as db:
         assert db.execute("SELECT count(*) FROM quarantine").fetchone() == (0,)
         assert db.execute("SELECT count(*) FROM held_files").fetchone() == (0,)

@@ -239,6 +239,11 @@ def test_history_import_explains_an_export_it_cannot_read(school_gateway, tmp_pa
 def test_the_options_are_checked(school_gateway, make_gateway, tmp_path):
     gw = school_gateway()
     gw.stop()
+    assert "misdirected:" not in gw.cli("check-config").stdout
+    (tmp_path / "directory.csv").write_text("email,role,name,pupils\nhead@example.sch.uk,staff,H,\n")
+    out = gw.cli("check-config")
+    assert out.returncode == 0 and "warning: misdirected: no parent in the directory lists " \
+        "pupils" in out.stdout
     gw.config["checks"]["misdirected"] = {"pupil": "shout"}
     gw.write_config()
     bad = gw.cli("check-config")
@@ -313,3 +318,47 @@ def test_names_with_accents_and_capitals_outside_ascii_are_found():
         assert [m.name for m in families.read(text).mentions] in (
             ["Łukasz Owen"], ["Zoë Brown"]), text
     assert families.read("Owen Lukas").mentions == ()
+
+
+def test_a_forename_with_a_capital_outside_ascii_counts_as_the_parents_own_child():
+    from mailguard.school.directory import Directory
+    from mailguard.school.pupils import Families
+
+    families = Families.of(Directory.parse(
+        "email,role,name,pupils\na@gmail.com,parent,A Hughes,Łukasz Hughes\n"
+        "b@gmail.com,parent,B Murphy,Lily Murphy\n").contacts.values())
+    reading = families.read("Łukasz and Lily Murphy had a disagreement at lunch.")
+    assert [m.name for m in reading.mentions] == ["Lily Murphy"]
+    assert families.forename_in(reading, families.children["a@gmail.com"])
+
+
+def test_a_forename_inside_another_pupils_full_name_is_not_the_parents_own_child():
+    from mailguard.school.directory import Directory
+    from mailguard.school.pupils import Families
+
+    families = Families.of(Directory.parse(
+        "email,role,name,pupils\na@gmail.com,parent,H Mason,Mason Hughes\n"
+        "b@gmail.com,parent,E Mason,Elijah Mason\n").contacts.values())
+    own = families.children["a@gmail.com"]
+    assert not families.forename_in(families.read("Elijah Mason is struggling."), own)
+    assert families.forename_in(families.read("Mason and Elijah Mason argued."), own)
+
+
+def test_a_word_report_and_a_pdf_are_read_for_the_pupil_they_are_about(school_gateway, sink,
+                                                                         tmp_path):
+    from filemaker import docx_file, mail_with, pdf
+
+    gw = school_gateway()
+    report = "End of term report\nPupil: Oliver Jones\nReading: working at the expected standard."
+    for name, data in (("report.docx", docx_file(report)),
+                       ("report.pdf", pdf(report, tmp_path))):
+        code, text = gw.send(mail_with({name: data}, to="r.patel@hotmail.co.uk",
+                                       subject="Report", body="Please find the report.\n"),
+                             recipients=("r.patel@hotmail.co.uk",))
+        assert code == 250 and b"Held for review" in text, (name, text)
+        assert f"The attachment {name} is about Oliver Jones".encode() in text.replace(
+            b"\r\n", b" ")
+    # The right parent gets the same file.
+    code, text = gw.send(mail_with({"report.docx": docx_file(report)}, to="sarah.jones@gmail.com"),
+                         recipients=("sarah.jones@gmail.com",))
+    assert code == 250 and b"relayed" in text, text

@@ -23,6 +23,8 @@ from mailguard.model import Client, Envelope, Mail
 
 PROGRAM = Path(shutil.which("true") or "/bin/true").read_bytes()
 PARENTS = ("p1@gmail.com", "p2@gmail.com", "p3@gmail.com")
+COLLEAGUES = ("senco@example.sch.uk", "head@example.sch.uk")
+UPN = "T204275919814"   # passes its check letter
 SIGNED = (b"From: teacher@example.sch.uk\r\nTo: parent@gmail.com\r\nSubject: s\r\n"
           b"MIME-Version: 1.0\r\nContent-Type: multipart/signed; protocol=\"application/"
           b"pkcs7-signature\"; micalg=sha-256; boundary=b\r\n\r\n--b\r\nContent-Type: text/plain"
@@ -36,8 +38,9 @@ BARE_CR = (b"From: teacher@example.sch.uk\r\nTo: parent@gmail.com\r\nSubject: s\
 
 def directory(tmp_path: Path) -> dict[str, Any]:
     (tmp_path / "people.csv").write_text(
-        "email,role,name\np1@gmail.com,parent,P1\np2@gmail.com,parent,P2\n"
-        "p3@gmail.com,parent,P3\nsam.pupil@example.sch.uk,pupil,Sam\n"
+        "email,role,name,pupils\np1@gmail.com,parent,P1,Amelia Jones\n"
+        "p2@gmail.com,parent,P2,Oliver Smith\n"
+        "p3@gmail.com,parent,P3,\nsam.pupil@example.sch.uk,pupil,Sam\n"
         "sam.home@gmail.com,pupil,Sam\nteacher@example.sch.uk,staff,T\n")
     return {"directory": {"file": str(tmp_path / "people.csv")}}
 
@@ -134,6 +137,17 @@ CASES: list[Case] = [
      lambda t: mail(SIGNED), lambda t: mail(message())),
     ("disclaimer.skipped", {"disclaimer": {**DISCLAIMERS, "action": "log"}},
      lambda t: mail(BARE_CR), lambda t: mail(message())),
+    ("misdirected.pupil", {"misdirected": {"pupil": "quarantine"}},
+     lambda t: mail(message(to="p2@gmail.com", body="Amelia Jones read well.\r\n"),
+                    to=("p2@gmail.com",)),
+     lambda t: mail(message(to="p1@gmail.com", body="Amelia Jones read well.\r\n"),
+                    to=("p1@gmail.com",))),
+    ("misdirected.lookalike", {"misdirected": {"lookalike": "log"}},
+     lambda t: mail(message(to="p1@gmial.com"), to=("p1@gmial.com",)),
+     lambda t: mail(message(to="p1@gmail.com"), to=("p1@gmail.com",))),
+    ("misdirected.unusual", {"misdirected": {"unusual": "log"}},
+     lambda t: mail(message(body=f"SEN plan, UPN {UPN}.\r\n"), to=(*COLLEAGUES, "x@other.org")),
+     lambda t: mail(message(body="Staff meeting at four.\r\n"), to=(*COLLEAGUES, "x@other.org"))),
     ("bcc.moved", {"bcc": {"action": "rewrite"}}, lambda t: bulk(), lambda t: bulk(PARENTS[:1])),
     ("bcc.split", {"bcc": {"action": "rewrite", "mode": "split"}},
      lambda t: bulk(), lambda t: bulk(PARENTS[:1])),

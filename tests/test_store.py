@@ -272,3 +272,40 @@ async def test_a_store_from_before_the_checks_column_counts_its_held_mail(tmp_pa
         assert index == 1
     finally:
         await store.close()
+
+
+async def test_recipient_history_is_shared_between_nodes_and_pruned_once(storage):
+    """Two nodes' histories on one store: what one delivered, the other knows after its
+    next read; pruning forgets old pairs for both; only hashes are kept."""
+    import time as clock
+
+    from mailguard.store.history import DAY, History, history_key
+
+    key = history_key(b"instance secret")
+    stores = [await open_store(storage), await open_store(storage)]
+    try:
+        a, b = History(), History()
+        await a.attach(stores[0], key)
+        await b.attach(stores[1], key)
+        now = clock.time()
+        a.saw("Teacher@Example.sch.uk", ["parent@gmail.com"], now)
+        a.saw("teacher@example.sch.uk", ["old@gmail.com"], now - 400 * DAY)
+        await a.flush()
+        assert not b.known("teacher@example.sch.uk", "parent@gmail.com")
+        await b._read(b._seen_up_to - 1)   # what the refresh loop does every minute
+        assert b.known("teacher@example.sch.uk", "PARENT@gmail.com")
+        assert b.contacts("teacher@example.sch.uk") == 2
+        rows = await stores[1].all("SELECT pair, sender, first_seen, last_seen FROM history")
+        assert len(rows) == 2 and all(len(bytes(r[0])) == 16 for r in rows)
+        assert b"parent" not in b"".join(bytes(r[0]) + bytes(r[1]) for r in rows)
+        assert await b.prune(now - 365 * DAY) == 1
+        assert await a.prune(now - 365 * DAY) == 0   # b was first; a forgets it all the same
+        for node in (a, b):
+            assert node.known("teacher@example.sch.uk", "parent@gmail.com")
+            assert not node.known("teacher@example.sch.uk", "old@gmail.com")
+        # One slip from a contact is found through the hashes alone.
+        assert b.near("teacher@example.sch.uk", "parnet@gmail.com")
+        assert not b.near("teacher@example.sch.uk", "someone@gmail.com")
+    finally:
+        for store in stores:
+            await store.close()

@@ -67,6 +67,9 @@ class Settings:
 class Options(CheckOptions):
     """`[checks.misdirected]`: mail addressed to the wrong person."""
 
+    action: Chosen | None = None
+    """The whole check: "off" turns every signal off; another action is the default of
+    pupil and lookalike_personal."""
     pupil: Chosen | None = None
     """About a pupil, addressed to a parent of other pupils (default: quarantine)."""
     lookalike: Chosen | None = None
@@ -98,17 +101,20 @@ def history_for(shared: Shared) -> History:
 def build(o: Options, shared: Shared) -> Settings:
     contacts = shared.directory.contacts.values() if shared.directory is not None else ()
     confidential = shared.checks.get("confidential")
+    hold = o.action if o.action is not None else Action.QUARANTINE
+    note = Action.OFF if o.action is Action.OFF else Action.LOG
     return Settings(
-        pupil=o.chosen("pupil", Action.QUARANTINE), lookalike=o.chosen("lookalike", Action.LOG),
-        lookalike_personal=o.chosen("lookalike_personal", Action.QUARANTINE),
-        unusual=o.chosen("unusual", Action.LOG), history_min=o.history_min,
+        pupil=o.chosen("pupil", hold), lookalike=o.chosen("lookalike", note),
+        lookalike_personal=o.chosen("lookalike_personal", hold),
+        unusual=o.chosen("unusual", note), history_min=o.history_min,
         organisation=shared.organisation, directory=shared.directory,
         families=Families.of(contacts),
         lookalikes=Lookalikes(own_domains=shared.organisation.domains,
                               known_domains=(*o.known_domains,
                                              *shared.organisation.freemail_domains),
                               contacts=((c.email, c.name) for c in contacts)),
-        history=history_for(shared) if o.history and o.present else None,
+        history=history_for(shared) if o.history and o.present and o.action is not Action.OFF
+        else None,
         limits=shared.inspection, min_rows=getattr(confidential, "min_rows", 5))
 
 

@@ -33,7 +33,7 @@ ABOUT_AT_MOST = 3
 class Pupil:
     key: str        # the UPN, or "name:" and the folded name when there is none
     name: str       # as the directory spells it
-    forename: bytes  # folded, for "Amelia did well" in a letter to Amelia's parent
+    forenames: tuple[bytes, ...]   # folded, lower-cased and as written: "Amelia did well"
 
 
 def fold(text: str, *, lower: bool = True) -> bytes:
@@ -106,7 +106,7 @@ class Families:
             patterns = [b" " + form + b" " for form, _ in self._forms]
             self._db.compile(expressions=patterns, ids=list(range(len(patterns))),
                              elements=len(patterns), literal=True,
-                             flags=[hyperscan.HS_FLAG_SINGLEMATCH] * len(patterns))
+                             flags=[0] * len(patterns))   # every place: see forename_in
             self._scratch = hyperscan.Scratch(self._db)
 
     def __bool__(self) -> bool:
@@ -132,7 +132,9 @@ class Families:
                     continue   # a forename alone names nobody for certain
                 upns = [u for u in _UPN_IN_CELL.findall(entry) if upn_valid(u)]
                 key = upns[0] if upns else "name:" + fold(name).decode()
-                pupils.setdefault(key, Pupil(key, name, fold(_words(name)[0])))
+                first = _words(name)[0]
+                pupils.setdefault(key, Pupil(key, name, tuple({
+                    fold(first), fold(first, lower=False), fold(_plain(first))})))
                 names[name].add(key)
                 if contact.role != "pupil":
                     children[contact.email].add(key)
@@ -151,13 +153,15 @@ class Families:
         every letter with a pupil's name, and "Dear Erin Jackson" greets a parent."""
         data = Words.of(text).data if text else b"  "
         found: dict[frozenset[str], str] = {}
+        spans: list[tuple[int, int]] = []
         if self._db is not None and text:
-            hits: list[int] = []
+            hits: list[tuple[int, int]] = []
             self._db.scan(data, match_event_handler=_collect, context=hits,
                           scratch=self._scratch)
             skip = self._others | {fold(b) for b in besides() if b} if hits else self._others
-            for i in hits:
+            for i, end in hits:
                 form, keys = self._forms[i]
+                spans.append((end - len(form) - 2, end))   # the name, with its spaces
                 if form not in skip:
                     found.setdefault(keys, self.pupils[next(iter(keys))].name)
         if self._by_upn and text:
@@ -170,11 +174,22 @@ class Families:
         for keys, name in sorted(found.items(), key=lambda kv: len(kv[0])):
             if not any(k <= keys for k in merged):
                 merged[keys] = name
-        return Reading(tuple(Mention(keys, name) for keys, name in merged.items()), data)
+        return Reading(tuple(Mention(keys, name) for keys, name in merged.items()), data,
+                       tuple(spans))
 
     def forename_in(self, reading: Reading, keys: Iterable[str]) -> bool:
-        """Whether the text calls one of these pupils by forename ("Amelia has settled")."""
-        return any(b" " + self.pupils[k].forename + b" " in reading.data for k in keys)
+        """Whether the text calls one of these pupils by forename ("Amelia has settled"),
+        outside the full names it holds: "Elijah Mason" does not call Mason Hughes."""
+        data = reading.data
+        for form in {f for k in keys for f in self.pupils[k].forenames}:
+            needle = b" " + form + b" "
+            at = data.find(needle)
+            while at != -1:
+                if not any(start <= at and at + len(needle) <= end
+                           for start, end in reading.names):
+                    return True
+                at = data.find(needle, at + 1)
+        return False
 
 
 @dataclass(frozen=True)
@@ -183,6 +198,7 @@ class Reading:
 
     mentions: tuple[Mention, ...]
     data: bytes   # the text's phrase view
+    names: tuple[tuple[int, int], ...] = ()   # where in `data` full names were found
 
     @property
     def about(self) -> bool:
@@ -190,8 +206,9 @@ class Reading:
         return 0 < len(self.mentions) <= ABOUT_AT_MOST
 
 
-def _collect(pattern: int, start: int, end: int, flags: int, hits: list[int]) -> None:
-    hits.append(pattern)
+def _collect(pattern: int, start: int, end: int, flags: int,
+             hits: list[tuple[int, int]]) -> None:
+    hits.append((pattern, end))
 
 
 def _forms(name: str) -> set[bytes]:
