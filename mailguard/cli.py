@@ -27,7 +27,7 @@ from mailguard.config import ConfigError, Settings
 from mailguard.model import Action
 from mailguard.server import certificates
 from mailguard.store import db as store_db
-from mailguard.store.backend import ERRORS as STORE_ERRORS
+from mailguard.store.backend import errors as store_errors
 
 DEFAULT_CONFIG = "config/mailguard.toml"
 CONFIG_ENV = "MAILGUARD_CONFIG"
@@ -295,6 +295,6 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as e:   # found only once the store is open (a cluster's key)
         print(f"mailguard: {args.config}: {e}", file=sys.stderr)
         return 2
-    except (*STORE_ERRORS, OSError) as e:   # a full disk, a locked or unreachable store
+    except (*store_errors(), OSError) as e:   # a full disk, a locked or unreachable store
         print(f"mailguard: {store_db.problem(e, settings.storage.data_dir)}", file=sys.stderr)
         return 1

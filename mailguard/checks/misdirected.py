@@ -52,7 +52,7 @@ class Settings:
     organisation: OrganisationSettings
     directory: Any
     families: Families
-    lookalikes: Lookalikes
+    lookalikes: Lookalikes | None   # None when the check is off
     history: History | None
     limits: Limits
     min_rows: int
@@ -99,22 +99,25 @@ def history_for(shared: Shared) -> History:
 
 
 def build(o: Options, shared: Shared) -> Settings:
-    contacts = shared.directory.contacts.values() if shared.directory is not None else ()
     confidential = shared.checks.get("confidential")
     hold = o.action if o.action is not None else Action.QUARANTINE
     note = Action.OFF if o.action is Action.OFF else Action.LOG
+    actions = {"pupil": o.chosen("pupil", hold), "lookalike": o.chosen("lookalike", note),
+               "lookalike_personal": o.chosen("lookalike_personal", hold),
+               "unusual": o.chosen("unusual", note)}
+    on = any(a is not Action.OFF for a in actions.values())
+    # Off, it reads nothing: no index of the directory, no history, no edit distances.
+    contacts = shared.directory.contacts.values() if shared.directory is not None and on \
+        else ()
     return Settings(
-        pupil=o.chosen("pupil", hold), lookalike=o.chosen("lookalike", note),
-        lookalike_personal=o.chosen("lookalike_personal", hold),
-        unusual=o.chosen("unusual", note), history_min=o.history_min,
+        **actions, history_min=o.history_min,
         organisation=shared.organisation, directory=shared.directory,
         families=Families.of(contacts),
         lookalikes=Lookalikes(own_domains=shared.organisation.domains,
                               known_domains=(*o.known_domains,
                                              *shared.organisation.freemail_domains),
-                              contacts=((c.email, c.name) for c in contacts)),
-        history=history_for(shared) if o.history and o.present and o.action is not Action.OFF
-        else None,
+                              contacts=((c.email, c.name) for c in contacts)) if on else None,
+        history=history_for(shared) if o.history and on else None,
         limits=shared.inspection, min_rows=getattr(confidential, "min_rows", 5))
 
 
@@ -240,7 +243,8 @@ async def _pupil(read: _Read, settings: Settings, flagged: set[str]) -> list[Fin
 
 
 async def _lookalikes(read: _Read, settings: Settings, flagged: set[str]) -> list[Finding]:
-    if settings.lookalike is Action.OFF and settings.lookalike_personal is Action.OFF:
+    if settings.lookalikes is None or (settings.lookalike is Action.OFF
+                                       and settings.lookalike_personal is Action.OFF):
         return []
     mail, history = read.mail, settings.history
     sender = mail.envelope.sender

@@ -14,9 +14,6 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from rapidfuzz.distance import OSA
-from rapidfuzz.process import extractOne
-
 from mailguard.school.pupils import fold
 
 # Providers whose names people mistype. Every real domain near one of them (mail.com beside
@@ -52,6 +49,11 @@ class Lookalikes:
 
     def __init__(self, *, own_domains: Iterable[str], known_domains: Iterable[str],
                  contacts: Iterable[tuple[str, str]] = ()) -> None:
+        # Loaded here, not on import: a gateway with the check off never pays its 4.5 MB.
+        from rapidfuzz.distance import OSA
+        from rapidfuzz.process import extractOne
+
+        self._distance, self._closest = OSA.distance, extractOne
         self.targets = tuple(dict.fromkeys([*PROVIDERS, *(d.lower() for d in own_domains)]))
         self.by_domain: dict[str, list[str]] = defaultdict(list)   # domain → local parts
         self.names: dict[bytes, set[str]] = defaultdict(set)        # folded name → addresses
@@ -73,8 +75,8 @@ class Lookalikes:
         domain = address.rpartition("@")[2].lower().rstrip(".")
         if not domain or domain in self.known:
             return None
-        best = extractOne(domain, self.targets, scorer=OSA.distance,
-                          score_cutoff=slips(len(domain)))
+        best = self._closest(domain, self.targets, scorer=self._distance,
+                             score_cutoff=slips(len(domain)))
         if best is None:
             return None
         return Near("domain", best[0], int(best[1]))
@@ -88,7 +90,8 @@ class Lookalikes:
         locals_ = self.by_domain.get(domain)
         if not locals_ or len(local) < 4:
             return None
-        best = extractOne(local, locals_, scorer=OSA.distance, score_cutoff=slips(len(local)))
+        best = self._closest(local, locals_, scorer=self._distance,
+                             score_cutoff=slips(len(local)))
         if best is None:
             return None
         return Near("address", f"{best[0]}@{domain}", int(best[1]))

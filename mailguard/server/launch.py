@@ -17,7 +17,7 @@ import structlog
 from mailguard import config
 from mailguard.config import ConfigError, Settings
 from mailguard.delivery import trace
-from mailguard.store.backend import ERRORS as STORE_ERRORS
+from mailguard.store.backend import errors as store_errors
 from mailguard.store.db import prepare_data_dir
 from mailguard.store.db import problem as store_problem
 
@@ -108,7 +108,7 @@ def serve(config_path: Path, *, worker: bool = False, milter: bool = False) -> i
     except ConfigError as e:   # found only once the store is open (a cluster's key)
         print(f"mailguard: {config_path}: {e}", file=sys.stderr)
         return 2
-    except (*STORE_ERRORS, OSError) as e:
+    except (*store_errors(), OSError) as e:
         words = store_problem(e, settings.storage.data_dir) if not isinstance(e, OSError) else e
         print(f"mailguard: cannot start: {words}", file=sys.stderr)
         return 1

@@ -14,7 +14,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from mailguard.store.backend import ERRORS
+from mailguard.store.backend import errors
 from mailguard.store.counterfile import CounterFile
 
 TABLES = """
@@ -123,7 +123,7 @@ class SharedRates:
                                   "RETURNING 1) SELECT count(*) FROM gone",
                                   (minute - HOUR // 60,))
             return None
-        except ERRORS as e:
+        except errors() as e:
             raise CountUnreadable(f"the hourly count in the shared store could not be read: "
                                   f"{' '.join(str(e).split())[:200]}") from None
 
@@ -134,5 +134,5 @@ class SharedRates:
                 "INSERT INTO told VALUES (?, ?) ON CONFLICT (sender) DO UPDATE "
                 "SET at = excluded.at WHERE told.at <= ? RETURNING 1", (sender, now, now - HOUR)
             ) is not None
-        except ERRORS:
+        except errors():
             return True   # better a second notice than none

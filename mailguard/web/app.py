@@ -21,7 +21,7 @@ from starlette.staticfiles import StaticFiles
 
 from mailguard.config import Settings
 from mailguard.store import db as store_db
-from mailguard.store.backend import ERRORS as STORE_ERRORS
+from mailguard.store.backend import errors as store_errors
 from mailguard.web import auditlog, export, insight, message, queue, signin
 from mailguard.web.context import Desk
 from mailguard.web.security import SecurityHeaders, session_key
@@ -67,7 +67,7 @@ def create_app(settings: Settings, instance: Any | None, db: Any | None = None) 
                              "cannot be reached or is overloaded. Meanwhile mail that must "
                              "be held is answered 451, so senders' servers keep it and retry.")
             return JSONResponse(body, status_code=503)
-        except (*STORE_ERRORS, OSError) as e:
+        except (*store_errors(), OSError) as e:
             body["status"] = "store unavailable"
             body["store"] = store_db.problem(e, settings.storage.data_dir) or repr(e)
             return JSONResponse(body, status_code=503)
@@ -106,6 +106,8 @@ def create_app(settings: Settings, instance: Any | None, db: Any | None = None) 
               Mount("/static", StaticFiles(directory=STATIC), name="static"),
               *signin.routes(desk), *queue.routes(desk), *message.routes(desk),
               *auditlog.routes(desk), *insight.routes(desk), *export.routes(desk)]
+    if settings.storage.shared:   # its errors are the store's, answered in words
+        import psycopg  # noqa: F401
     web = settings.web
     app = Starlette(
         routes=routes,
@@ -113,7 +115,7 @@ def create_app(settings: Settings, instance: Any | None, db: Any | None = None) 
                     Middleware(SessionMiddleware, secret_key=session_key(settings.storage),
                                session_cookie="mailguard_desk", max_age=web.session_minutes * 60,
                                same_site="strict", https_only=web.secure_cookies)],
-        exception_handlers={HTTPException: problem, **dict.fromkeys(STORE_ERRORS, store_failure),
+        exception_handlers={HTTPException: problem, **dict.fromkeys(store_errors(), store_failure),
                             OSError: store_failure, Exception: failure})
     app.state.desk = desk
     return app
