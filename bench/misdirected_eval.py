@@ -4,13 +4,15 @@
 The synthetic school of tests/schoolgen.py: 300 pupils in families (siblings, split
 families, two pupils of one name), about 450 parents, 40 staff and a sent-mail history of
 20,000 messages; then 1,000 test messages, 10% misdirected (wrong parent by name, by UPN, by
-attachment, a mail merge gone wrong, a slipped address, a domain typo, a display name at
-another address, personal data to a first-time or lone outsider) and 90% correct, with the
-hard cases (both parents, siblings, a quoted reply, another child named beside one's own,
-a newsletter naming six pupils, a new parent in September, a partner known from history).
+attachment, a forwarded note, a mail merge gone wrong, a slipped address, a domain typo, a
+display name at another address, personal data to a first-time or lone outsider) and 90%
+correct, with the hard cases (both parents, siblings, a quoted reply, a reply quoting the
+parent about another child, another child named beside one's own, a newsletter naming six
+pupils, a new parent in September, a partner known from history).
 
-Seed 11 is the school the rules were tuned on; seed 29 was held back and only run for the
-figures. Beside the check: what the simple rules the commercial tools start from would flag
+Seed 11 is the school the rules were tuned on; seed 47 is held back and only run for the
+figures (seed 29, held back before it, was looked at to find two defects, so it no longer
+counts as unseen). Beside the check: what the simple rules the commercial tools start from would flag
 on the same cases (Outlook's external-recipient MailTip: any outside recipient; a
 first-time-recipient warning: any recipient the sender has not written to before). There is
 no free package for this to compare with.
@@ -34,7 +36,7 @@ from mailguard.checks import misdirected  # noqa: E402
 from mailguard.model import Client, Envelope, Mail  # noqa: E402
 from mailguard.store.history import History  # noqa: E402
 
-SEEDS = {"tuned on (seed 11)": 11, "held back (seed 29)": 29}
+SEEDS = {"tuned on (seed 11)": 11, "held back (seed 47)": 47}
 SIGNALS = ("pupil", "lookalike", "unusual")
 
 

@@ -296,8 +296,8 @@ def _correct(rng: random.Random, s: School, with_parents: list[Parent]) -> Case:
     teacher = _teacher(s, child)
     kind = rng.choices(
         ("letter", "report", "both parents", "siblings", "quoted reply", "other child named",
-         "newsletter", "colleague", "partner", "no names", "new parent"),
-        (20, 12, 10, 8, 8, 8, 6, 10, 6, 8, 4))[0]
+         "newsletter", "colleague", "partner", "no names", "new parent", "reply about another"),
+        (20, 12, 10, 8, 8, 8, 6, 10, 6, 8, 4, 5))[0]
     if kind == "new parent":
         news = [p for p in with_parents if p.new] or [parent]
         parent = rng.choice(news)
@@ -329,6 +329,14 @@ def _correct(rng: random.Random, s: School, with_parents: list[Parent]) -> Case:
         names = " and ".join(c.name for c in parent.children)
         body = (f"Thank you, that is fine.\n\nOn Mon, {parent.name} wrote:\n"
                 f"> Could {names} be picked up by their grandmother on Friday?\n")
+    elif kind == "reply about another":   # the parent's own words quoted back to them
+        other = rng.choice(s.pupils)
+        while other in parent.children:
+            other = rng.choice(s.pupils)
+        subject = "Re: playground"
+        body = (f"Thank you for letting me know; I will look into it.\n\nOn Mon, "
+                f"{parent.name} wrote:\n> My child says {other.name} has been unkind at "
+                "lunchtime.\n")
     elif kind == "other child named":
         other = rng.choice(s.pupils)
         while other in parent.children:
@@ -368,10 +376,10 @@ def _misdirected(rng: random.Random, s: School, taken: set[str],
     teacher = _teacher(s, child)
     kind = rng.choices(("wrong parent", "wrong attachment", "mail merge", "wrong parent upn",
                         "slipped address", "domain typo", "display name",
-                        "first-time outsider", "outsider among colleagues"),
-                       (22, 10, 10, 6, 16, 12, 8, 8, 8))[0]
+                        "first-time outsider", "outsider among colleagues", "forwarded"),
+                       (22, 10, 10, 6, 16, 12, 8, 8, 8, 5))[0]
     attachment = None
-    if kind in ("wrong parent", "wrong parent upn", "wrong attachment"):
+    if kind in ("wrong parent", "wrong parent upn", "wrong attachment", "forwarded"):
         # Autocomplete picked another family: often the same surname, sometimes anyone.
         same = [p for p in with_parents if p.name.split()[-1] == parent.name.split()[-1]
                 and not set(map(id, p.children)) & set(map(id, parent.children))]
@@ -382,6 +390,11 @@ def _misdirected(rng: random.Random, s: School, taken: set[str],
         if kind == "wrong parent":
             subject = rng.choice((f"{child.name}: parents' evening", f"{child.name} - reading"))
             body = f"Dear parent,\n\n{child.name} has been struggling with reading lately.\n"
+        elif kind == "forwarded":   # a colleague's note about one child, sent on to another's
+            subject = f"Fwd: {child.forename}"
+            body = (f"Please see below.\n\n---------- Forwarded message ---------\nFrom: "
+                    f"{teacher.name} <{teacher.email}>\n\n{child.name} has been struggling "
+                    "with reading and needs extra support.\n")
         elif kind == "wrong parent upn":
             subject = "Assessment results"
             body = f"Dear parent,\n\nResults for pupil {child.upn} are below: reading 94.\n"

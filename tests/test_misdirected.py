@@ -362,3 +362,19 @@ def test_a_word_report_and_a_pdf_are_read_for_the_pupil_they_are_about(school_ga
     code, text = gw.send(mail_with({"report.docx": docx_file(report)}, to="sarah.jones@gmail.com"),
                          recipients=("sarah.jones@gmail.com",))
     assert code == 250 and b"relayed" in text, text
+
+
+def test_a_reply_quoting_the_parent_is_theirs_but_a_forward_is_new_to_them(school_gateway, sink):
+    gw = school_gateway()
+    quoted = ("Thank you, I will speak to the class.\r\n\r\nOn Monday Ravi Patel wrote:\r\n"
+              "> My daughter says Jack Smith keeps taking her pencils.\r\n")
+    reply = message(to="r.patel@hotmail.co.uk", subject="Re: pencils", body=quoted.replace(
+        "Jack Smith", "Oliver Jones"))
+    code, text = gw.send(reply, recipients=("r.patel@hotmail.co.uk",))
+    assert code == 250 and b"relayed" in text, text
+    forward = message(to="r.patel@hotmail.co.uk", subject="Fwd: Oliver's report",
+                      body="See below.\r\n\r\n---------- Forwarded message ---------\r\n"
+                           "From: Head <head@example.sch.uk>\r\n\r\n"
+                           "Oliver Jones: reading below the expected standard.\r\n")
+    code, text = gw.send(forward, recipients=("r.patel@hotmail.co.uk",))
+    assert code == 250 and b"Held for review" in text, text

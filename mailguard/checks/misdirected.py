@@ -19,6 +19,7 @@ see, names the recipient so the sender can put it right.
 from __future__ import annotations
 
 import functools
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +41,7 @@ NAME = "misdirected"
 READS_BODY = True
 CLAUSE = "vale section 5.1"
 CHECK_FIRST = "check the address before you send it again"
+_REPLY = re.compile(r"(?i)\s*(?:re|aw|sv|antw|r)\s*(?:\[\d+\])?\s*:")   # Re:, AW:, SV: …
 
 
 @dataclass(frozen=True)
@@ -146,8 +148,11 @@ class _Read:
             families, mail = self.settings.families, self.mail
             besides = functools.cache(lambda: self._people())
             text = views(mail)
+            # A reply's quoted thread is what its recipients wrote or were sent already ("my
+            # daughter says Oliver Smith pushed her"); a forward's is new to them.
+            quoted = "" if _REPLY.match(mail.subject) else text.quoted
             self._documents = [("the message", families.read(
-                f"{mail.subject}\n{text.own}\n{text.quoted}", besides=besides))]
+                f"{mail.subject}\n{text.own}\n{quoted}", besides=besides))]
             for file in (await self.files()).walk():
                 if file.members:
                     continue   # an archive: its files are read one by one
