@@ -378,3 +378,29 @@ def test_a_reply_quoting_the_parent_is_theirs_but_a_forward_is_new_to_them(schoo
                            "Oliver Jones: reading below the expected standard.\r\n")
     code, text = gw.send(forward, recipients=("r.patel@hotmail.co.uk",))
     assert code == 250 and b"Held for review" in text, text
+
+
+def test_a_pupil_called_by_a_nickname_is_the_same_pupil():
+    from mailguard.school.directory import Directory
+    from mailguard.school.pupils import Families
+
+    families = Families.of(Directory.parse(
+        f"email,role,name,pupils\na@gmail.com,parent,S Jones,Oliver Jones ({UPN_OLIVER})\n"
+        "b@gmail.com,parent,P Smith,Jack Smith\n").contacts.values())
+    [mention] = families.read("Ollie Jones has settled in well.").mentions
+    assert mention.name == "Oliver Jones" and mention.pupils == {UPN_OLIVER}
+    # "Ollie" alone, to Oliver's parent, is their own child beside another named in full.
+    reading = families.read("Ollie and Jack Smith shared a book.")
+    assert families.forename_in(reading, families.children["a@gmail.com"])
+    assert families.read("Olly Smith").mentions == ()   # a nickname of no listed pupil
+
+
+def test_a_registered_name_wins_over_another_pupils_nickname():
+    from mailguard.school.directory import Directory
+    from mailguard.school.pupils import Families
+
+    families = Families.of(Directory.parse(
+        "email,role,name,pupils\na@gmail.com,parent,A,Harry Smith\nb@gmail.com,parent,B,"
+        "Henry Smith\n").contacts.values())
+    [harry] = families.read("Harry Smith was star of the week.").mentions
+    assert harry.name == "Harry Smith" and len(harry.pupils) == 1

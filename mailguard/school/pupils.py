@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 import hyperscan
 
+from mailguard.school.nicknames import NICKNAMES
 from mailguard.text.identifiers import _UPN, upn_valid
 from mailguard.text.matcher import PHRASE_VIEW, Words
 
@@ -117,7 +118,8 @@ class Families:
         """From the directory's contacts (mailguard.school.directory.Contact)."""
         pupils: dict[str, Pupil] = {}
         children: dict[str, set[str]] = defaultdict(set)
-        names: dict[str, set[str]] = defaultdict(set)    # folded full name → keys
+        names: dict[str, set[str]] = defaultdict(set)    # full name → keys
+        called: dict[str, set[str]] = defaultdict(set)   # by a nickname → keys
         adults: set[bytes] = set()
         for contact in contacts:
             if contact.role == "pupil":
@@ -132,15 +134,24 @@ class Families:
                     continue   # a forename alone names nobody for certain
                 upns = [u for u in _UPN_IN_CELL.findall(entry) if upn_valid(u)]
                 key = upns[0] if upns else "name:" + fold(name).decode()
-                first = _words(name)[0]
+                first, *rest = _words(name)
+                short = NICKNAMES.get(first.lower(), ())
                 pupils.setdefault(key, Pupil(key, name, tuple({
-                    fold(first), fold(first, lower=False), fold(_plain(first))})))
+                    fold(first), fold(first, lower=False), fold(_plain(first)),
+                    *(fold(n) for n in short)})))
                 names[name].add(key)
+                for nickname in short:   # "Ollie Jones" is Oliver Jones
+                    called[" ".join((nickname.title(), *rest))].add(key)
                 if contact.role != "pupil":
                     children[contact.email].add(key)
         forms: dict[bytes, set[str]] = defaultdict(set)
         for name, keys in names.items():
             for form in _forms(name):
+                forms[form] |= keys
+        # A name a pupil is registered by wins over another pupil's nickname: "Harry Smith"
+        # is Harry Smith, not Henry Smith, when the school has both.
+        for name, keys in called.items():
+            for form in _forms(name) - forms.keys():
                 forms[form] |= keys
         # "Jack Smith" the pupil with no UPN and "Jack Smith" by UPN are the same name.
         return cls(pupils, {p: frozenset(k) for p, k in children.items()},
