@@ -18,6 +18,7 @@ see, names the recipient so the sender can put it right.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
 from dataclasses import dataclass
@@ -141,6 +142,16 @@ class _Read:
     settings: Settings
     _documents: list[tuple[str, Reading]] | None = None
     _confidential: str | None = None
+    _known: dict[str, bool] = dataclasses.field(default_factory=dict)
+
+    def known(self, rcpt: str) -> bool:
+        """Whether the sender has written to `rcpt` before (one keyed hash, once a message)."""
+        history = self.settings.history
+        if history is None:
+            return False
+        if rcpt not in self._known:
+            self._known[rcpt] = history.known(self.mail.envelope.sender, rcpt)
+        return self._known[rcpt]
 
     async def documents(self) -> list[tuple[str, Reading]]:
         """(where, reading) for the message text and each attachment."""
@@ -258,7 +269,7 @@ async def _lookalikes(read: _Read, settings: Settings, flagged: set[str]) -> lis
     for rcpt in mail.envelope.recipients:
         if rcpt.lower() in flagged:
             continue
-        known = history is not None and history.known(sender, rcpt)
+        known = read.known(rcpt)
         listed = role_of(settings.directory, rcpt) is not None
         near: Near | None = settings.lookalikes.name(names.get(rcpt.lower(), ""), rcpt)
         if near is None and not known and not listed:
@@ -305,7 +316,7 @@ async def _unusual(read: _Read, settings: Settings, flagged: set[str]) -> list[F
     experienced = history is not None and history.contacts(sender) >= settings.history_min
     lone = len(outside) == 1 and len(recipients) >= 3
     candidates = [r for r in outside if r.lower() not in flagged
-                  and not (history is not None and history.known(sender, r))
+                  and not read.known(r)
                   and (experienced or lone)]
     if not candidates:
         return []

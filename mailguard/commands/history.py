@@ -109,7 +109,7 @@ def rows(path: Path, columns: dict[str, str]) -> tuple[list[tuple[float, str, li
 
 async def _import(settings: Settings, path: Path, columns: dict[str, str]) -> int:
     from mailguard.delivery import trace
-    from mailguard.store.history import History, history_key
+    from mailguard.store.history import History, count, history_key
     from mailguard.store.opening import open_store
 
     found, problems = rows(path, columns)
@@ -122,11 +122,11 @@ async def _import(settings: Settings, path: Path, columns: dict[str, str]) -> in
         history = History()
         await history.attach(db, history_key(trace.load_secret(
             settings.server.stamp_secret_file)))
-        before, _ = await history.count()
+        before, _ = await count(db)
         for ts, sender, recipients in sorted(found):
             history.saw(sender, recipients, ts)
         await history.flush()
-        after, senders = await history.count()
+        after, senders = await count(db)
     finally:
         await db.close()
     print(f"read {len(found)} rows from {path} ({len(problems)} skipped): "
@@ -136,14 +136,12 @@ async def _import(settings: Settings, path: Path, columns: dict[str, str]) -> in
 
 
 async def _status(settings: Settings) -> int:
-    from mailguard.store.history import History
+    from mailguard.store.history import count
     from mailguard.store.opening import open_store
 
     db = await open_store(settings.storage)
     try:
-        history = History()
-        history.db = db
-        pairs, senders = await history.count()
+        pairs, senders = await count(db)
     finally:
         await db.close()
     days = settings.storage.event_retention_days

@@ -185,11 +185,11 @@ class History:
             log.error("history_rows_lost", rows=len(self.pending), error=str(e))
         self.db = None   # a new start attaches (and reads) its own store
 
-    async def count(self) -> tuple[int, int]:
-        """(pairs, senders) the store holds."""
-        assert self.db is not None
-        row = await self.db.one("SELECT count(*), count(DISTINCT sender) FROM history")
-        return int(row[0]), int(row[1])
+
+async def count(db: Store) -> tuple[int, int]:
+    """(pairs, senders) the store holds."""
+    row = await db.one("SELECT count(*), count(DISTINCT sender) FROM history")
+    return int(row[0]), int(row[1])
 
 
 async def prune(db: Store, before: float) -> int:
